@@ -1,0 +1,91 @@
+//! `config.yaml` exactly as written, before validation.
+//!
+//! Every field is optional here so that one missing or wrong value does not hide the
+//! others: validation in the parent module reports them all. Unknown keys are not
+//! rejected by serde but collected by `serde_ignored` and reported with their location.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::dingtalk::{Mention, MsgType};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawConfig {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub keywords: Option<Vec<String>>,
+    pub timezone: Option<String>,
+    pub dingtalk: RawDingTalk,
+    pub delivery: RawDelivery,
+    pub templates: BTreeMap<String, RawTemplate>,
+    pub robots: BTreeMap<String, RawRobot>,
+    pub strategies: Vec<RawStrategy>,
+}
+
+/// `dingtalk:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawDingTalk {
+    pub api_url: Option<String>,
+    pub timeout: Option<String>,
+    pub proxy_url: Option<String>,
+}
+
+/// `delivery:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawDelivery {
+    pub shutdown_timeout: Option<String>,
+}
+
+/// `templates.<name>:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawTemplate {
+    pub title: Option<String>,
+    pub text: Option<String>,
+    pub text_file: Option<String>,
+}
+
+/// `robots.<name>:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawRobot {
+    pub webhook: Option<String>,
+    pub access_token: Option<String>,
+    pub access_token_file: Option<String>,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    pub keywords: Option<Vec<String>>,
+    pub mention: Mention,
+    pub rate_limit: Option<String>,
+    pub msgtype: MsgType,
+}
+
+/// One entry of `strategies:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawStrategy {
+    pub name: String,
+    pub matchers: Vec<String>,
+    pub robots: Vec<String>,
+    pub send_resolved: Option<bool>,
+    pub mention: Mention,
+    pub active_time: Option<RawActiveTime>,
+    #[serde(rename = "continue")]
+    pub continue_matching: bool,
+    pub template: Option<String>,
+}
+
+/// `active_time:` of a strategy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawActiveTime {
+    pub days: Vec<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub timezone: Option<String>,
+}

@@ -1,0 +1,153 @@
+//! What DingTalk's answers mean: whether a failed send is worth retrying, and what the
+//! operator should check.
+//!
+//! DingTalk answers HTTP 200 for most failures and puts the reason in `errcode`, so the
+//! classification looks at the code first and the HTTP status only when there is no code.
+
+use std::fmt;
+
+/// What the delivery worker should do after a failed send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Try the same message again after a backoff.
+    Later,
+    /// DingTalk says the robot sends too fast: pause the whole robot, then try again.
+    AfterPause,
+    /// Trying again cannot help; the configuration or the message must change.
+    Never,
+}
+
+/// A failed send, with everything needed to log it without secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// DingTalk answered with a non-zero `errcode`.
+    Rejected {
+        /// DingTalk's error code.
+        errcode: i64,
+        /// DingTalk's own message, e.g. "keywords not in content".
+        errmsg: String,
+    },
+    /// An HTTP status other than 200 without a DingTalk error body.
+    Http(u16),
+    /// HTTP 200 with a body that is not DingTalk's `{errcode, errmsg}`.
+    BadAnswer(String),
+    /// The request did not complete: connection, TLS or timeout.
+    Network(String),
+}
+
+impl SendError {
+    /// Whether and how the message should be retried.
+    pub fn retry(&self) -> Retry {
+        match self {
+            SendError::Rejected { errcode, .. } => match errcode {
+                130101 | 410100 | 660026 => Retry::AfterPause,
+                // System busy / internal error on DingTalk's side.
+                -1 | 500 | 9001 => Retry::Later,
+                _ => Retry::Never,
+            },
+            SendError::Http(429) => Retry::AfterPause,
+            SendError::Http(status) if *status >= 500 => Retry::Later,
+            SendError::Http(_) => Retry::Never,
+            SendError::BadAnswer(_) | SendError::Network(_) => Retry::Later,
+        }
+    }
+
+    /// The label used for this failure in the `dingtalk_errors_total` metric.
+    pub fn metric_code(&self) -> String {
+        match self {
+            SendError::Rejected { errcode, .. } => errcode.to_string(),
+            SendError::Http(status) => format!("http_{status}"),
+            SendError::BadAnswer(_) => "bad_answer".to_owned(),
+            SendError::Network(_) => "network".to_owned(),
+        }
+    }
+
+    /// A plain-language suggestion of what to check; `keyword` is the robot's first
+    /// configured security keyword.
+    pub fn hint(&self, keyword: &str) -> String {
+        match self {
+            SendError::Rejected { errcode, errmsg } => errcode_hint(*errcode, errmsg, keyword),
+            SendError::Http(status) if *status >= 500 => {
+                "DingTalk is having trouble; the message will be retried".to_owned()
+            }
+            SendError::Http(404) => {
+                "check dingtalk.api_url (or the robot's webhook): it should end in /robot/send"
+                    .to_owned()
+            }
+            SendError::Http(_) => "check dingtalk.api_url and proxy_url".to_owned(),
+            SendError::BadAnswer(_) => {
+                "the answer is not DingTalk's; check dingtalk.api_url and any proxy in between"
+                    .to_owned()
+            }
+            SendError::Network(_) => {
+                "check that this host can reach DingTalk (DNS, firewall, proxy_url / HTTPS_PROXY)"
+                    .to_owned()
+            }
+        }
+    }
+}
+
+fn errcode_hint(errcode: i64, errmsg: &str, keyword: &str) -> String {
+    let errmsg = errmsg.to_ascii_lowercase();
+    let hint = match errcode {
+        310000 if errmsg.contains("keyword") => {
+            return format!(
+                "add {keyword} as a custom keyword in the robot's security settings \
+                 (or set `keywords:` to one the robot has)"
+            );
+        }
+        310000 if errmsg.contains("sign") || errmsg.contains("timestamp") => {
+            "the robot uses 加签 signing: set the robot's `secret` (SEC...) to the one shown \
+             in its security settings, and make sure this host's clock is correct"
+        }
+        310000 if errmsg.contains("ip") => {
+            "this host's public IP is not in the robot's IP allowlist: add it in the robot's \
+             security settings"
+        }
+        310000 => {
+            "a security setting of the robot rejected the message: check its keywords, \
+             signing secret and IP allowlist"
+        }
+        300001 | 300005 | 400101 => {
+            "the access_token is wrong or the robot was deleted: copy the webhook address \
+             again from the group's robot settings"
+        }
+        400102 => {
+            "the robot has been disabled in the group: enable it in the group's robot settings"
+        }
+        400106 => "the robot does not exist or was disabled: re-create it and update the token",
+        400013 => "the group no longer exists: point the robot at a new group's webhook",
+        460101 | 101002 => {
+            "the message is too long for DingTalk; this is a bug, please report it with the payload"
+        }
+        43004 => {
+            "DingTalk wants Content-Type: application/json; check any proxy that rewrites requests"
+        }
+        40035 => "DingTalk could not read the message JSON; check any proxy that rewrites requests",
+        130101 | 410100 => {
+            "the robot sent more than 20 messages in a minute; DingTalk blocks it for 10 \
+             minutes: lower `rate_limit` or route fewer alerts to it"
+        }
+        660026 => "the robot reached DingTalk's daily message quota; messages resume tomorrow",
+        _ => "see DingTalk's errmsg; the message is not retried",
+    };
+    hint.to_owned()
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Rejected { errcode, errmsg } => {
+                write!(
+                    f,
+                    "DingTalk rejected the message: errcode {errcode} ({errmsg})"
+                )
+            }
+            SendError::Http(status) => write!(f, "DingTalk answered HTTP {status}"),
+            SendError::BadAnswer(body) => write!(f, "unexpected answer from DingTalk: {body}"),
+            SendError::Network(reason) => write!(f, "request to DingTalk failed: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}

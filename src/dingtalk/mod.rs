@@ -1,0 +1,178 @@
+//! Everything that knows DingTalk's robot API: robots and their credentials, the JSON
+//! message body, request signing, sending, and the meaning of `errcode`.
+//!
+//! Architecture invariant: no other module builds DingTalk JSON or reads an `errcode`.
+//! Credentials live in [`Secret`]s, whose `Debug` and `Display` never show the value.
+
+mod client;
+pub mod errcode;
+pub mod sign;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use client::{Client, ClientError, classify};
+pub use errcode::{Retry, SendError};
+
+use crate::rate_window::RateLimit;
+
+/// DingTalk's limit on a message's text, in bytes.
+pub const MAX_TEXT_BYTES: usize = 20_000;
+
+/// A credential (access token or signing secret) that must never be logged or printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The credential itself, for the one place that needs it: building the request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A configured group robot.
+#[derive(Debug, Clone)]
+pub struct Robot {
+    /// The name used in `config.yaml`, metrics and logs.
+    pub name: String,
+    /// Where messages are POSTed, without `access_token`.
+    pub api_url: Url,
+    /// The robot's `access_token`.
+    pub access_token: Secret,
+    /// The optional "加签" signing secret.
+    pub secret: Option<Secret>,
+    /// Security keywords; every message carries one of them.
+    pub keywords: Vec<String>,
+    /// Who every message of this robot mentions.
+    pub mention: Mention,
+    /// How many messages the robot may send per rolling window.
+    pub rate_limit: RateLimit,
+    /// Message type to send.
+    pub msgtype: MsgType,
+}
+
+impl Robot {
+    /// The URL messages are POSTed to, signed at `now_ms` when the robot has a secret.
+    pub fn send_url(&self, now_ms: i64) -> Url {
+        let mut url = self.api_url.clone();
+        url.query_pairs_mut()
+            .append_pair("access_token", self.access_token.expose());
+        match &self.secret {
+            Some(secret) => sign::signed_url(&url, secret.expose(), now_ms),
+            None => url,
+        }
+    }
+
+    /// The robot's URL with the token masked, safe for logs and `render` output.
+    pub fn redacted_url(&self) -> String {
+        format!("{}?access_token=***", self.api_url)
+    }
+
+    /// The keyword to name in hints and to add to messages that lack one.
+    pub fn primary_keyword(&self) -> &str {
+        self.keywords.first().map_or("", String::as_str)
+    }
+}
+
+/// The DingTalk message types this bridge can send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MsgType {
+    /// Markdown with title and text: headings, bold, links.
+    #[default]
+    Markdown,
+    /// Plain text.
+    Text,
+}
+
+/// Who a message mentions (`@`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Mention {
+    /// `@all` in the group.
+    pub all: bool,
+    /// Mobile numbers of the people to mention.
+    pub mobiles: Vec<String>,
+    /// DingTalk user ids of the people to mention.
+    pub user_ids: Vec<String>,
+}
+
+impl Mention {
+    /// This mention plus `other`'s, without duplicates.
+    pub fn merged(&self, other: &Mention) -> Mention {
+        let union = |a: &[String], b: &[String]| {
+            let mut all = a.to_vec();
+            all.extend(b.iter().filter(|x| !a.contains(x)).cloned());
+            all
+        };
+        Mention {
+            all: self.all || other.all,
+            mobiles: union(&self.mobiles, &other.mobiles),
+            user_ids: union(&self.user_ids, &other.user_ids),
+        }
+    }
+
+    /// The `@mobile @userid` text DingTalk needs in the message body to show mentions.
+    pub fn at_text(&self) -> String {
+        self.mobiles
+            .iter()
+            .chain(&self.user_ids)
+            .map(|who| format!("@{who}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A rendered message, before it is encoded for DingTalk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Title shown in the notification list (markdown only; the text repeats it).
+    pub title: String,
+    /// The body.
+    pub text: String,
+    /// Who to mention.
+    pub mention: Mention,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct At<'a> {
+    at_mobiles: &'a [String],
+    at_user_ids: &'a [String],
+    is_at_all: bool,
+}
+
+/// The JSON body DingTalk expects for `message`.
+pub fn encode(msgtype: MsgType, message: &Message) -> String {
+    let at = At {
+        at_mobiles: &message.mention.mobiles,
+        at_user_ids: &message.mention.user_ids,
+        is_at_all: message.mention.all,
+    };
+    let body = match msgtype {
+        MsgType::Markdown => serde_json::json!({
+            "msgtype": "markdown",
+            "markdown": { "title": message.title, "text": message.text },
+            "at": at,
+        }),
+        MsgType::Text => serde_json::json!({
+            "msgtype": "text",
+            "text": { "content": message.text },
+            "at": at,
+        }),
+    };
+    body.to_string()
+}

@@ -1,0 +1,130 @@
+//! The `alertmanager-dingtalk` binary: parses flags and hands over to the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alertmanager_dingtalk::{app::App, cli, config, server};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Forwards Prometheus Alertmanager webhooks to DingTalk group robots.
+#[derive(Parser)]
+#[command(version, about)]
+struct Flags {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "config.yaml")]
+    config: PathBuf,
+    /// Address to listen on; overrides `listen:` in the config.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Log level or tracing filter (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config and its templates; print a summary or every error.
+    Check,
+    /// Print the strategies each alert matches and the exact bodies that would be sent.
+    Render {
+        /// An Alertmanager webhook payload (JSON).
+        payload: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    match flags.command {
+        Some(Command::Check) => match cli::check(&flags.config) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Render { ref payload }) => {
+            match cli::render(&flags.config, payload, jiff::Timestamp::now()) {
+                Ok(output) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => serve(flags),
+    }
+}
+
+fn serve(flags: Flags) -> ExitCode {
+    init_logging(&flags.log_level, flags.log_format);
+    let config = match config::load(&flags.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
+                tracing::error!(message = "Invalid configuration.", %error);
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(message = "Cannot start the async runtime.", %error);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let app = match App::new(config, flags.config.clone(), flags.listen) {
+            Ok(app) => app,
+            Err(error) => {
+                tracing::error!(message = "Cannot start.", %error);
+                return ExitCode::FAILURE;
+            }
+        };
+        let listen = app.runtime().config.listen;
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(message = "Cannot listen.", %listen, %error);
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            message = "Listening.",
+            address = %listener.local_addr().unwrap_or(listen),
+            config = %app.runtime().config.summary(),
+        );
+        server::serve(listener, app.clone(), server::signals(app)).await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -1,0 +1,240 @@
+//! The service's own metrics, all prefixed `alertmanager_dingtalk_`.
+//!
+//! Served in the Prometheus text format (0.0.4), which every Prometheus and `promtool`
+//! read, or in OpenMetrics when the scraper asks for it.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set with only an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What happened.
+    pub outcome: String,
+}
+
+/// Label set with only an alert status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// `firing` or `resolved`.
+    pub status: String,
+}
+
+/// Label set with only a strategy.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StrategyLabels {
+    /// Strategy name.
+    pub strategy: String,
+}
+
+/// Label set for alerts a strategy matched but held back.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeldLabels {
+    /// Strategy name.
+    pub strategy: String,
+    /// `inactive` or `resolved`.
+    pub reason: String,
+}
+
+/// Label set with only a robot.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RobotLabels {
+    /// Robot name.
+    pub robot: String,
+}
+
+/// Label set for message outcomes per robot.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// Robot name.
+    pub robot: String,
+    /// `sent`, `retried` or `failed`.
+    pub outcome: String,
+}
+
+/// Label set for DingTalk errors per robot.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Robot name.
+    pub robot: String,
+    /// DingTalk's errcode, or `http_NNN`, `network`, `bad_answer`.
+    pub errcode: String,
+}
+
+/// Label set for the build info.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// Crate version.
+    pub version: String,
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Webhook requests by outcome (`accepted`, `invalid`, `too_large`, ...).
+    pub webhooks: Family<OutcomeLabels, Counter>,
+    /// Alerts received by status.
+    pub alerts_received: Family<StatusLabels, Counter>,
+    /// Alerts matched per strategy.
+    pub alerts_routed: Family<StrategyLabels, Counter>,
+    /// Alerts a strategy matched but did not send.
+    pub alerts_held: Family<HeldLabels, Counter>,
+    /// Alerts no strategy matched.
+    pub alerts_unrouted: Counter,
+    /// Send attempts per robot and outcome.
+    pub messages: Family<MessageLabels, Counter>,
+    /// DingTalk failures per robot and errcode.
+    pub dingtalk_errors: Family<ErrorLabels, Counter>,
+    /// Time per send attempt.
+    pub send_duration: Family<RobotLabels, Histogram>,
+    /// Pending messages per robot.
+    pub queue_depth: Family<RobotLabels, Gauge>,
+    /// 1 if the last config load succeeded.
+    pub config_last_reload_successful: Gauge,
+    /// Unix time of the last successful config load.
+    pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("alertmanager_dingtalk");
+        let metrics = Metrics {
+            webhooks: Family::default(),
+            alerts_received: Family::default(),
+            alerts_routed: Family::default(),
+            alerts_held: Family::default(),
+            alerts_unrouted: Counter::default(),
+            messages: Family::default(),
+            dingtalk_errors: Family::default(),
+            send_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.01, 2.0, 12))
+            }),
+            queue_depth: Family::default(),
+            config_last_reload_successful: Gauge::default(),
+            config_last_reload_success_timestamp: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        let r = &mut registry;
+        r.register(
+            "webhooks",
+            "Webhook requests by outcome",
+            metrics.webhooks.clone(),
+        );
+        r.register(
+            "alerts_received",
+            "Alerts received by status",
+            metrics.alerts_received.clone(),
+        );
+        r.register(
+            "alerts_routed",
+            "Alerts matched per strategy",
+            metrics.alerts_routed.clone(),
+        );
+        r.register(
+            "alerts_held",
+            "Alerts a strategy matched but did not send (outside active_time, or resolved with send_resolved false)",
+            metrics.alerts_held.clone(),
+        );
+        r.register(
+            "alerts_unrouted",
+            "Alerts no strategy matched",
+            metrics.alerts_unrouted.clone(),
+        );
+        r.register(
+            "messages",
+            "DingTalk send attempts per robot: sent, retried (will be tried again) or failed (given up)",
+            metrics.messages.clone(),
+        );
+        r.register(
+            "dingtalk_errors",
+            "Failed sends per robot and DingTalk errcode",
+            metrics.dingtalk_errors.clone(),
+        );
+        r.register(
+            "send_duration_seconds",
+            "Duration of DingTalk send requests",
+            metrics.send_duration.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Messages waiting per robot",
+            metrics.queue_depth.clone(),
+        );
+        r.register(
+            "config_last_reload_successful",
+            "Whether the last configuration load succeeded",
+            metrics.config_last_reload_successful.clone(),
+        );
+        r.register(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load",
+            metrics.config_last_reload_success_timestamp.clone(),
+        );
+        r.register(
+            "build_info",
+            "Version of the running binary (always 1)",
+            build_info,
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The metrics in the Prometheus text format, or OpenMetrics when `openmetrics`.
+    pub fn encode(&self, openmetrics: bool) -> (&'static str, String) {
+        let mut text = String::new();
+        if openmetrics {
+            // Writing to a String cannot fail.
+            let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+            (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text,
+            )
+        } else {
+            let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
+            (
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                text,
+            )
+        }
+    }
+
+    /// Counts a send attempt's outcome for `robot`.
+    pub fn message(&self, robot: &str, outcome: &str) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                robot: robot.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the pending-message gauge of `robot`.
+    pub fn set_queue_depth(&self, robot: &str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&RobotLabels {
+                robot: robot.to_owned(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+}

@@ -1,0 +1,120 @@
+//! The Alertmanager webhook payload (version 4).
+//!
+//! The types are tolerant: fields Alertmanager adds in newer versions (`truncatedAlerts`,
+//! `notification_reason`, ...) are ignored, and optional fields default. What must be
+//! there to route and render an alert is required, so a payload of the wrong shape is
+//! rejected with a one-line reason instead of producing an empty message.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+/// Label or annotation set, sorted by name so messages render deterministically.
+pub type LabelSet = BTreeMap<String, String>;
+
+/// One webhook notification: a group of alerts that Alertmanager notifies together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Payload version; Alertmanager has sent "4" since 0.6.
+    #[serde(default)]
+    pub version: String,
+    /// Identifies the alert group across notifications.
+    #[serde(default)]
+    pub group_key: String,
+    /// Alerts omitted by Alertmanager because of the receiver's `max_alerts`.
+    #[serde(default)]
+    pub truncated_alerts: u64,
+    /// `firing` if any alert of the group fires, else `resolved`.
+    pub status: Status,
+    /// Name of the Alertmanager receiver that sent the notification.
+    #[serde(default)]
+    pub receiver: String,
+    /// Labels the group was formed by.
+    #[serde(default)]
+    pub group_labels: LabelSet,
+    /// Labels every alert of the group shares.
+    #[serde(default)]
+    pub common_labels: LabelSet,
+    /// Annotations every alert of the group shares.
+    #[serde(default)]
+    pub common_annotations: LabelSet,
+    /// Alertmanager's own URL, for links back to it.
+    #[serde(default, rename = "externalURL")]
+    pub external_url: String,
+    /// The alerts of the group.
+    pub alerts: Vec<Alert>,
+}
+
+/// One alert of a notification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// Whether this alert fires or has resolved.
+    pub status: Status,
+    /// Identifying labels, `alertname` among them.
+    #[serde(default)]
+    pub labels: LabelSet,
+    /// Descriptive annotations such as `summary` and `description`.
+    #[serde(default)]
+    pub annotations: LabelSet,
+    /// When the alert started firing.
+    pub starts_at: Timestamp,
+    /// When the alert resolved; Alertmanager sends year 1 for "not yet".
+    #[serde(default)]
+    pub ends_at: Option<Timestamp>,
+    /// Link to the expression that produced the alert.
+    #[serde(default, rename = "generatorURL")]
+    pub generator_url: String,
+    /// Alertmanager's fingerprint of the label set.
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+/// The two states an alert or a group can be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The alert is active.
+    Firing,
+    /// The alert has ended.
+    Resolved,
+}
+
+impl Status {
+    /// The lower-case name Alertmanager uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+impl Alert {
+    /// The alert's name, or "" when it has no `alertname` label.
+    pub fn name(&self) -> &str {
+        self.labels.get("alertname").map_or("", String::as_str)
+    }
+
+    /// When the alert ended, or `None` while it fires (Alertmanager sends `0001-01-01`).
+    pub fn ended_at(&self) -> Option<Timestamp> {
+        self.ends_at.filter(|t| t.as_second() > 0)
+    }
+}
+
+/// Why a request body is not a usable notification.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Alertmanager payload: {0}")]
+pub struct PayloadError(String);
+
+/// Parses a webhook body, answering with a one-line reason when it is not a notification.
+pub fn parse(body: &[u8]) -> Result<Notification, PayloadError> {
+    let notification: Notification =
+        serde_json::from_slice(body).map_err(|e| PayloadError(e.to_string()))?;
+    if notification.alerts.is_empty() {
+        return Err(PayloadError("`alerts` is empty".to_owned()));
+    }
+    Ok(notification)
+}

@@ -1,0 +1,122 @@
+//! The per-robot sliding window that keeps sends under DingTalk's limit.
+//!
+//! DingTalk counts a robot's messages per rolling minute and blocks the robot for ten
+//! minutes once it sends more than 20. A token bucket would allow a burst followed by
+//! refills that still exceed 20 in some 60 s span, so the window remembers when each of the
+//! last `limit` sends happened and lets the next one go only when the oldest of them has
+//! left the window. Time is `tokio::time::Instant`, so tests can pause it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How many messages may be sent in any rolling window of the given length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Messages allowed per window; at least 1.
+    pub count: u32,
+    /// Length of the rolling window.
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// DingTalk's own limit: 20 messages per minute.
+    pub const DINGTALK: RateLimit = RateLimit {
+        count: 20,
+        window: Duration::from_secs(60),
+    };
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit::DINGTALK
+    }
+}
+
+impl FromStr for RateLimit {
+    type Err = String;
+
+    /// Parses `20/min`, `1/s`, `100/h` or `20/90s` (any duration after the slash).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = || format!("rate limit {text:?} should look like 20/min, 1/s or 20/90s");
+        let (count, per) = text.split_once('/').ok_or_else(usage)?;
+        let count: u32 = count.trim().parse().map_err(|_| usage())?;
+        if count == 0 {
+            return Err(format!("rate limit {text:?} allows no messages at all"));
+        }
+        let window = match per.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => jiff::SignedDuration::from_str(other)
+                .ok()
+                .and_then(|d| Duration::try_from(d).ok())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(usage)?,
+        };
+        Ok(RateLimit { count, window })
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{:?}", self.count, self.window)
+    }
+}
+
+/// The send times inside the current window for one robot.
+#[derive(Debug)]
+pub struct RateWindow {
+    limit: RateLimit,
+    sent: VecDeque<Instant>,
+}
+
+impl RateWindow {
+    /// An empty window for `limit`.
+    pub fn new(limit: RateLimit) -> Self {
+        RateWindow {
+            limit,
+            sent: VecDeque::with_capacity(limit.count as usize),
+        }
+    }
+
+    /// Changes the limit, keeping the history (after a config reload).
+    pub fn set_limit(&mut self, limit: RateLimit) {
+        self.limit = limit;
+    }
+
+    /// When the next send may happen: `now` if the window has room.
+    pub fn next_slot(&mut self, now: Instant) -> Instant {
+        self.forget_before(now);
+        if self.sent.len() < self.limit.count as usize {
+            return now;
+        }
+        // The send that must leave the window first is the one `limit` sends back.
+        let blocking = self.sent[self.sent.len() - self.limit.count as usize];
+        blocking + self.limit.window
+    }
+
+    /// Records a send at `now`; call only when `next_slot(now) <= now`.
+    pub fn record(&mut self, now: Instant) {
+        self.sent.push_back(now);
+    }
+
+    /// How many sends the window holds at `now`.
+    pub fn in_window(&mut self, now: Instant) -> usize {
+        self.forget_before(now);
+        self.sent.len()
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        while let Some(&oldest) = self.sent.front() {
+            if now.duration_since(oldest) >= self.limit.window {
+                self.sent.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+}

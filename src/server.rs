@@ -1,0 +1,253 @@
+//! The HTTP front door: the Alertmanager webhook, the drop-in robot path, metrics, health,
+//! readiness and reload, plus the serve loop with signal handling and graceful shutdown.
+//!
+//! Handlers answer every bad request with a 4xx and a one-line reason. Everything past
+//! parsing happens in [`App::accept`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::app::{AcceptError, App};
+use crate::payload;
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: impl Into<String>) -> Reply {
+    let mut body = body.into();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Answers one request.
+pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    match (&method, path.as_str()) {
+        (&Method::POST, "/alertmanager") => webhook(&app, request, None).await,
+        (&Method::POST, robot_path) if robot_name(robot_path).is_some() => {
+            let robot = robot_name(robot_path).unwrap_or_default().to_owned();
+            webhook(&app, request, Some(&robot)).await
+        }
+        (&Method::GET, "/metrics") => metrics(&app, &request),
+        (&Method::GET | &Method::HEAD, "/-/healthy") => reply(StatusCode::OK, "OK"),
+        (&Method::GET | &Method::HEAD, "/-/ready") if app.is_ready() => reply(StatusCode::OK, "OK"),
+        (&Method::GET | &Method::HEAD, "/-/ready") => {
+            reply(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down")
+        }
+        (&Method::POST | &Method::PUT, "/-/reload") => match app.reload() {
+            Ok(summary) => reply(StatusCode::OK, format!("reloaded: {summary}")),
+            Err(errors) => reply(
+                StatusCode::BAD_REQUEST,
+                format!("reload failed; the running configuration stays in force:\n{errors}"),
+            ),
+        },
+        (_, "/alertmanager" | "/metrics" | "/-/healthy" | "/-/ready" | "/-/reload") => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}"),
+        ),
+        _ => reply(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
+    }
+}
+
+/// `/dingtalk/{robot}/send` → `robot`.
+fn robot_name(path: &str) -> Option<&str> {
+    let robot = path.strip_prefix("/dingtalk/")?.strip_suffix("/send")?;
+    (!robot.is_empty() && !robot.contains('/')).then_some(robot)
+}
+
+async fn webhook(app: &Arc<App>, request: Request<Incoming>, robot: Option<&str>) -> Reply {
+    let (status, outcome, text) = match read_notification(app, request).await {
+        Err((status, outcome, reason)) => (status, outcome, reason),
+        Ok(notification) => match app.accept(&notification, robot) {
+            Ok(queued) => (
+                StatusCode::OK,
+                "accepted",
+                format!(
+                    "ok: {} alerts, {queued} messages queued",
+                    notification.alerts.len()
+                ),
+            ),
+            Err(error @ AcceptError::UnknownRobot(_)) => {
+                (StatusCode::NOT_FOUND, "unknown_robot", error.to_string())
+            }
+            Err(error @ AcceptError::Queue(_)) => {
+                tracing::error!(message = "Cannot queue messages.", %error);
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue_error",
+                    error.to_string(),
+                )
+            }
+        },
+    };
+    app.count_webhook(outcome);
+    if status != StatusCode::OK {
+        tracing::warn!(message = "Rejected webhook.", status = status.as_u16(), reason = %text);
+    }
+    reply(status, text)
+}
+
+type Rejection = (StatusCode, &'static str, String);
+
+async fn read_notification(
+    app: &App,
+    request: Request<Incoming>,
+) -> Result<payload::Notification, Rejection> {
+    if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
+        let is_json = content_type
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json".to_owned(),
+            ));
+        }
+    }
+    let limit = app.runtime().config.max_body_bytes;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("body is larger than max_body_bytes ({limit} bytes)"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "unreadable",
+                    format!("cannot read the request body: {error}"),
+                )
+            }
+        })?
+        .to_bytes();
+    payload::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+}
+
+fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
+    let openmetrics = request
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    let (content_type, text) = app.metrics.encode(openmetrics);
+    let mut response = reply(StatusCode::OK, text);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes, then stops taking requests, lets
+/// open requests finish (up to 5 s) and delivers what is pending up to the configured
+/// `shutdown_timeout`.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    app.set_ready(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and similar: wait a little instead of spinning.
+                    tracing::warn!(message = "Accepting a connection failed.", %error);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = service_fn(move |request| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(app, request).await) }
+        });
+        let connection = http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(message = "Connection ended with an error.", %peer, %error);
+            }
+        });
+    }
+    app.set_ready(false);
+    drop(listener);
+    tracing::info!(message = "Shutting down: no longer accepting webhooks.");
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(message = "Open connections did not finish in time; closing them.");
+    }
+    let timeout = app.runtime().config.shutdown_timeout;
+    let left = app.drain(timeout).await;
+    if left > 0 {
+        tracing::error!(
+            message = "Shutdown timeout reached; pending messages were not delivered.",
+            undelivered = left,
+        );
+    } else {
+        tracing::info!(message = "All pending messages delivered.");
+    }
+}
+
+/// Completes on SIGTERM or SIGINT; reloads the config on every SIGHUP meanwhile.
+pub async fn signals(app: Arc<App>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!(message = "Cannot install signal handlers; stop with SIGKILL.");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => { let _ = app.reload(); }
+        }
+    }
+}

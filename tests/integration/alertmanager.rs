@@ -1,0 +1,533 @@
+//! Harness that runs a real Prometheus Alertmanager (`/usr/bin/prometheus-alertmanager`,
+//! overridable with `ALERTMANAGER_BIN`) as a child process on loopback, for end-to-end
+//! tests of the webhook bridge. Each instance gets free ports, clustering disabled, and a
+//! unique temp directory holding its config, storage and log (stderr). The child is killed
+//! and the directory removed on drop, including when a test panics. HTTP to Alertmanager
+//! is spoken over a plain `tokio::net::TcpStream` so the harness needs no TLS crypto
+//! provider and cannot mask a missing one in the code under test; it uses only tokio's `net`
+//! feature (`readable`/`try_read`), not `io-util`, which Cargo.toml does not request.
+
+// Not every test uses every helper.
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpStream;
+
+/// Where Debian's `prometheus-alertmanager` package installs the binary.
+const DEFAULT_BIN: &str = "/usr/bin/prometheus-alertmanager";
+/// How long to wait for `/-/ready` before giving up.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Upper bound for a single HTTP exchange with Alertmanager.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times to retry start-up when the picked port was taken in the meantime.
+const START_ATTEMPTS: u32 = 3;
+
+/// A running Alertmanager child process; dropping it kills the process and removes its temp dir.
+pub struct Alertmanager {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+/// One alert to post to Alertmanager's `/api/v2/alerts`.
+#[derive(Debug, Clone)]
+pub struct TestAlert {
+    /// Identifying labels (`alertname`, `severity`, ...).
+    pub labels: Vec<(String, String)>,
+    /// Annotations (`summary`, `description`, ...).
+    pub annotations: Vec<(String, String)>,
+    /// Whether to post the alert as resolved (`endsAt` in the past).
+    pub resolved: bool,
+}
+
+impl TestAlert {
+    /// A firing alert with the given labels and no annotations.
+    pub fn firing(labels: &[(&str, &str)]) -> Self {
+        TestAlert {
+            labels: to_owned_pairs(labels),
+            annotations: Vec::new(),
+            resolved: false,
+        }
+    }
+
+    /// A resolved alert with the given labels and no annotations.
+    pub fn resolved(labels: &[(&str, &str)]) -> Self {
+        TestAlert {
+            resolved: true,
+            ..TestAlert::firing(labels)
+        }
+    }
+
+    /// Adds annotation `k=v`.
+    pub fn annotate(mut self, k: &str, v: &str) -> Self {
+        self.annotations.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// The alert as Alertmanager API v2 JSON (`postableAlert`).
+    fn to_json(&self) -> serde_json::Value {
+        let mut alert = serde_json::json!({
+            "labels": pairs_to_map(&self.labels),
+            "annotations": pairs_to_map(&self.annotations),
+        });
+        if self.resolved {
+            let ends_at = SystemTime::now() - Duration::from_secs(1);
+            alert["endsAt"] = serde_json::Value::String(rfc3339(ends_at));
+        }
+        alert
+    }
+}
+
+impl Alertmanager {
+    /// Starts Alertmanager with a route that sends every alert to `webhook_url`, group_by ['alertname'], group_wait 1s, group_interval 1s, repeat_interval 4h, send_resolved true.
+    pub async fn start(webhook_url: &str) -> Alertmanager {
+        let bin = alertmanager_bin();
+        let mut attempt = 1;
+        loop {
+            let mut am = Alertmanager::spawn(&bin, webhook_url);
+            match am.wait_ready().await {
+                Ok(()) => return am,
+                Err(_)
+                    if attempt < START_ATTEMPTS && am.log().contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                Err(err) => panic!(
+                    "Alertmanager ({}) did not become ready: {err}\n--- alertmanager log ---\n{}",
+                    bin.display(),
+                    am.log()
+                ),
+            }
+        }
+    }
+
+    /// Base URL of the Alertmanager API, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// POSTs alerts to /api/v2/alerts. Each alert: labels map, annotations map; `resolved: true` sets endsAt to now (minus 1s) so Alertmanager sees it resolved; otherwise endsAt is omitted (or in the future).
+    pub async fn post_alerts(&self, alerts: &[TestAlert]) {
+        let body = serde_json::Value::Array(alerts.iter().map(TestAlert::to_json).collect());
+        let body = body.to_string();
+        match http(self.port, "POST", "/api/v2/alerts", &body).await {
+            Ok((200..=299, _)) => {}
+            Ok((status, response)) => panic!(
+                "POST /api/v2/alerts returned {status}: {response}\nrequest: {body}\n--- alertmanager log ---\n{}",
+                self.log()
+            ),
+            Err(err) => panic!(
+                "POST /api/v2/alerts failed: {err}\n--- alertmanager log ---\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// The Alertmanager's own log so far (stderr), for assertion messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path())
+            .unwrap_or_else(|err| format!("<cannot read {}: {err}>", self.log_path().display()))
+    }
+
+    /// Writes the config into a fresh temp dir and spawns the binary; does not wait for readiness.
+    fn spawn(bin: &Path, webhook_url: &str) -> Alertmanager {
+        let dir = unique_temp_dir();
+        let port = free_port();
+        let config = dir.join("alertmanager.yml");
+        let storage = dir.join("data");
+        fs::create_dir_all(&storage)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", storage.display()));
+        fs::write(&config, render_config(webhook_url))
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", config.display()));
+        let log_path = dir.join("alertmanager.log");
+        let log = File::create(&log_path)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", log_path.display()));
+        let log_for_stdout = log
+            .try_clone()
+            .unwrap_or_else(|err| panic!("cannot clone log file handle: {err}"));
+        let spawned = Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", storage.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--web.external-url=http://127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=debug")
+            .stdin(Stdio::null())
+            .stdout(log_for_stdout)
+            .stderr(log)
+            .spawn();
+        match spawned {
+            Ok(child) => Alertmanager { child, dir, port },
+            Err(err) => {
+                let _ = fs::remove_dir_all(&dir);
+                panic!("cannot spawn {}: {err}", bin.display());
+            }
+        }
+    }
+
+    /// Polls `GET /-/ready` until it answers 200, the child exits, or [`READY_TIMEOUT`] passes.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Err(format!("process exited early with {status}")),
+                Ok(None) => {}
+                Err(err) => return Err(format!("cannot query child status: {err}")),
+            }
+            let last = match http(self.port, "GET", "/-/ready", "").await {
+                Ok((200, _)) => return Ok(()),
+                Ok((status, body)) => format!("GET /-/ready returned {status}: {body}"),
+                Err(err) => format!("GET /-/ready failed: {err}"),
+            };
+            if Instant::now() >= deadline {
+                return Err(format!("timed out after {READY_TIMEOUT:?}; last: {last}"));
+            }
+            // Poll interval, not synchronisation: readiness is decided by the response above.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Path of the file capturing the child's stderr and stdout.
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("alertmanager.log")
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The Alertmanager binary: `$ALERTMANAGER_BIN` or [`DEFAULT_BIN`]; panics if it does not exist.
+fn alertmanager_bin() -> PathBuf {
+    let bin = std::env::var_os("ALERTMANAGER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
+    if !bin.is_file() {
+        panic!(
+            "prometheus-alertmanager is not installed: run `apt-get install prometheus-alertmanager` (or .ci/run) (looked for {})",
+            bin.display()
+        );
+    }
+    bin
+}
+
+/// The alertmanager.yml routing everything to a single webhook receiver at `webhook_url`.
+fn render_config(webhook_url: &str) -> String {
+    // A JSON string is a valid YAML double-quoted scalar, so this escapes the URL safely.
+    let url = serde_json::Value::String(webhook_url.to_owned());
+    format!(
+        "route:
+  receiver: bridge
+  group_by: ['alertname']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 4h
+receivers:
+  - name: bridge
+    webhook_configs:
+      - url: {url}
+        send_resolved: true
+        max_alerts: 0
+"
+    )
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released; another process could grab it meanwhile).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|err| panic!("cannot bind 127.0.0.1:0: {err}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|err| panic!("cannot read local address: {err}"))
+        .port()
+}
+
+/// Creates a fresh directory under the system temp dir, unique per process, call and instant.
+fn unique_temp_dir() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!(
+        "alertmanager-e2e-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let dir = std::env::temp_dir().join(name);
+    fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
+    dir
+}
+
+/// One HTTP/1.1 exchange with `127.0.0.1:port` (`Connection: close`); returns status and raw body.
+async fn http(port: u16, method: &str, path: &str, body: &str) -> io::Result<(u16, String)> {
+    let exchange = async {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        write_all(&stream, request.as_bytes()).await?;
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match read_some(&stream, &mut chunk).await? {
+                0 => break,
+                n => response.extend_from_slice(&chunk[..n]),
+            }
+        }
+        io::Result::Ok(response)
+    };
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "HTTP request timed out"))??;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("malformed HTTP response: {text:?}")))?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_owned()))
+}
+
+/// Reads at least one byte (0 at end of stream) using only tokio's `net` feature.
+async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read(buf) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
+    }
+}
+
+/// Writes all of `data` using only tokio's `net` feature.
+async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// Converts borrowed label pairs into owned ones.
+fn to_owned_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Converts label/annotation pairs into a JSON object.
+fn pairs_to_map(pairs: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect()
+}
+
+/// Formats `t` as an RFC 3339 UTC timestamp with millisecond precision.
+fn rfc3339(t: SystemTime) -> String {
+    let since_epoch = t
+        .duration_since(UNIX_EPOCH)
+        .expect("system clock is before 1970");
+    let secs = since_epoch.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // civil_from_days, from Howard Hinnant's date algorithms.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+mod tests {
+    use super::*;
+
+    use serde_json::{Value, json};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    /// Deadline for each expected webhook notification.
+    const NOTIFY_TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// Starts a minimal HTTP receiver on 127.0.0.1:0; returns its URL and the stream of JSON bodies.
+    async fn spawn_receiver() -> (String, mpsc::UnboundedReceiver<Value>) {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let url = format!("http://{}/webhook", listener.local_addr().expect("addr"));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_connection(stream, tx.clone()));
+            }
+        });
+        (url, rx)
+    }
+
+    /// Serves keep-alive HTTP/1.1 requests on one connection, forwarding each JSON body.
+    async fn serve_connection(stream: TcpStream, tx: mpsc::UnboundedSender<Value>) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            // Read until the header block is complete.
+            let header_end = loop {
+                if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break pos + 4;
+                }
+                match read_some(&stream, &mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let headers = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+            let content_length = headers
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while buf.len() < header_end + content_length {
+                match read_some(&stream, &mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body: Vec<u8> = buf
+                .drain(..header_end + content_length)
+                .skip(header_end)
+                .collect();
+            let payload = serde_json::from_slice(&body).unwrap_or_else(|err| {
+                json!({ "unparseable": err.to_string(), "raw": String::from_utf8_lossy(&body) })
+            });
+            let _ = tx.send(payload);
+            let response = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            if write_all(&stream, response).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Awaits the next webhook payload, panicking with the Alertmanager log on timeout.
+    async fn next_payload(rx: &mut mpsc::UnboundedReceiver<Value>, am: &Alertmanager) -> Value {
+        match tokio::time::timeout(NOTIFY_TIMEOUT, rx.recv()).await {
+            Ok(Some(payload)) => payload,
+            Ok(None) => panic!(
+                "webhook receiver stopped\n--- alertmanager log ---\n{}",
+                am.log()
+            ),
+            Err(_) => panic!(
+                "no webhook notification within {NOTIFY_TIMEOUT:?}\n--- alertmanager log ---\n{}",
+                am.log()
+            ),
+        }
+    }
+
+    /// Asserts `payload` is a version 4 webhook with one alert in `status` carrying `labels`.
+    fn assert_payload(payload: &Value, status: &str, labels: &Value, am: &Alertmanager) {
+        let context = || {
+            format!(
+                "payload: {payload:#}\n--- alertmanager log ---\n{}",
+                am.log()
+            )
+        };
+        assert_eq!(payload["version"], "4", "{}", context());
+        assert_eq!(payload["status"], status, "{}", context());
+        assert_eq!(payload["receiver"], "bridge", "{}", context());
+        assert_eq!(
+            payload["groupLabels"],
+            json!({ "alertname": "E2eProbe" }),
+            "{}",
+            context()
+        );
+        assert_eq!(payload["externalURL"], am.url(), "{}", context());
+        let alerts = payload["alerts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", context()));
+        assert_eq!(alerts.len(), 1, "{}", context());
+        assert_eq!(alerts[0]["status"], status, "{}", context());
+        assert_eq!(&alerts[0]["labels"], labels, "{}", context());
+        assert_eq!(
+            alerts[0]["annotations"],
+            json!({ "summary": "end-to-end probe" }),
+            "{}",
+            context()
+        );
+    }
+
+    #[tokio::test]
+    async fn real_alertmanager_delivers_firing_then_resolved_webhooks() {
+        let (webhook_url, mut rx) = spawn_receiver().await;
+        let am = Alertmanager::start(&webhook_url).await;
+
+        let config = am.dir.join("alertmanager.yml");
+        let amtool = std::env::var_os("AMTOOL_BIN").unwrap_or_else(|| "/usr/bin/amtool".into());
+        let check = Command::new(&amtool)
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", Path::new(&amtool).display()));
+        assert!(
+            check.status.success(),
+            "amtool check-config rejected the generated config:\n{}{}\n--- config ---\n{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr),
+            fs::read_to_string(&config).unwrap_or_default()
+        );
+
+        let labels = [("alertname", "E2eProbe"), ("severity", "critical")];
+        let expected_labels = json!({ "alertname": "E2eProbe", "severity": "critical" });
+
+        let posted = Instant::now();
+        am.post_alerts(&[TestAlert::firing(&labels).annotate("summary", "end-to-end probe")])
+            .await;
+        let firing = next_payload(&mut rx, &am).await;
+        eprintln!("firing notification after {:?}", posted.elapsed());
+        assert_payload(&firing, "firing", &expected_labels, &am);
+
+        let posted = Instant::now();
+        am.post_alerts(&[TestAlert::resolved(&labels).annotate("summary", "end-to-end probe")])
+            .await;
+        let resolved = next_payload(&mut rx, &am).await;
+        eprintln!("resolved notification after {:?}", posted.elapsed());
+        assert_payload(&resolved, "resolved", &expected_labels, &am);
+    }
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(at(1_700_000_000) + Duration::from_millis(42)),
+            "2023-11-14T22:13:20.042Z"
+        );
+    }
+}

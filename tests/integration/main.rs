@@ -1,0 +1,2 @@
+mod alertmanager;
+mod fake_dingtalk;
