@@ -5,6 +5,10 @@
 //! refills that still exceed 20 in some 60 s span, so the window remembers when each of the
 //! last `limit` sends happened and lets the next one go only when the oldest of them has
 //! left the window. Time is `tokio::time::Instant`, so tests can pause it.
+//!
+//! The window is measured here, when requests leave; DingTalk measures it when they
+//! arrive. If the oldest request of a window took longer to arrive than the newest, the two
+//! could land less than a window apart, so sends wait a small margin past the window.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -96,7 +100,12 @@ impl RateWindow {
         }
         // The send that must leave the window first is the one `limit` sends back.
         let blocking = self.sent[self.sent.len() - self.limit.count as usize];
-        blocking + self.limit.window
+        blocking + self.span()
+    }
+
+    /// The window plus the latency margin: 1/20 of the window, at most 1 s.
+    fn span(&self) -> Duration {
+        self.limit.window + (self.limit.window / 20).min(Duration::from_secs(1))
     }
 
     /// Records a send at `now`; call only when `next_slot(now) <= now`.
@@ -112,7 +121,7 @@ impl RateWindow {
 
     fn forget_before(&mut self, now: Instant) {
         while let Some(&oldest) = self.sent.front() {
-            if now.duration_since(oldest) >= self.limit.window {
+            if now.duration_since(oldest) >= self.span() {
                 self.sent.pop_front();
             } else {
                 break;

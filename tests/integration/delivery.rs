@@ -1,0 +1,326 @@
+//! Delivery against the fake DingTalk: rate windows, retries, permanent failures,
+//! shutdown, and credentials kept out of logs.
+
+use std::time::Duration;
+
+use crate::bridge::{Bridge, payload};
+use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Mode};
+
+fn one_robot_config(api_url: &str, robot_extra: &str, top_extra: &str) -> String {
+    format!(
+        r#"
+dingtalk:
+  api_url: "{api_url}"
+  timeout: 1s
+robots:
+  ops:
+    access_token: ops-token
+{robot_extra}
+strategies:
+  - name: default
+    robots: [ops]
+{top_extra}"#
+    )
+}
+
+/// `count` notifications, each its own group with one distinctly named alert.
+async fn storm(bridge: &Bridge, count: usize) -> Vec<String> {
+    let names: Vec<String> = (0..count).map(|i| format!("StormAlert{i:03}")).collect();
+    for name in &names {
+        bridge.notify(&payload("firing", &[(name, &[])])).await;
+    }
+    names
+}
+
+#[tokio::test]
+async fn a_storm_is_delivered_in_full_without_exceeding_the_window() {
+    // DingTalk's 20/min scaled down to 5 per 2 s on both sides, so the whole storm
+    // drains within the test; the window logic is the same.
+    let window = Duration::from_secs(2);
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token").rate(5, window)]).await;
+    let config = one_robot_config(&dingtalk.api_url(), "    rate_limit: 5/2s", "");
+    let bridge = Bridge::start(&config).await;
+
+    let names = storm(&bridge, 30).await;
+
+    let requests = dingtalk
+        .wait_until("all 30 messages", Duration::from_secs(40), |r| {
+            r.iter().filter(|r| r.errcode == Some(0)).count() == 30
+        })
+        .await;
+    for name in &names {
+        let carrying = requests
+            .iter()
+            .filter(|r| r.text().contains(name.as_str()))
+            .count();
+        assert_eq!(carrying, 1, "{name} delivered {carrying} times");
+    }
+    assert!(
+        requests.iter().all(|r| r.errcode == Some(0)),
+        "a send was rejected"
+    );
+    assert!(dingtalk.max_in_any_window("ops-token", window) <= 5);
+}
+
+#[tokio::test]
+async fn a_120_group_storm_never_exceeds_20_sends_per_rolling_minute() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let bridge = Bridge::start(&one_robot_config(&dingtalk.api_url(), "", "")).await;
+
+    storm(&bridge, 120).await;
+
+    // The 21st send may only happen once the first has left the 60 s window.
+    let requests = dingtalk
+        .wait_until("the 21st send", Duration::from_secs(80), |r| r.len() >= 21)
+        .await;
+    let first = requests[0].at;
+    assert!(requests[20].at.duration_since(first) >= Duration::from_secs(60));
+    assert!(dingtalk.max_in_any_window("ops-token", Duration::from_secs(60)) <= 20);
+    assert!(
+        requests.iter().all(|r| r.errcode == Some(0)),
+        "DingTalk rejected a send: 130101?"
+    );
+    // Nothing is dropped: what was not sent yet is waiting in the queue. (Counted after
+    // the depth, as a message stays queued until DingTalk's answer is in: one in flight
+    // may be in both.)
+    let depth = bridge
+        .metric(r#"alertmanager_dingtalk_queue_depth{robot="ops"}"#)
+        .await;
+    let sent = dingtalk.delivered("ops-token").len() as f64;
+    assert!(
+        (120.0..=121.0).contains(&(depth + sent)),
+        "queued {depth} + sent {sent}"
+    );
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_alerts_received_total{status="firing"}"#)
+            .await,
+        120.0
+    );
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_until_delivered_once() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Http500);
+    let bridge = Bridge::start(&one_robot_config(&dingtalk.api_url(), "", "")).await;
+
+    bridge.notify(&payload("firing", &[("Outage", &[])])).await;
+    dingtalk
+        .wait_until("two failed attempts", Duration::from_secs(10), |r| {
+            r.len() >= 2
+        })
+        .await;
+    dingtalk.set_mode(Mode::Normal);
+    dingtalk
+        .wait_until("delivery after recovery", Duration::from_secs(20), |r| {
+            r.iter().any(|r| r.errcode == Some(0))
+        })
+        .await;
+
+    assert_eq!(dingtalk.delivered("ops-token").len(), 1);
+    assert!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_messages_total{robot="ops",outcome="retried"}"#)
+            .await
+            >= 2.0
+    );
+    assert!(
+        bridge
+            .metric(
+                r#"alertmanager_dingtalk_dingtalk_errors_total{robot="ops",errcode="http_500"}"#
+            )
+            .await
+            >= 2.0
+    );
+    assert!(bridge.log().contains("Send failed; will retry."));
+}
+
+#[tokio::test]
+async fn timeouts_are_retried() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Hang);
+    let mut bridge = Bridge::start(&one_robot_config(&dingtalk.api_url(), "", "")).await;
+
+    bridge
+        .notify(&payload("firing", &[("SlowDingTalk", &[])]))
+        .await;
+    bridge
+        .wait_for_log("a timed-out send", Duration::from_secs(10), |l| {
+            l["message"] == "Send failed; will retry."
+                && l["error"].as_str().is_some_and(|e| e.contains("timed out"))
+        })
+        .await;
+    dingtalk.set_mode(Mode::Normal);
+    dingtalk
+        .wait_until("delivery", Duration::from_secs(20), |r| {
+            r.iter().any(|r| r.errcode == Some(0))
+        })
+        .await;
+    assert!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_dingtalk_errors_total{robot="ops",errcode="network"}"#)
+            .await
+            >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn a_missing_keyword_is_a_permanent_failure_with_a_hint() {
+    // The robot's security keyword is HertzBeat; the config promises another one.
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let config = one_robot_config(&dingtalk.api_url(), "    keywords: [Prometheus]", "");
+    let mut bridge = Bridge::start(&config).await;
+
+    bridge
+        .notify(&payload("firing", &[("NoKeyword", &[])]))
+        .await;
+    let line = bridge
+        .wait_for_log("the give-up line", Duration::from_secs(10), |l| {
+            l["message"] == "DingTalk refused the message; giving up on it."
+        })
+        .await;
+
+    assert!(
+        line["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("add Prometheus as a custom keyword"),
+        "{line}"
+    );
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("310000"),
+        "{line}"
+    );
+    assert_eq!(
+        dingtalk.requests().len(),
+        1,
+        "a permanent failure is not retried"
+    );
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_messages_total{robot="ops",outcome="failed"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_dingtalk_errors_total{robot="ops",errcode="310000"}"#)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_answer_pauses_the_robot() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Errcode(130101, "send too fast".into()));
+    let mut bridge = Bridge::start(&one_robot_config(&dingtalk.api_url(), "", "")).await;
+
+    bridge.notify(&payload("firing", &[("Paused", &[])])).await;
+    let line = bridge
+        .wait_for_log("the pause", Duration::from_secs(10), |l| {
+            l["message"] == "DingTalk rate-limited the robot; pausing it."
+        })
+        .await;
+    assert_eq!(line["pause"], "60s", "{line}");
+    // Asserting that something does not happen needs a wait: without the pause, the
+    // retry backoff (at most 1 s after the first failure) would send again within it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(dingtalk.requests().len(), 1, "the robot was not paused");
+}
+
+#[tokio::test]
+async fn sigterm_exits_promptly_and_reports_what_was_not_delivered() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let config = one_robot_config(
+        &dingtalk.api_url(),
+        "    rate_limit: 1/min",
+        "delivery: { shutdown_timeout: 1s }\n",
+    );
+    let mut bridge = Bridge::start(&config).await;
+    storm(&bridge, 2).await;
+    dingtalk
+        .wait_until("the first send", Duration::from_secs(10), |r| r.len() == 1)
+        .await;
+
+    bridge.signal("TERM");
+    let status = bridge.wait_exit(Duration::from_secs(10)).await;
+
+    assert!(status.success(), "{status}");
+    let lines = bridge.log_lines();
+    let report = lines
+        .iter()
+        .find(|l| l["message"] == "Shutdown timeout reached; pending messages were not delivered.")
+        .unwrap_or_else(|| panic!("no undelivered report:\n{}", bridge.log()));
+    assert_eq!(report["undelivered"], 1);
+}
+
+#[tokio::test]
+async fn credentials_never_appear_in_logs_or_render_output() {
+    let token = "tok-never-log-me-1234";
+    let secret = "SECnever-log-me-5678";
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(token).secret(secret)]).await;
+    // The robot is configured with a wrong secret, so the first send fails (310000).
+    let config = format!(
+        r#"
+dingtalk: {{ api_url: "{}", timeout: 1s }}
+robots:
+  ops:
+    webhook: "{}?access_token=${{TOKEN}}"
+    secret: "${{SECRET}}x"
+strategies:
+  - name: default
+    robots: [ops]
+"#,
+        dingtalk.api_url(),
+        dingtalk.api_url()
+    );
+    let mut bridge = Bridge::start_with_env(&config, &[("TOKEN", token), ("SECRET", secret)]).await;
+    bridge.notify(&payload("firing", &[("Leak", &[])])).await;
+    bridge
+        .wait_for_log("the failure", Duration::from_secs(10), |l| {
+            l["message"] == "DingTalk refused the message; giving up on it."
+        })
+        .await;
+    dingtalk.set_mode(Mode::Refuse);
+    bridge.notify(&payload("firing", &[("Leak2", &[])])).await;
+    bridge
+        .wait_for_log("a network failure", Duration::from_secs(10), |l| {
+            l["message"] == "Send failed; will retry."
+        })
+        .await;
+
+    let log = bridge.log();
+    assert!(
+        log.contains("access_token=***"),
+        "the redacted URL is logged: {log}"
+    );
+    for credential in [token, secret, "never-log-me"] {
+        assert!(!log.contains(credential), "{credential} in the log:\n{log}");
+    }
+
+    let payload_file = bridge.dir().join("payload.json");
+    std::fs::write(&payload_file, payload("firing", &[("Leak", &[])])).expect("write payload");
+    let output = std::process::Command::new(crate::bridge::BINARY)
+        .current_dir(bridge.dir())
+        .args(["render", "payload.json"])
+        .env("TOKEN", token)
+        .env("SECRET", secret)
+        .output()
+        .expect("run render");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("access_token=***") && stdout.contains("\"msgtype\": \"markdown\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("never-log-me"), "{stdout}");
+}

@@ -1,0 +1,214 @@
+//! What an operator does with a running bridge: reload its config, scrape its metrics,
+//! check a config before deploying it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::bridge::{BINARY, Bridge, payload, temp_dir};
+use crate::fake_dingtalk::{FakeDingTalk, FakeRobot};
+
+fn config(api_url: &str, robot: &str) -> String {
+    format!(
+        r#"
+dingtalk: {{ api_url: "{api_url}" }}
+robots:
+  {robot}: {{ access_token: {robot}-token }}
+strategies:
+  - name: default
+    robots: [{robot}]
+"#
+    )
+}
+
+#[tokio::test]
+async fn reload_applies_a_valid_config_and_keeps_the_old_one_on_errors() {
+    let dingtalk = FakeDingTalk::start(vec![
+        FakeRobot::new("first-token"),
+        FakeRobot::new("second-token"),
+    ])
+    .await;
+    let mut bridge = Bridge::start(&config(&dingtalk.api_url(), "first")).await;
+    let config_file = bridge.dir().join("config.yaml");
+
+    // A broken config: reload answers 400 with the errors, the old config keeps working.
+    std::fs::write(
+        &config_file,
+        "robots:\n  second: { acess_token: x }\nstrategies: []\n",
+    )
+    .unwrap();
+    let (status, body) = bridge.post("/-/reload", "", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("config.yaml:2:13: unknown key `acess_token`"),
+        "{body}"
+    );
+    assert_eq!(
+        bridge
+            .metric("alertmanager_dingtalk_config_last_reload_successful")
+            .await,
+        0.0
+    );
+    bridge
+        .notify(&payload("firing", &[("StillRouted", &[])]))
+        .await;
+    dingtalk
+        .wait_until(
+            "delivery with the old config",
+            Duration::from_secs(10),
+            |r| {
+                r.iter()
+                    .any(|r| r.token == "first-token" && r.errcode == Some(0))
+            },
+        )
+        .await;
+
+    // A valid config over HTTP.
+    std::fs::write(&config_file, config(&dingtalk.api_url(), "second")).unwrap();
+    let (status, body) = bridge.post("/-/reload", "", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        bridge
+            .metric("alertmanager_dingtalk_config_last_reload_successful")
+            .await,
+        1.0
+    );
+    bridge
+        .notify(&payload("firing", &[("NewRoute", &[])]))
+        .await;
+    dingtalk
+        .wait_until(
+            "delivery with the new config",
+            Duration::from_secs(10),
+            |r| {
+                r.iter()
+                    .any(|r| r.token == "second-token" && r.errcode == Some(0))
+            },
+        )
+        .await;
+
+    // And by SIGHUP.
+    std::fs::write(&config_file, config(&dingtalk.api_url(), "first")).unwrap();
+    bridge.signal("HUP");
+    bridge
+        .wait_for_log("the SIGHUP reload", Duration::from_secs(10), |l| {
+            l["message"] == "Configuration reloaded."
+                && l["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("1 robots"))
+        })
+        .await;
+    assert_eq!(bridge.get("/-/healthy").await.0, 200);
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_and_name_every_series() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("first-token")]).await;
+    let bridge = Bridge::start(&config(&dingtalk.api_url(), "first")).await;
+    bridge.notify(&payload("firing", &[("Scraped", &[])])).await;
+    dingtalk
+        .wait_until("delivery", Duration::from_secs(10), |r| {
+            r.iter().any(|r| r.errcode == Some(0))
+        })
+        .await;
+
+    let (status, text) = bridge.get("/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "alertmanager_dingtalk_webhooks_total{outcome=\"accepted\"} 1",
+        "alertmanager_dingtalk_alerts_received_total{status=\"firing\"} 1",
+        "alertmanager_dingtalk_alerts_routed_total{strategy=\"default\"} 1",
+        "alertmanager_dingtalk_alerts_unrouted_total 0",
+        "alertmanager_dingtalk_messages_total{robot=\"first\",outcome=\"sent\"} 1",
+        "alertmanager_dingtalk_send_duration_seconds_count{robot=\"first\"} 1",
+        "alertmanager_dingtalk_queue_depth{robot=\"first\"} 0",
+        "alertmanager_dingtalk_config_last_reload_successful 1",
+        "alertmanager_dingtalk_config_last_reload_success_timestamp_seconds ",
+        "alertmanager_dingtalk_build_info{version=\"",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+
+    let checked = promtool_check_metrics(&text);
+    assert!(
+        checked.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+fn promtool_check_metrics(text: &str) -> std::process::Output {
+    use std::io::Write;
+    let promtool = std::env::var("PROMTOOL_BIN").unwrap_or_else(|_| "promtool".to_owned());
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{promtool} is not runnable ({e}): run `apt-get install prometheus` (or .ci/run)"
+            )
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    child.wait_with_output().expect("promtool output")
+}
+
+#[test]
+fn check_reports_every_error_with_its_line() {
+    let dir = temp_dir("check");
+    std::fs::write(
+        dir.join("bad.yaml"),
+        r#"robots:
+  ops:
+    acces_token: abc
+  dba:
+    access_token: def
+strategies:
+  - name: database
+    matchers: ['team=~"db|(storage"']
+    robots: [dba, dbx]
+"#,
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .current_dir(&dir)
+        .args(["check", "--config", "bad.yaml"])
+        .output()
+        .expect("run check");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    for expected in [
+        "bad.yaml:3:5: unknown key `acces_token` in robots.ops",
+        "bad.yaml:8:16: matcher \"team=~\\\"db|(storage\\\"\" has an invalid regex",
+        "bad.yaml:9:19: strategy `database` names robot `dbx`, which is not defined",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
+    }
+
+    let root_config = concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml");
+    let output = Command::new(BINARY)
+        .args(["check", "--config", root_config])
+        .env("DINGTALK_ACCESS_TOKEN", "0123456789abcdef")
+        .output()
+        .expect("run check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("OK: ") && stdout.contains("1 robots"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

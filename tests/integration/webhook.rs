@@ -1,0 +1,299 @@
+//! The bridge end to end against the fake DingTalk: what arrives in the group for a
+//! webhook, and how bad requests are answered.
+
+use std::time::Duration;
+
+use crate::bridge::{Bridge, payload};
+use crate::fake_dingtalk::{FakeDingTalk, FakeRobot};
+
+const SECRET: &str = "SECb90923e19e58b466481e9e7b7a5b4f108a4531abde590ad3967fb29f0eae5c68";
+const FIXTURE: &str = include_str!("../data/firing_db_and_web.json");
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Two robots: `ops` takes everything, `dba` (signed, mentions a mobile) the db team's
+/// alerts, which also go on to `ops`.
+fn two_robot_config(api_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+dingtalk:
+  api_url: "{api_url}"
+  timeout: 2s
+robots:
+  ops:
+    access_token: ops-token
+  dba:
+    webhook: "{api_url}?access_token=dba-token"
+    secret: "{SECRET}"
+    mention: {{ mobiles: ["13800000000"] }}
+strategies:
+  - name: database
+    matchers: ['team=~"db|storage"', 'severity!="info"']
+    robots: [dba]
+    continue: true
+  - name: default
+    robots: [ops]
+{extra}"#
+    )
+}
+
+async fn fake() -> FakeDingTalk {
+    FakeDingTalk::start(vec![
+        FakeRobot::new("ops-token"),
+        FakeRobot::new("dba-token").secret(SECRET),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn routes_each_alert_to_its_strategies_robots() {
+    let dingtalk = fake().await;
+    let bridge = Bridge::start(&two_robot_config(&dingtalk.api_url(), "")).await;
+
+    bridge.notify(FIXTURE).await;
+
+    dingtalk
+        .wait_until("one message per robot", WAIT, |r| {
+            r.iter().filter(|r| r.errcode == Some(0)).count() == 2
+        })
+        .await;
+    let dba = dingtalk.delivered("dba-token");
+    let ops = dingtalk.delivered("ops-token");
+    assert_eq!((dba.len(), ops.len()), (1, 1), "{:?}", dingtalk.requests());
+
+    // The signed robot got only the db alert, mentioning its mobile.
+    let text = dba[0].text();
+    assert!(
+        dba[0].title().starts_with("[FIRING:1] MySQLReplicationLag"),
+        "{}",
+        dba[0].title()
+    );
+    assert!(
+        text.contains("MySQL replication lag above 5 minutes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Replica db-1 is 312 seconds behind"),
+        "{text}"
+    );
+    assert!(text.contains("db-1.prod:9104"), "{text}");
+    assert!(
+        text.contains("2024-05-01 08:00:00 CST"),
+        "start time in Asia/Shanghai: {text}"
+    );
+    assert!(text.contains("http://prometheus.prod:9090/graph?g0.expr=mysql_slave_lag_seconds"));
+    assert!(text.contains("http://alertmanager.prod:9093"), "{text}");
+    assert!(
+        !text.contains("HTTPErrorRate"),
+        "web alert leaked to dba: {text}"
+    );
+    assert!(text.contains("@13800000000"), "{text}");
+    assert_eq!(dba[0].body["at"]["atMobiles"][0], "13800000000");
+
+    // The catch-all robot got both alerts in one message, with the keyword.
+    let text = ops[0].text();
+    assert!(
+        ops[0].title().starts_with("[FIRING:2]"),
+        "{}",
+        ops[0].title()
+    );
+    assert!(
+        text.contains("MySQLReplicationLag") && text.contains("HTTPErrorRate"),
+        "{text}"
+    );
+    assert!(ops[0].title().contains("HertzBeat") && text.contains("HertzBeat"));
+
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_messages_total{robot="dba",outcome="sent"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_alerts_routed_total{strategy="database"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_alerts_received_total{status="firing"}"#)
+            .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn unrouted_alerts_are_counted_not_rejected() {
+    let dingtalk = fake().await;
+    let config = format!(
+        r#"
+dingtalk: {{ api_url: "{}" }}
+robots:
+  ops: {{ access_token: ops-token }}
+strategies:
+  - name: only-db
+    matchers: ['team="db"']
+    robots: [ops]
+"#,
+        dingtalk.api_url()
+    );
+    let bridge = Bridge::start(&config).await;
+    bridge
+        .notify(&payload("firing", &[("Lonely", &[("team", "web")])]))
+        .await;
+    assert_eq!(
+        bridge
+            .metric("alertmanager_dingtalk_alerts_unrouted_total")
+            .await,
+        1.0
+    );
+    assert!(bridge.log().contains("Alert matched no strategy."));
+}
+
+#[tokio::test]
+async fn resolved_alerts_are_sent_unless_the_strategy_says_not_to() {
+    let dingtalk = fake().await;
+    let bridge = Bridge::start(&two_robot_config(
+        &dingtalk.api_url(),
+        "    send_resolved: false\n",
+    ))
+    .await;
+    let resolved = payload(
+        "resolved",
+        &[("DiskFull", &[("team", "db"), ("instance", "db-9")])],
+    );
+
+    bridge.notify(&resolved).await;
+
+    let requests = dingtalk
+        .wait_until("the resolved message", WAIT, |r| {
+            r.iter().any(|r| r.errcode == Some(0))
+        })
+        .await;
+    let dba = dingtalk.delivered("dba-token");
+    assert_eq!(dba.len(), 1, "{requests:?}");
+    assert!(
+        dba[0].title().starts_with("[RESOLVED] DiskFull"),
+        "{}",
+        dba[0].title()
+    );
+    assert!(
+        dba[0].text().contains("ended: 2024-05-01 09:00:00 CST"),
+        "{}",
+        dba[0].text()
+    );
+    // `default` has send_resolved: false: held back, counted.
+    assert_eq!(
+        bridge
+            .metric(
+                r#"alertmanager_dingtalk_alerts_held_total{strategy="default",reason="resolved"}"#
+            )
+            .await,
+        1.0
+    );
+    assert!(dingtalk.delivered("ops-token").is_empty());
+}
+
+#[tokio::test]
+async fn drop_in_path_sends_everything_to_the_named_robot() {
+    let dingtalk = fake().await;
+    let bridge = Bridge::start(&two_robot_config(&dingtalk.api_url(), "")).await;
+
+    let (status, _) = bridge
+        .post("/dingtalk/ops/send", FIXTURE, Some("application/json"))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = bridge
+        .post("/dingtalk/nobody/send", FIXTURE, Some("application/json"))
+        .await;
+    assert_eq!((status, body.trim()), (404, "unknown robot \"nobody\""));
+
+    dingtalk
+        .wait_until("the direct message", WAIT, |r| {
+            r.iter().any(|r| r.errcode == Some(0))
+        })
+        .await;
+    let ops = dingtalk.delivered("ops-token");
+    assert_eq!(ops.len(), 1);
+    assert!(
+        ops[0].text().contains("MySQLReplicationLag") && ops[0].text().contains("HTTPErrorRate")
+    );
+    assert!(
+        dingtalk.delivered("dba-token").is_empty(),
+        "no routing on the drop-in path"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_4xx_with_a_one_line_reason() {
+    let dingtalk = fake().await;
+    let config = two_robot_config(&dingtalk.api_url(), "max_body_bytes: 4096\n");
+    let bridge = Bridge::start(&config).await;
+
+    let cases: [(&str, String, Option<&str>, u16, &str); 6] = [
+        (
+            "malformed JSON",
+            "{not json".into(),
+            Some("application/json"),
+            400,
+            "invalid Alertmanager payload",
+        ),
+        (
+            "wrong shape",
+            r#"{"status":"firing","alerts":"x"}"#.into(),
+            Some("application/json"),
+            400,
+            "invalid type",
+        ),
+        (
+            "no alerts",
+            r#"{"status":"firing","alerts":[]}"#.into(),
+            None,
+            400,
+            "`alerts` is empty",
+        ),
+        (
+            "bad status",
+            payload("burning", &[("A", &[])]),
+            None,
+            400,
+            "unknown variant `burning`",
+        ),
+        (
+            "wrong content type",
+            FIXTURE.into(),
+            Some("text/plain"),
+            415,
+            "send Content-Type: application/json",
+        ),
+        (
+            "too large",
+            format!("{{\"pad\":\"{}\"}}", "x".repeat(5000)),
+            Some("application/json"),
+            413,
+            "max_body_bytes",
+        ),
+    ];
+    for (what, body, content_type, status, reason) in cases {
+        let (got_status, got_body) = bridge.post("/alertmanager", body, content_type).await;
+        assert_eq!(got_status, status, "{what}: {got_body}");
+        assert!(got_body.contains(reason), "{what}: {got_body}");
+        assert_eq!(
+            got_body.trim_end().lines().count(),
+            1,
+            "{what}: one line: {got_body:?}"
+        );
+    }
+
+    // A missing Content-Type is accepted, as Alertmanager versions differ.
+    let (status, body) = bridge.post("/alertmanager", FIXTURE, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bridge.get("/nowhere").await.0, 404);
+    assert_eq!(bridge.get("/alertmanager").await.0, 405);
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_webhooks_total{outcome="invalid"}"#)
+            .await,
+        4.0
+    );
+}
