@@ -165,8 +165,7 @@ fn unquote(raw: &str) -> Option<String> {
 fn regex_error_summary(text: &str) -> String {
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap_or(text)
         .trim_start_matches("error: ")
         .to_owned()

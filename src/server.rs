@@ -43,12 +43,10 @@ fn reply(status: StatusCode, body: impl Into<String>) -> Reply {
 pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
+    let robot = robot_name(&path);
     match (&method, path.as_str()) {
         (&Method::POST, "/alertmanager") => webhook(&app, request, None).await,
-        (&Method::POST, robot_path) if robot_name(robot_path).is_some() => {
-            let robot = robot_name(robot_path).unwrap_or_default().to_owned();
-            webhook(&app, request, Some(&robot)).await
-        }
+        (&Method::POST, _) if robot.is_some() => webhook(&app, request, robot).await,
         (&Method::GET, "/metrics") => metrics(&app, &request),
         (&Method::GET | &Method::HEAD, "/-/healthy") => reply(StatusCode::OK, "OK"),
         (&Method::GET | &Method::HEAD, "/-/ready") if app.is_ready() => reply(StatusCode::OK, "OK"),

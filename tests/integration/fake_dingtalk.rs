@@ -1046,22 +1046,6 @@ async fn keep_alive_connection_is_reused() {
 }
 
 #[tokio::test]
-#[should_panic(
-    expected = "waiting until six requests; 1 request(s) seen:\n  #0 +0ms token=\"tok\" http=200 errcode=Some(0)"
-)]
-async fn wait_until_panics_with_summary_on_timeout() {
-    let fake = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
-    post(
-        &client(),
-        &url_for(&fake, TOKEN),
-        &markdown("HertzBeat", "x"),
-    )
-    .await;
-    fake.wait_until("six requests", Duration::from_millis(100), |r| r.len() == 6)
-        .await;
-}
-
-#[tokio::test]
 async fn dropping_the_fake_releases_hanging_requests() {
     let fake = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
     let url = url_for(&fake, TOKEN);
