@@ -110,8 +110,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("alertmanager_dingtalk");
-        let metrics = Metrics {
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("alertmanager_dingtalk"),
             webhooks: Family::default(),
             alerts_received: Family::default(),
             alerts_routed: Family::default(),
@@ -125,7 +125,6 @@ impl Metrics {
             queue_depth: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
-            registry: Registry::default(),
         };
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
@@ -133,71 +132,69 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             })
             .set(1);
-        let r = &mut registry;
+        let m = &mut metrics;
+        let r = &mut m.registry;
         r.register(
             "webhooks",
             "Webhook requests by outcome",
-            metrics.webhooks.clone(),
+            m.webhooks.clone(),
         );
         r.register(
             "alerts_received",
             "Alerts received by status",
-            metrics.alerts_received.clone(),
+            m.alerts_received.clone(),
         );
         r.register(
             "alerts_routed",
             "Alerts matched per strategy",
-            metrics.alerts_routed.clone(),
+            m.alerts_routed.clone(),
         );
         r.register(
             "alerts_held",
             "Alerts a strategy matched but did not send (outside active_time, or resolved with send_resolved false)",
-            metrics.alerts_held.clone(),
+            m.alerts_held.clone(),
         );
         r.register(
             "alerts_unrouted",
             "Alerts no strategy matched",
-            metrics.alerts_unrouted.clone(),
+            m.alerts_unrouted.clone(),
         );
         r.register(
             "messages",
             "DingTalk send attempts per robot: sent, retried (will be tried again) or failed (given up)",
-            metrics.messages.clone(),
+            m.messages.clone(),
         );
         r.register(
             "dingtalk_errors",
             "Failed sends per robot and DingTalk errcode",
-            metrics.dingtalk_errors.clone(),
+            m.dingtalk_errors.clone(),
         );
         r.register(
             "send_duration_seconds",
             "Duration of DingTalk send requests",
-            metrics.send_duration.clone(),
+            m.send_duration.clone(),
         );
         r.register(
             "queue_depth",
             "Messages waiting per robot",
-            metrics.queue_depth.clone(),
+            m.queue_depth.clone(),
         );
         r.register(
             "config_last_reload_successful",
             "Whether the last configuration load succeeded",
-            metrics.config_last_reload_successful.clone(),
+            m.config_last_reload_successful.clone(),
         );
         r.register(
             "config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load",
-            metrics.config_last_reload_success_timestamp.clone(),
+            m.config_last_reload_success_timestamp.clone(),
         );
         r.register(
             "build_info",
             "Version of the running binary (always 1)",
             build_info,
         );
-        Metrics {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     /// The metrics in the Prometheus text format, or OpenMetrics when `openmetrics`.
