@@ -162,7 +162,7 @@ pub fn load_with_env(
     };
     let mut unknown = Vec::new();
     let parsed = serde_saphyr::with_deserializer_from_str(&text, |de| {
-        serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+        serde_ignored::deserialize(de, |ignored| unknown.push(to_path(&ignored)))
     });
     let raw: RawConfig = match parsed {
         Ok(raw) => raw,
@@ -191,8 +191,8 @@ pub fn load_with_env(
             return Err(ConfigErrors(check.errors));
         }
     };
-    for path in unknown {
-        check.unknown_key(&path);
+    for path in &unknown {
+        check.unknown_key(path);
     }
     let config = check.config(raw);
     check
@@ -226,36 +226,33 @@ impl Checker {
         result.map_err(|message| self.error(path, message)).ok()
     }
 
-    /// `serde_ignored` paths look like `robots.ops.webhok` or `strategies.0.matchrs`.
-    fn unknown_key(&mut self, dotted: &str) {
-        let mut path = Path::default();
-        let mut parent_is_list = false;
-        for part in dotted.split('.').filter(|p| !p.is_empty() && *p != "?") {
-            path = match part.parse::<usize>() {
-                Ok(index) if parent_is_list || path.0.is_empty() => path.index(index),
-                _ => path.key(part),
-            };
-            parent_is_list = part == "strategies" || part == "matchers";
-        }
-        let key = match path.0.last() {
-            Some(Segment::Key(key)) => key.clone(),
-            _ => dotted.to_owned(),
+    fn unknown_key(&mut self, path: &Path) {
+        let (parent, key) = match path.0.split_last() {
+            Some((Segment::Key(key), parent)) => (Path(parent.to_vec()), key.clone()),
+            _ => (Path::default(), path.to_string()),
         };
-        let parent = Path(path.0[..path.0.len().saturating_sub(1)].to_vec());
         let within = if parent.0.is_empty() {
             "at the top level".to_owned()
         } else {
             format!("in {parent}")
         };
-        self.error(&path, format!("unknown key `{key}` {within}"));
+        self.error(path, format!("unknown key `{key}` {within}"));
     }
 
-    fn path(&self, file: &str) -> PathBuf {
+    /// An empty keyword is "contained" in every text, so it would let messages out
+    /// without a real one.
+    fn check_keywords(&mut self, at: &Path, keywords: &[String]) {
+        if keywords.iter().any(|k| k.trim().is_empty()) {
+            self.error(at, "keywords must not be empty strings");
+        }
+    }
+
+    fn resolve(&self, file: &str) -> PathBuf {
         self.dir.join(file)
     }
 
     fn read_file(&mut self, at: &Path, file: &str) -> Option<String> {
-        let full = self.path(file);
+        let full = self.resolve(file);
         let read = std::fs::read_to_string(&full)
             .map_err(|e| format!("cannot read {}: {e}", full.display()));
         self.check(at, read)
@@ -292,9 +289,7 @@ impl Checker {
         let keywords = raw
             .keywords
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
-        if keywords.iter().any(|k| k.trim().is_empty()) {
-            self.error(&top.key("keywords"), "keywords must not be empty strings");
-        }
+        self.check_keywords(&top.key("keywords"), &keywords);
 
         let declared: BTreeSet<String> = raw.robots.keys().cloned().collect();
         let mut robots = BTreeMap::new();
@@ -441,7 +436,13 @@ impl Checker {
             Some(text) => self.check(&at.key("rate_limit"), RateLimit::from_str(text))?,
             None => RateLimit::DINGTALK,
         };
-        let keywords = raw.keywords.unwrap_or_else(|| default_keywords.to_vec());
+        let keywords = match raw.keywords {
+            Some(own) => {
+                self.check_keywords(&at.key("keywords"), &own);
+                own
+            }
+            None => default_keywords.to_vec(),
+        };
         Some(Robot {
             name: name.to_owned(),
             api_url,
@@ -562,6 +563,18 @@ impl Checker {
             end,
             timezone,
         })
+    }
+}
+
+/// The path `serde_ignored` reports, in source-map terms.
+fn to_path(ignored: &serde_ignored::Path<'_>) -> Path {
+    match ignored {
+        serde_ignored::Path::Root => Path::default(),
+        serde_ignored::Path::Seq { parent, index } => to_path(parent).index(*index),
+        serde_ignored::Path::Map { parent, key } => to_path(parent).key(key),
+        serde_ignored::Path::Some { parent }
+        | serde_ignored::Path::NewtypeStruct { parent }
+        | serde_ignored::Path::NewtypeVariant { parent } => to_path(parent),
     }
 }
 

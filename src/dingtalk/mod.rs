@@ -78,7 +78,9 @@ impl Robot {
 
     /// The robot's URL with the token masked, safe for logs and `render` output.
     pub fn redacted_url(&self) -> String {
-        format!("{}?access_token=***", self.api_url)
+        let mut url = self.api_url.clone();
+        url.query_pairs_mut().append_pair("access_token", "***");
+        url.to_string()
     }
 
     /// The keyword to name in hints and to add to messages that lack one.

@@ -1,0 +1,646 @@
+//! `config::load_with_env`: loading `config.yaml`, and every problem reported at once
+//! with its position.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use alertmanager_dingtalk::config::{Config, ConfigError, load_with_env};
+use alertmanager_dingtalk::rate_window::RateLimit;
+use jiff::civil::Weekday;
+
+/// A directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "alertmanager-dingtalk-unit-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn environment(name: &str) -> Option<String> {
+    match name {
+        "DINGTALK_ACCESS_TOKEN" => Some("env-token".to_owned()),
+        _ => None,
+    }
+}
+
+/// Loads `yaml` as `config.yaml` in a fresh directory.
+fn load(yaml: &str) -> (TempDir, Result<Config, Vec<ConfigError>>) {
+    let dir = TempDir::new();
+    let file = dir.write("config.yaml", yaml);
+    let result = load_with_env(&file, environment).map_err(|errors| errors.0);
+    (dir, result)
+}
+
+fn check_ok(yaml: &str) -> Config {
+    let (_dir, result) = load(yaml);
+    result.unwrap_or_else(|errors| panic!("{errors:#?}"))
+}
+
+/// Loads `yaml`, expecting exactly the errors `(line, message part)`, in order.
+fn check_errors(yaml: &str, expected: &[(u32, &str)]) {
+    let (dir, result) = load(yaml);
+    let errors = result
+        .err()
+        .unwrap_or_else(|| panic!("should not load:\n{yaml}"));
+    let lines: Vec<u32> = errors.iter().map(|e| e.position.line).collect();
+    let wanted: Vec<u32> = expected.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, wanted, "{errors:#?}");
+    for (error, (_, mentions)) in errors.iter().zip(expected) {
+        assert!(
+            error.message.contains(mentions),
+            "{:?} should mention {mentions:?}",
+            error.message
+        );
+        assert_eq!(error.file, dir.0.join("config.yaml"));
+        let shown = error.to_string();
+        let prefix = format!(
+            "{}:{}:{}: ",
+            error.file.display(),
+            error.position.line,
+            error.position.column
+        );
+        assert_eq!(shown, format!("{prefix}{}", error.message));
+        assert!(!shown.contains('\n'), "{shown:?}");
+    }
+}
+
+const MINIMAL: &str = "\
+robots:
+  ops:
+    access_token: abc
+strategies:
+  - name: all
+    robots: [ops]
+";
+
+fn repo_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml")
+}
+
+#[test]
+fn the_repository_config_loads_with_the_token_set() {
+    let config = load_with_env(&repo_config(), environment).unwrap_or_else(|e| panic!("{e}"));
+    let ops = &config.robots["ops"];
+    assert_eq!(ops.access_token.expose(), "env-token");
+    assert!(ops.secret.is_none(), "DINGTALK_SECRET is unset");
+    assert_eq!(ops.keywords, vec!["HertzBeat"]);
+    assert_eq!(ops.rate_limit, RateLimit::DINGTALK);
+    assert_eq!(config.strategies.len(), 1);
+    assert_eq!(config.strategies[0].robots, vec!["ops"]);
+    assert_eq!(config.listen.port(), 8060);
+
+    let signed = load_with_env(&repo_config(), |name| match name {
+        "DINGTALK_SECRET" => Some("SECabc".to_owned()),
+        other => environment(other),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        signed.robots["ops"].secret.as_ref().map(|s| s.expose()),
+        Some("SECabc")
+    );
+}
+
+#[test]
+fn the_repository_config_names_the_missing_token() {
+    let errors = load_with_env(&repo_config(), |_| None).unwrap_err();
+    let text = std::fs::read_to_string(repo_config()).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("access_token: \"${DINGTALK_ACCESS_TOKEN}\""))
+        .unwrap() as u32
+        + 1;
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].position.line, line);
+    assert!(
+        errors.0[0].message.contains("DINGTALK_ACCESS_TOKEN"),
+        "{errors}"
+    );
+    assert!(errors.to_string().contains("config.yaml"), "{errors}");
+}
+
+#[test]
+fn a_minimal_config_gets_the_defaults() {
+    let config = check_ok(MINIMAL);
+    let ops = &config.robots["ops"];
+    assert_eq!(
+        ops.send_url(0).as_str(),
+        "https://oapi.dingtalk.com/robot/send?access_token=abc"
+    );
+    assert_eq!(ops.keywords, vec!["HertzBeat"]);
+    assert_eq!(config.timeout, Duration::from_secs(5));
+    assert_eq!(config.timezone.iana_name(), Some("Asia/Shanghai"));
+    assert!(config.strategies[0].send_resolved);
+    assert_eq!(config.strategies[0].template, "default");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line() {
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+    rate_limt: 20/min
+strategies:
+  - name: db
+    matchers:
+      - 'team=~\"(db\"'
+    robots: [ops, dba]
+",
+        &[
+            (4, "unknown key `rate_limt`"),
+            (8, "invalid regex: unclosed group"),
+            (9, "robot `dba`, which is not defined"),
+        ],
+    );
+}
+
+#[test]
+fn all_errors_display_one_per_line() {
+    let dir = TempDir::new();
+    let file = dir.write(
+        "config.yaml",
+        "robots:\n  ops:\n    access_token: abc\n    rate_limt: 20/min\n    msgtyp: text\n",
+    );
+    let errors = load_with_env(&file, environment).unwrap_err();
+    let shown = errors.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(lines[0].ends_with("config.yaml:4:5: unknown key `rate_limt` in robots.ops"));
+    assert!(lines[1].ends_with("config.yaml:5:5: unknown key `msgtyp` in robots.ops"));
+}
+
+#[test]
+fn errors_point_at_the_key_line_and_column() {
+    let (_dir, result) = load("robots:\n  ops:\n    access_token: abc\n    rate_limt: 20/min\n");
+    let errors = result.unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].position.line, errors[0].position.column), (4, 5));
+    assert!(
+        errors[0]
+            .to_string()
+            .ends_with("config.yaml:4:5: unknown key `rate_limt` in robots.ops"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn unknown_keys_anywhere() {
+    check_errors(
+        "\
+listn: 0.0.0.0:8060
+dingtalk:
+  timeot: 5s
+robots:
+  ops:
+    access_token: abc
+    mention:
+      mobile: ['13800000000']
+strategies:
+  - name: all
+    robots: [ops]
+    contine: true
+    active_time:
+      day: [mon]
+",
+        &[
+            (1, "unknown key `listn` at the top level"),
+            (3, "unknown key `timeot` in dingtalk"),
+            (8, "unknown key `mobile` in robots.ops.mention"),
+            (12, "unknown key `contine` in strategies[0]"),
+            (14, "unknown key `day` in strategies[0].active_time"),
+        ],
+    );
+}
+
+#[test]
+fn unknown_keys_of_names_with_dots_are_found() {
+    check_errors(
+        "\
+robots:
+  team.db:
+    access_token: abc
+    rate_limt: 20/min
+",
+        &[(4, "unknown key `rate_limt` in robots.team.db")],
+    );
+}
+
+#[test]
+fn a_robot_gives_exactly_one_source_of_token() {
+    check_errors(
+        "\
+robots:
+  ops:
+    webhook: https://oapi.dingtalk.com/robot/send?access_token=abc
+    access_token: abc
+",
+        &[(
+            2,
+            "needs exactly one of `webhook`, `access_token` or `access_token_file`",
+        )],
+    );
+    check_errors(
+        "\
+robots:
+  ops:
+    secret: SECabc
+",
+        &[(2, "needs exactly one of")],
+    );
+}
+
+#[test]
+fn a_webhook_needs_its_access_token() {
+    check_errors(
+        "\
+robots:
+  ops:
+    webhook: https://oapi.dingtalk.com/robot/send
+",
+        &[(3, "webhook has no access_token")],
+    );
+    check_errors(
+        "\
+robots:
+  ops:
+    webhook: https://oapi.dingtalk.com/robot/send?access_token=
+",
+        &[(3, "webhook has no access_token")],
+    );
+    check_errors(
+        "\
+robots:
+  ops:
+    webhook: ftp://oapi.dingtalk.com/robot/send?access_token=abc
+",
+        &[(3, "http or https")],
+    );
+}
+
+#[test]
+fn a_webhook_is_split_into_api_url_and_token() {
+    let config = check_ok(
+        "\
+robots:
+  ops:
+    webhook: https://oapi.dingtalk.com/robot/send?access_token=4a8e0d1c
+strategies:
+  - name: all
+    robots: [ops]
+",
+    );
+    let ops = &config.robots["ops"];
+    assert_eq!(ops.access_token.expose(), "4a8e0d1c");
+    assert_eq!(ops.api_url.as_str(), "https://oapi.dingtalk.com/robot/send");
+    assert!(!ops.redacted_url().contains("4a8e0d1c"));
+}
+
+#[test]
+fn credential_files_are_read_relative_to_the_config_file() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.0.join("secrets")).unwrap();
+    dir.write("secrets/token", "file-token\n");
+    dir.write("secrets/secret", "  SECfromfile\n");
+    let file = dir.write(
+        "config.yaml",
+        "\
+robots:
+  ops:
+    access_token_file: secrets/token
+    secret_file: secrets/secret
+strategies:
+  - name: all
+    robots: [ops]
+",
+    );
+    let config = load_with_env(&file, environment).unwrap_or_else(|e| panic!("{e}"));
+    let ops = &config.robots["ops"];
+    assert_eq!(ops.access_token.expose(), "file-token");
+    assert_eq!(ops.secret.as_ref().map(|s| s.expose()), Some("SECfromfile"));
+}
+
+#[test]
+fn a_missing_credential_file_is_an_error_at_its_key() {
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token_file: no/such/file
+",
+        &[(3, "cannot read")],
+    );
+}
+
+#[test]
+fn bad_values() {
+    check_errors(
+        &format!("dingtalk:\n  timeout: 5 parsecs\n{MINIMAL}"),
+        &[(2, "\"5 parsecs\" is not a duration")],
+    );
+    check_errors(
+        &format!("delivery:\n  shutdown_timeout: soon\n{MINIMAL}"),
+        &[(2, "\"soon\" is not a duration")],
+    );
+    check_errors(
+        "robots:\n  ops:\n    access_token: abc\n    rate_limit: fast\n",
+        &[(4, "rate limit \"fast\"")],
+    );
+    check_errors(
+        "robots:\n  ops:\n    access_token: abc\n    rate_limit: 0/min\n",
+        &[(4, "allows no messages")],
+    );
+    check_errors(
+        &format!("timezone: Mars/Olympus_Mons\n{MINIMAL}"),
+        &[(1, "unknown time zone \"Mars/Olympus_Mons\"")],
+    );
+    check_errors(
+        &format!("listen: nowhere\n{MINIMAL}"),
+        &[(1, "is not host:port")],
+    );
+    check_errors(
+        &format!("dingtalk:\n  api_url: not a url\n{MINIMAL}"),
+        &[(2, "invalid URL")],
+    );
+    check_errors(
+        &format!("keywords: ['']\n{MINIMAL}"),
+        &[(1, "keywords must not be empty")],
+    );
+}
+
+#[test]
+fn a_robots_own_keywords_must_not_be_empty() {
+    // A robot's `keywords:` replaces the top-level list, so the same rule applies: an
+    // empty keyword is "contained" in every text, so no message would carry a real one.
+    check_errors(
+        "robots:\n  ops:\n    access_token: abc\n    keywords: ['']\n",
+        &[(4, "keywords must not be empty")],
+    );
+}
+
+#[test]
+fn strategy_names_are_unique() {
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+strategies:
+  - name: all
+    robots: [ops]
+  - name: other
+    robots: [ops]
+  - name: all
+    robots: [ops]
+",
+        &[(9, "strategy name `all` is used twice")],
+    );
+}
+
+#[test]
+fn a_strategy_needs_a_name_and_robots() {
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+strategies:
+  - robots: [ops]
+  - name: nobody
+",
+        &[(5, "needs a `name`"), (6, "names no robots")],
+    );
+}
+
+#[test]
+fn templates_must_be_defined() {
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+strategies:
+  - name: all
+    robots: [ops]
+    template: fancy
+",
+        &[(7, "template `fancy` is not defined")],
+    );
+}
+
+#[test]
+fn template_syntax_errors_have_a_position() {
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+templates:
+  short:
+    title: '{{ alertname }}'
+    text: |
+      {% for a in alerts %}
+      - {{ a.name }
+      {% endfor %}
+strategies:
+  - name: all
+    robots: [ops]
+    template: short
+",
+        &[(7, "template `short` (template line 2)")],
+    );
+}
+
+#[test]
+fn templates_can_be_defined_inline_or_in_a_file() {
+    let dir = TempDir::new();
+    dir.write(
+        "short.j2",
+        "{% for a in alerts %}- {{ a.name }}\n{% endfor %}",
+    );
+    let file = dir.write(
+        "config.yaml",
+        "\
+robots:
+  ops:
+    access_token: abc
+templates:
+  inline:
+    title: '[{{ status }}] {{ alertname }}'
+    text: '{{ alerts|length }} alerts'
+  from_file:
+    text_file: short.j2
+strategies:
+  - name: a
+    robots: [ops]
+    template: inline
+    continue: true
+  - name: b
+    robots: [ops]
+    template: from_file
+",
+    );
+    let config = load_with_env(&file, environment).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.renderer.has_template("inline"));
+    assert!(config.renderer.has_template("from_file"));
+    assert!(config.strategies[0].continue_matching);
+    assert!(!config.strategies[1].continue_matching);
+}
+
+#[test]
+fn a_template_needs_exactly_one_text() {
+    check_errors(
+        "\
+templates:
+  neither:
+    title: x
+  both:
+    text: x
+    text_file: x.j2
+",
+        &[
+            (2, "template `neither` needs `text` or `text_file`"),
+            (4, "template `both` has both `text` and `text_file`"),
+        ],
+    );
+}
+
+#[test]
+fn active_time_is_parsed() {
+    let config = check_ok(
+        "\
+robots:
+  ops:
+    access_token: abc
+strategies:
+  - name: weekend-nights
+    robots: [ops]
+    send_resolved: false
+    active_time:
+      days: [fri, sat-sun]
+      start: '22:00'
+      end: '06:00'
+      timezone: Europe/Berlin
+",
+    );
+    let strategy = &config.strategies[0];
+    assert!(!strategy.send_resolved);
+    let window = strategy.active_time.as_ref().unwrap();
+    assert_eq!(
+        window.days,
+        vec![Weekday::Friday, Weekday::Saturday, Weekday::Sunday]
+    );
+    assert_eq!(window.timezone.iana_name(), Some("Europe/Berlin"));
+    // Saturday 2024-05-04 01:00 in Berlin is Friday 23:00 UTC.
+    assert!(window.contains("2024-05-03T23:00:00Z".parse().unwrap()));
+    assert!(!window.contains("2024-05-03T12:00:00Z".parse().unwrap()));
+}
+
+#[test]
+fn bad_active_time() {
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+strategies:
+  - name: bad
+    robots: [ops]
+    active_time:
+      days: [funday]
+      start: '25:00'
+      end: '18:00'
+      timezone: Nowhere/Town
+",
+        &[
+            (8, "\"funday\" is not a weekday"),
+            (9, "\"25:00\" is not a time of day"),
+            (11, "unknown time zone"),
+        ],
+    );
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+strategies:
+  - name: empty
+    robots: [ops]
+    active_time:
+      start: '09:00'
+      end: '09:00'
+",
+        &[(7, "start and end are equal")],
+    );
+}
+
+#[test]
+fn invalid_yaml_has_a_position() {
+    check_errors("robots:\n  ops: [\n", &[(2, "")]);
+    check_errors("robots: 5\n", &[(1, "")]);
+}
+
+#[test]
+fn a_missing_file_is_one_error() {
+    let dir = TempDir::new();
+    let errors = load_with_env(&dir.0.join("nope.yaml"), environment).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert!(errors.0[0].message.contains("cannot read the config file"));
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    for yaml in [
+        // Validation errors next to credentials.
+        "\
+robots:
+  ops:
+    webhook: https://oapi.dingtalk.com/robot/send?access_token=SUPERSECRET
+    secret: SECSUPERSECRET
+    rate_limit: sometimes
+  other:
+    access_token: SUPERSECRET
+    webhook: https://oapi.dingtalk.com/robot/send?access_token=SUPERSECRET
+",
+        // A YAML error right at a credential.
+        "\
+robots:
+  ops:
+    access_token: [SUPERSECRET
+",
+        "\
+robots:
+  ops:
+    access_token: SUPERSECRET: x
+",
+    ] {
+        let (_dir, result) = load(yaml);
+        let errors = result.unwrap_err();
+        assert!(!errors.is_empty());
+        for error in &errors {
+            assert!(!error.to_string().contains("SUPERSECRET"), "{error}");
+        }
+    }
+}
