@@ -28,6 +28,31 @@ pub fn temp_dir(what: &str) -> PathBuf {
     dir
 }
 
+/// What an offline subcommand (`check`, `render`) printed.
+pub struct CommandOutput {
+    /// Whether it exited 0.
+    pub success: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the binary with `args` in `dir`, with extra environment variables.
+pub fn run_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> CommandOutput {
+    let output = Command::new(BINARY)
+        .current_dir(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the binary");
+    CommandOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// A plain HTTP client for loopback (reqwest is built without a default TLS provider).
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::bridge::{BINARY, Bridge, payload, temp_dir};
+use crate::bridge::{Bridge, payload, run_command, temp_dir};
 use crate::fake_dingtalk::{FakeDingTalk, FakeRobot};
 
 fn config(api_url: &str, robot: &str) -> String {
@@ -176,39 +176,31 @@ strategies:
 "#,
     )
     .unwrap();
-    let output = Command::new(BINARY)
-        .current_dir(&dir)
-        .args(["check", "--config", "bad.yaml"])
-        .output()
-        .expect("run check");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let output = run_command(&dir, &["check", "--config", "bad.yaml"], &[]);
+    assert!(!output.success);
     for expected in [
         "bad.yaml:3:5: unknown key `acces_token` in robots.ops",
         "bad.yaml:8:16: matcher \"team=~\\\"db|(storage\\\"\" has an invalid regex",
         "bad.yaml:9:19: strategy `database` names robot `dbx`, which is not defined",
     ] {
         assert!(
-            stderr.contains(expected),
-            "{expected:?} missing from:\n{stderr}"
+            output.stderr.contains(expected),
+            "{expected:?} missing from:\n{}",
+            output.stderr
         );
     }
 
     let root_config = concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml");
-    let output = Command::new(BINARY)
-        .args(["check", "--config", root_config])
-        .env("DINGTALK_ACCESS_TOKEN", "0123456789abcdef")
-        .output()
-        .expect("run check");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = run_command(
+        &dir,
+        &["check", "--config", root_config],
+        &[("DINGTALK_ACCESS_TOKEN", "0123456789abcdef")],
     );
+    assert!(output.success, "{}", output.stderr);
     assert!(
-        stdout.starts_with("OK: ") && stdout.contains("1 robots"),
-        "{stdout}"
+        output.stdout.starts_with("OK: ") && output.stdout.contains("1 robots"),
+        "{}",
+        output.stdout
     );
     let _ = std::fs::remove_dir_all(dir);
 }
