@@ -134,11 +134,6 @@ impl Queue {
         }
     }
 
-    /// The oldest message for `robot`, if any, without waiting.
-    pub fn peek(&self, robot: &str) -> Option<Envelope> {
-        self.store.front(robot)
-    }
-
     /// Removes a message that was delivered or given up on.
     pub fn ack(&self, message: &Envelope) -> Result<(), QueueError> {
         let removed = self.store.remove(&message.robot, message.id);
