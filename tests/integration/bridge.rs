@@ -207,6 +207,24 @@ impl Bridge {
             .map_or(0.0, |value| value.trim().parse().expect("metric value"))
     }
 
+    /// Polls until the sample `series` has `expected` as its value. Counters that follow
+    /// DingTalk's answer move just after the fake DingTalk has recorded it.
+    pub async fn wait_for_metric(&self, series: &str, expected: f64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.metric(series).await;
+            if value == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} is {value}, expected {expected}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends a signal (`TERM`, `HUP`, `KILL`) to the bridge.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();

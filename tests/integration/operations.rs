@@ -111,6 +111,12 @@ async fn metrics_pass_promtool_and_name_every_series() {
         })
         .await;
 
+    bridge
+        .wait_for_metric(
+            r#"alertmanager_dingtalk_messages_total{robot="first",outcome="sent"}"#,
+            1.0,
+        )
+        .await;
     let (status, text) = bridge.get("/metrics").await;
     assert_eq!(status, 200);
     for name in [

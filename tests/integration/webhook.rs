@@ -102,12 +102,12 @@ async fn routes_each_alert_to_its_strategies_robots() {
     );
     assert!(ops[0].title().contains("HertzBeat") && text.contains("HertzBeat"));
 
-    assert_eq!(
-        bridge
-            .metric(r#"alertmanager_dingtalk_messages_total{robot="dba",outcome="sent"}"#)
-            .await,
-        1.0
-    );
+    bridge
+        .wait_for_metric(
+            r#"alertmanager_dingtalk_messages_total{robot="dba",outcome="sent"}"#,
+            1.0,
+        )
+        .await;
     assert_eq!(
         bridge
             .metric(r#"alertmanager_dingtalk_alerts_routed_total{strategy="database"}"#)
