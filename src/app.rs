@@ -2,7 +2,7 @@
 //! the delivery workers and the metrics, and the one operation the HTTP handlers need:
 //! accept a notification.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,6 +58,8 @@ pub struct App {
     /// Pending messages.
     pub queue: Queue,
     workers: Mutex<BTreeMap<String, JoinHandle<()>>>,
+    /// When each recent notification (by identity) was accepted, for duplicate suppression.
+    recent: Mutex<HashMap<String, tokio::time::Instant>>,
     ready: AtomicBool,
     next_id: AtomicU64,
 }
@@ -81,6 +83,7 @@ impl App {
             metrics: Metrics::new(),
             queue: Queue::new(Box::new(MemoryStore::default())),
             workers: Mutex::default(),
+            recent: Mutex::default(),
             ready: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
         };
@@ -149,6 +152,16 @@ impl App {
     ) -> Result<usize, AcceptError> {
         let runtime = self.runtime();
         let config = &runtime.config;
+        let identity = format!("{}#{}", direct_robot.unwrap_or(""), notification.identity());
+        if self.seen_recently(&identity, config.dedup_window) {
+            self.metrics.duplicates_suppressed.inc();
+            tracing::info!(
+                message = "Duplicate notification suppressed.",
+                group_key = %notification.group_key,
+                status = notification.status.as_str(),
+            );
+            return Ok(0);
+        }
         let planned = match direct_robot {
             Some(robot) => vec![
                 plan::plan_direct(config, notification, robot)
@@ -177,6 +190,21 @@ impl App {
         }
         self.update_queue_depth();
         Ok(count)
+    }
+
+    /// Whether `identity` was accepted within `window`; records it if not.
+    fn seen_recently(&self, identity: &str, window: Duration) -> bool {
+        if window.is_zero() {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.retain(|_, accepted| now.duration_since(*accepted) < window);
+        if recent.contains_key(identity) {
+            return true;
+        }
+        recent.insert(identity.to_owned(), now);
+        false
     }
 
     fn envelope(&self, message: PlannedMessage) -> Envelope {

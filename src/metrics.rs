@@ -87,6 +87,8 @@ pub struct Metrics {
     pub alerts_held: Family<HeldLabels, Counter>,
     /// Alerts no strategy matched.
     pub alerts_unrouted: Counter,
+    /// Notifications dropped as duplicates of one seen within `dedup_window`.
+    pub duplicates_suppressed: Counter,
     /// Send attempts per robot and outcome.
     pub messages: Family<MessageLabels, Counter>,
     /// DingTalk failures per robot and errcode.
@@ -117,6 +119,7 @@ impl Metrics {
             alerts_routed: Family::default(),
             alerts_held: Family::default(),
             alerts_unrouted: Counter::default(),
+            duplicates_suppressed: Counter::default(),
             messages: Family::default(),
             dingtalk_errors: Family::default(),
             send_duration: Family::new_with_constructor(|| {
@@ -158,6 +161,11 @@ impl Metrics {
             "alerts_unrouted",
             "Alerts no strategy matched",
             m.alerts_unrouted.clone(),
+        );
+        r.register(
+            "duplicates_suppressed",
+            "Notifications identical to one received within delivery.dedup_window, not sent again",
+            m.duplicates_suppressed.clone(),
         );
         r.register(
             "messages",

@@ -104,6 +104,26 @@ impl Alert {
     }
 }
 
+impl Notification {
+    /// What makes two notifications the same for duplicate suppression: the group, its
+    /// status, and each alert's fingerprint and status (in any order). An Alertmanager
+    /// HA pair sends the same notification from both members.
+    pub fn identity(&self) -> String {
+        let mut alerts: Vec<String> = self
+            .alerts
+            .iter()
+            .map(|a| format!("{}:{}", a.fingerprint, a.status.as_str()))
+            .collect();
+        alerts.sort_unstable();
+        format!(
+            "{}|{}|{}",
+            self.group_key,
+            self.status.as_str(),
+            alerts.join(",")
+        )
+    }
+}
+
 /// Why a request body is not a usable notification.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid Alertmanager payload: {0}")]

@@ -54,6 +54,8 @@ pub struct Config {
     pub proxy_url: Option<Url>,
     /// How long shutdown waits for pending messages.
     pub shutdown_timeout: Duration,
+    /// Identical notifications within this window are sent once (Alertmanager HA pairs).
+    pub dedup_window: Duration,
     /// Robots by name.
     pub robots: BTreeMap<String, Arc<Robot>>,
     /// Strategies in evaluation order.
@@ -286,6 +288,10 @@ impl Checker {
             &top.key("delivery").key("shutdown_timeout"),
             duration(raw.delivery.shutdown_timeout.as_deref().unwrap_or("10s")),
         );
+        let dedup_window = self.check(
+            &top.key("delivery").key("dedup_window"),
+            duration(raw.delivery.dedup_window.as_deref().unwrap_or("60s")),
+        );
         let keywords = raw
             .keywords
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
@@ -374,6 +380,7 @@ impl Checker {
             timeout: timeout?,
             proxy_url: proxy_url?,
             shutdown_timeout: shutdown_timeout?,
+            dedup_window: dedup_window?,
             robots,
             strategies,
             renderer: renderer?,

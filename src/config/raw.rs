@@ -39,6 +39,7 @@ pub(super) struct RawDingTalk {
 #[serde(default)]
 pub(super) struct RawDelivery {
     pub shutdown_timeout: Option<String>,
+    pub dedup_window: Option<String>,
 }
 
 /// `templates.<name>:`

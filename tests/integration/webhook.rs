@@ -297,3 +297,33 @@ async fn bad_requests_get_a_4xx_with_a_one_line_reason() {
         4.0
     );
 }
+
+#[tokio::test]
+async fn an_identical_notification_within_the_dedup_window_is_sent_once() {
+    let dingtalk = fake().await;
+    let bridge = Bridge::start(&two_robot_config(&dingtalk.api_url(), "")).await;
+
+    let first = bridge.post("/alertmanager", FIXTURE, None).await;
+    let second = bridge.post("/alertmanager", FIXTURE, None).await;
+    assert_eq!(first, (200, "ok: 2 alerts, 2 messages queued\n".to_owned()));
+    assert_eq!(
+        second,
+        (200, "ok: 2 alerts, 0 messages queued\n".to_owned())
+    );
+    assert_eq!(
+        bridge
+            .metric("alertmanager_dingtalk_duplicates_suppressed_total")
+            .await,
+        1.0
+    );
+
+    // The same group resolved is news, not a duplicate.
+    let resolved = FIXTURE.replace("\"firing\"", "\"resolved\"");
+    let third = bridge.post("/alertmanager", resolved, None).await;
+    assert_eq!(third, (200, "ok: 2 alerts, 2 messages queued\n".to_owned()));
+    dingtalk
+        .wait_until("four messages", WAIT, |r| {
+            r.iter().filter(|r| r.errcode == Some(0)).count() == 4
+        })
+        .await;
+}
