@@ -7,6 +7,7 @@ use std::path::Path;
 use jiff::Timestamp;
 
 use crate::config::{self, ConfigErrors};
+use crate::dingtalk;
 use crate::payload;
 use crate::plan;
 
@@ -90,17 +91,22 @@ pub fn render(
         } else {
             ""
         };
-        let body: serde_json::Value =
-            serde_json::from_str(&message.body).unwrap_or(serde_json::Value::Null);
-        let pretty = serde_json::to_string_pretty(&body).unwrap_or_else(|_| message.body.clone());
+        let body = dingtalk::encode(
+            robot.msgtype,
+            &message.message,
+            &message.stable_uuid(&notification),
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        let pretty = serde_json::to_string_pretty(&json).unwrap_or_else(|_| body.clone());
         let _ = writeln!(
             out,
             "\nPOST {}{signed}\nrobot {}, strategy {}, {} alerts, {} bytes\n{pretty}",
             robot.redacted_url(),
             message.robot,
             message.strategy,
-            message.alerts,
-            message.body.len(),
+            message.summary.alerts.len(),
+            body.len(),
         );
     }
     if plan.messages.is_empty() {

@@ -11,6 +11,7 @@
 //! - [`render`]: one DingTalk message per (robot, strategy), keyword-carrying and size-bounded.
 //! - [`queue`]: pending messages, one queue per robot.
 //! - [`deliver`]: one worker per robot that rate-limits ([`rate_window`]), sends, retries.
+//! - [`coalesce`]: in a storm, a robot's pending messages merged into size-bounded digests.
 //! - [`dingtalk`]: the only module that knows DingTalk's HTTP API: signing, sending, errcodes.
 //! - [`metrics`]: the service's own Prometheus metrics.
 //!
@@ -22,6 +23,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod coalesce;
 pub mod config;
 pub mod deliver;
 pub mod dingtalk;

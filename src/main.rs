@@ -92,7 +92,7 @@ fn serve(flags: Flags) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let app = match App::new(config, flags.config.clone(), flags.listen) {
+        let app = match App::start(config, flags.config.clone(), flags.listen) {
             Ok(app) => app,
             Err(error) => {
                 tracing::error!(message = "Cannot start.", %error);

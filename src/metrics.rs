@@ -67,6 +67,15 @@ pub struct ErrorLabels {
     pub errcode: String,
 }
 
+/// Label set for dead letters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadLetterLabels {
+    /// Robot name.
+    pub robot: String,
+    /// DingTalk's errcode (or `http_NNN`), `expired` or `robot_removed`.
+    pub reason: String,
+}
+
 /// Label set for the build info.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -97,6 +106,14 @@ pub struct Metrics {
     pub send_duration: Family<RobotLabels, Histogram>,
     /// Pending messages per robot.
     pub queue_depth: Family<RobotLabels, Gauge>,
+    /// Age of each robot's oldest pending message.
+    pub queue_oldest_age: Family<RobotLabels, Gauge<f64, AtomicU64>>,
+    /// Messages given up on per robot and reason.
+    pub dead_letters: Family<DeadLetterLabels, Counter>,
+    /// Pending messages merged into digests per robot.
+    pub coalesced_messages: Family<RobotLabels, Counter>,
+    /// 1 while DingTalk's rate-limit answer has the robot paused.
+    pub robot_paused: Family<RobotLabels, Gauge>,
     /// 1 if the last config load succeeded.
     pub config_last_reload_successful: Gauge,
     /// Unix time of the last successful config load.
@@ -126,6 +143,10 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.01, 2.0, 12))
             }),
             queue_depth: Family::default(),
+            queue_oldest_age: Family::default(),
+            dead_letters: Family::default(),
+            coalesced_messages: Family::default(),
+            robot_paused: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
         };
@@ -188,6 +209,26 @@ impl Metrics {
             m.queue_depth.clone(),
         );
         r.register(
+            "queue_oldest_age_seconds",
+            "Age of the oldest message waiting per robot",
+            m.queue_oldest_age.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Messages given up on per robot and reason (errcode, expired, robot_removed)",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "coalesced_messages",
+            "Pending messages merged into digests per robot",
+            m.coalesced_messages.clone(),
+        );
+        r.register(
+            "robot_paused",
+            "1 while a robot is paused after DingTalk's rate-limit answer",
+            m.robot_paused.clone(),
+        );
+        r.register(
             "config_last_reload_successful",
             "Whether the last configuration load succeeded",
             m.config_last_reload_successful.clone(),
@@ -234,12 +275,26 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the pending-message gauge of `robot`.
-    pub fn set_queue_depth(&self, robot: &str, depth: usize) {
+    /// Sets the queue gauges of `robot`.
+    pub fn set_queue(&self, robot: &str, depth: usize, oldest_age_seconds: f64) {
+        let labels = RobotLabels {
+            robot: robot.to_owned(),
+        };
         self.queue_depth
-            .get_or_create(&RobotLabels {
-                robot: robot.to_owned(),
-            })
+            .get_or_create(&labels)
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.queue_oldest_age
+            .get_or_create(&labels)
+            .set(oldest_age_seconds);
+    }
+
+    /// Counts `count` messages of `robot` given up on for `reason`.
+    pub fn dead_letter(&self, robot: &str, reason: &str, count: usize) {
+        self.dead_letters
+            .get_or_create(&DeadLetterLabels {
+                robot: robot.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc_by(count as u64);
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Label or annotation set, sorted by name so messages render deterministically.
 pub type LabelSet = BTreeMap<String, String>;
@@ -73,7 +73,7 @@ pub struct Alert {
 }
 
 /// The two states an alert or a group can be in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The alert is active.

@@ -1,12 +1,14 @@
 //! From a notification to the messages to send: route every alert, render one message
-//! per (robot, strategy), encode it for DingTalk. Pure: the same plan serves the webhook
-//! handler and `alertmanager-dingtalk render`.
+//! per (robot, strategy). Pure: the same plan serves the webhook handler and
+//! `alertmanager-dingtalk render`.
 
 use jiff::Timestamp;
+use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
-use crate::dingtalk::{self, Mention};
-use crate::payload::Notification;
+use crate::dingtalk::{Mention, Message};
+use crate::payload::{Notification, Status};
+use crate::queue::GroupSummary;
 use crate::route::{self, Routes};
 
 /// Strategy name used for messages sent through `/dingtalk/{robot}/send`.
@@ -19,10 +21,26 @@ pub struct PlannedMessage {
     pub robot: String,
     /// Strategy name, or [`DIRECT`].
     pub strategy: String,
-    /// How many alerts of the notification it carries.
-    pub alerts: usize,
-    /// The JSON body to POST.
-    pub body: String,
+    /// The rendered message.
+    pub message: Message,
+    /// The group in brief, for digests.
+    pub summary: GroupSummary,
+}
+
+impl PlannedMessage {
+    /// A `msgUuid` that is the same whenever the same notification yields this message,
+    /// so DingTalk shows it once even if Alertmanager sends the notification again.
+    pub fn stable_uuid(&self, notification: &Notification) -> String {
+        let mut hash = Sha256::new();
+        for part in [&notification.identity(), &self.robot, &self.strategy] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        hash.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// Routing result and messages for one notification.
@@ -53,8 +71,8 @@ pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Pla
             Some(PlannedMessage {
                 robot: robot_name.clone(),
                 strategy: strategy.name.clone(),
-                alerts: alerts.len(),
-                body: dingtalk::encode(robot.msgtype, &message),
+                summary: summarize(notification, alerts, &message),
+                message,
             })
         })
         .collect();
@@ -80,7 +98,25 @@ pub fn plan_direct(
     Some(PlannedMessage {
         robot: robot.to_owned(),
         strategy: DIRECT.to_owned(),
-        alerts: all.len(),
-        body: dingtalk::encode(robot_config.msgtype, &message),
+        summary: summarize(notification, &all, &message),
+        message,
     })
+}
+
+fn summarize(notification: &Notification, alerts: &[usize], message: &Message) -> GroupSummary {
+    let alerts: Vec<_> = alerts
+        .iter()
+        .filter_map(|&i| notification.alerts.get(i))
+        .collect();
+    let firing = alerts.iter().any(|a| a.status == Status::Firing);
+    GroupSummary {
+        status: if firing {
+            Status::Firing
+        } else {
+            Status::Resolved
+        },
+        title: message.title.clone(),
+        alerts: alerts.iter().map(|a| a.name().to_owned()).collect(),
+        external_url: notification.external_url.clone(),
+    }
 }

@@ -113,6 +113,11 @@ impl RateWindow {
         self.sent.push_back(now);
     }
 
+    /// How many more sends the window takes at `now`.
+    pub fn room(&mut self, now: Instant) -> usize {
+        (self.limit.count as usize).saturating_sub(self.in_window(now))
+    }
+
     /// How many sends the window holds at `now`.
     pub fn in_window(&mut self, now: Instant) -> usize {
         self.forget_before(now);

@@ -21,6 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::app::{AcceptError, App};
+use crate::config::DeliveryMode;
 use crate::payload;
 
 type Reply = Response<Full<Bytes>>;
@@ -48,6 +49,15 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
         (&Method::POST, "/alertmanager") => webhook(&app, request, None).await,
         (&Method::POST, _) if robot.is_some() => webhook(&app, request, robot).await,
         (&Method::GET, "/metrics") => metrics(&app, &request),
+        (&Method::GET, "/api/v1/queue") => json_reply(app.queue_report().await),
+        (&Method::GET, "/api/v1/dead-letters") => json_reply(dead_letters(&app)),
+        (&Method::POST, "/api/v1/dead-letters/retry") => match app.retry_dead_letters() {
+            Ok(robots) => reply(
+                StatusCode::OK,
+                format!("ok: dead letters re-queued for {robots} robots"),
+            ),
+            Err(error) => reply(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        },
         (&Method::GET | &Method::HEAD, "/-/healthy") => reply(StatusCode::OK, "OK"),
         (&Method::GET | &Method::HEAD, "/-/ready") if app.is_ready() => reply(StatusCode::OK, "OK"),
         (&Method::GET | &Method::HEAD, "/-/ready") => {
@@ -60,7 +70,17 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
                 format!("reload failed; the running configuration stays in force:\n{errors}"),
             ),
         },
-        (_, "/alertmanager" | "/metrics" | "/-/healthy" | "/-/ready" | "/-/reload") => reply(
+        (
+            _,
+            "/alertmanager"
+            | "/metrics"
+            | "/-/healthy"
+            | "/-/ready"
+            | "/-/reload"
+            | "/api/v1/queue"
+            | "/api/v1/dead-letters"
+            | "/api/v1/dead-letters/retry",
+        ) => reply(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
         ),
@@ -76,34 +96,68 @@ fn robot_name(path: &str) -> Option<&str> {
 
 async fn webhook(app: &Arc<App>, request: Request<Incoming>, robot: Option<&str>) -> Reply {
     let (status, outcome, text) = match read_notification(app, request).await {
-        Err((status, outcome, reason)) => (status, outcome, reason),
-        Ok(notification) => match app.accept(&notification, robot) {
-            Ok(queued) => (
-                StatusCode::OK,
-                "accepted",
-                format!(
-                    "ok: {} alerts, {queued} messages queued",
-                    notification.alerts.len()
-                ),
-            ),
-            Err(error @ AcceptError::UnknownRobot(_)) => {
-                (StatusCode::NOT_FOUND, "unknown_robot", error.to_string())
-            }
-            Err(error @ AcceptError::Queue(_)) => {
-                tracing::error!(message = "Cannot queue messages.", %error);
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "queue_error",
-                    error.to_string(),
-                )
-            }
+        Err(rejection) => rejection,
+        Ok(notification) => match app.runtime().config.mode {
+            DeliveryMode::Queued => queue_notification(app, &notification, robot).await,
+            DeliveryMode::Passthrough => pass_through(app, &notification, robot).await,
         },
     };
     app.count_webhook(outcome);
     if status != StatusCode::OK {
-        tracing::warn!(message = "Rejected webhook.", status = status.as_u16(), reason = %text);
+        tracing::warn!(message = "Webhook not accepted.", status = status.as_u16(), reason = %text);
     }
     reply(status, text)
+}
+
+async fn queue_notification(
+    app: &Arc<App>,
+    notification: &payload::Notification,
+    robot: Option<&str>,
+) -> Rejection {
+    match app.accept(notification, robot).await {
+        Ok(queued) => (
+            StatusCode::OK,
+            "accepted",
+            format!(
+                "ok: {} alerts, {queued} messages queued",
+                notification.alerts.len()
+            ),
+        ),
+        Err(error) => accept_error(error),
+    }
+}
+
+async fn pass_through(
+    app: &Arc<App>,
+    notification: &payload::Notification,
+    robot: Option<&str>,
+) -> Rejection {
+    match app.send_now(notification, robot).await {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let outcome = if status.is_success() {
+                "delivered"
+            } else {
+                "delivery_failed"
+            };
+            (status, outcome, answer.text)
+        }
+        Err(error) => accept_error(error),
+    }
+}
+
+fn accept_error(error: AcceptError) -> Rejection {
+    match error {
+        AcceptError::UnknownRobot(_) => (StatusCode::NOT_FOUND, "unknown_robot", error.to_string()),
+        AcceptError::Queue(_) => {
+            tracing::error!(message = "Cannot queue messages.", %error);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_error",
+                error.to_string(),
+            )
+        }
+    }
 }
 
 type Rejection = (StatusCode, &'static str, String);
@@ -160,7 +214,54 @@ async fn read_notification(
     payload::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
 }
 
+/// A dead letter as `GET /api/v1/dead-letters` shows it: no message body, no secrets.
+#[derive(serde::Serialize)]
+struct DeadLetterView {
+    id: u64,
+    robot: String,
+    strategy: String,
+    title: String,
+    alerts: Vec<String>,
+    accepted_at: String,
+    dead_at: String,
+    reason: String,
+}
+
+fn dead_letters(app: &App) -> Result<Vec<DeadLetterView>, crate::queue::QueueError> {
+    Ok(app
+        .queue
+        .dead_letters()?
+        .into_iter()
+        .map(|dead| DeadLetterView {
+            id: dead.envelope.id,
+            robot: dead.envelope.robot,
+            strategy: dead.envelope.strategy,
+            title: dead.envelope.summary.title,
+            alerts: dead.envelope.summary.alerts,
+            accepted_at: dead.envelope.accepted_at.to_string(),
+            dead_at: dead.at.to_string(),
+            reason: dead.reason,
+        })
+        .collect())
+}
+
+fn json_reply<T: serde::Serialize>(result: Result<T, crate::queue::QueueError>) -> Reply {
+    let (status, body) = match result.map(|value| serde_json::to_string_pretty(&value)) {
+        Ok(Ok(json)) => (StatusCode::OK, json),
+        Ok(Err(error)) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    };
+    let mut response = reply(status, body);
+    if status == StatusCode::OK {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}
+
 fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
+    app.update_queue_gauges();
     let openmetrics = request
         .headers()
         .get(hyper::header::ACCEPT)

@@ -56,6 +56,14 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Identical notifications within this window are sent once (Alertmanager HA pairs).
     pub dedup_window: Duration,
+    /// Queue messages, or answer Alertmanager only after DingTalk answered.
+    pub mode: DeliveryMode,
+    /// Where the durable queue lives; in memory when `None`.
+    pub queue_dir: Option<PathBuf>,
+    /// Messages older than this are given up on (dead letters).
+    pub max_age: Duration,
+    /// In passthrough mode, how long a request may wait for the robot's rate window.
+    pub passthrough_max_wait: Duration,
     /// Robots by name.
     pub robots: BTreeMap<String, Arc<Robot>>,
     /// Strategies in evaluation order.
@@ -68,8 +76,13 @@ impl Config {
     /// A one-line summary for `check` and the start-up log.
     pub fn summary(&self) -> String {
         let signed = self.robots.values().filter(|r| r.secret.is_some()).count();
+        let queue = match (&self.mode, &self.queue_dir) {
+            (DeliveryMode::Passthrough, _) => "passthrough (no queue)".to_owned(),
+            (DeliveryMode::Queued, Some(dir)) => format!("queue in {}", dir.display()),
+            (DeliveryMode::Queued, None) => "queue in memory".to_owned(),
+        };
         format!(
-            "{}: {} robots ({} signed), {} strategies, listen {}",
+            "{}: {} robots ({} signed), {} strategies, {queue}, listen {}",
             self.file.display(),
             self.robots.len(),
             signed,
@@ -77,6 +90,18 @@ impl Config {
             self.listen
         )
     }
+}
+
+/// How webhooks are answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// Answer 200 once the messages are queued; the bridge owns retries.
+    #[default]
+    Queued,
+    /// Answer after DingTalk answered: 200, 5xx (retryable) or 4xx (permanent), so
+    /// Alertmanager owns retries.
+    Passthrough,
 }
 
 /// One problem in the configuration.
@@ -288,10 +313,30 @@ impl Checker {
             &top.key("delivery").key("shutdown_timeout"),
             duration(raw.delivery.shutdown_timeout.as_deref().unwrap_or("10s")),
         );
+        let delivery = top.key("delivery");
         let dedup_window = self.check(
-            &top.key("delivery").key("dedup_window"),
+            &delivery.key("dedup_window"),
             duration(raw.delivery.dedup_window.as_deref().unwrap_or("60s")),
         );
+        let max_age = self.check(
+            &delivery.key("max_age"),
+            duration(raw.delivery.max_age.as_deref().unwrap_or("24h")),
+        );
+        let passthrough_max_wait = self.check(
+            &delivery.key("passthrough_max_wait"),
+            duration(
+                raw.delivery
+                    .passthrough_max_wait
+                    .as_deref()
+                    .unwrap_or("10s"),
+            ),
+        );
+        let queue_dir = raw
+            .delivery
+            .queue_dir
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(|d| self.resolve(d));
         let keywords = raw
             .keywords
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
@@ -381,6 +426,10 @@ impl Checker {
             proxy_url: proxy_url?,
             shutdown_timeout: shutdown_timeout?,
             dedup_window: dedup_window?,
+            mode: raw.delivery.mode,
+            queue_dir,
+            max_age: max_age?,
+            passthrough_max_wait: passthrough_max_wait?,
             robots,
             strategies,
             renderer: renderer?,

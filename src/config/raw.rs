@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::config::DeliveryMode;
 use crate::dingtalk::{Mention, MsgType};
 
 /// The whole file.
@@ -40,6 +41,10 @@ pub(super) struct RawDingTalk {
 pub(super) struct RawDelivery {
     pub shutdown_timeout: Option<String>,
     pub dedup_window: Option<String>,
+    pub mode: DeliveryMode,
+    pub queue_dir: Option<String>,
+    pub max_age: Option<String>,
+    pub passthrough_max_wait: Option<String>,
 }
 
 /// `templates.<name>:`

@@ -101,7 +101,7 @@ pub enum MsgType {
 }
 
 /// Who a message mentions (`@`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Mention {
     /// `@all` in the group.
@@ -139,7 +139,7 @@ impl Mention {
 }
 
 /// A rendered message, before it is encoded for DingTalk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Title shown in the notification list (markdown only; the text repeats it).
     pub title: String,
@@ -157,8 +157,9 @@ struct At<'a> {
     is_at_all: bool,
 }
 
-/// The JSON body DingTalk expects for `message`.
-pub fn encode(msgtype: MsgType, message: &Message) -> String {
+/// The JSON body DingTalk expects for `message`. `uuid` becomes `msgUuid`, DingTalk's
+/// idempotency key: a retried body with the same one is shown once.
+pub fn encode(msgtype: MsgType, message: &Message, uuid: &str) -> String {
     let at = At {
         at_mobiles: &message.mention.mobiles,
         at_user_ids: &message.mention.user_ids,
@@ -169,11 +170,13 @@ pub fn encode(msgtype: MsgType, message: &Message) -> String {
             "msgtype": "markdown",
             "markdown": { "title": message.title, "text": message.text },
             "at": at,
+            "msgUuid": uuid,
         }),
         MsgType::Text => serde_json::json!({
             "msgtype": "text",
             "text": { "content": message.text },
             "at": at,
+            "msgUuid": uuid,
         }),
     };
     body.to_string()

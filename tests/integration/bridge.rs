@@ -66,6 +66,7 @@ pub fn http() -> reqwest::Client {
 pub struct Bridge {
     child: Option<Child>,
     dir: PathBuf,
+    env: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     client: reqwest::Client,
@@ -81,12 +82,33 @@ impl Bridge {
     pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Bridge {
         let dir = temp_dir("bridge");
         std::fs::write(dir.join("config.yaml"), config).expect("write config");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Bridge::spawn(dir, env).await
+    }
+
+    /// Starts the bridge again in the same directory (same config and queue) after it
+    /// exited; the previous log is kept as `bridge.log.1`.
+    pub async fn restart(self) -> Bridge {
+        let mut old = self;
+        let mut child = old.child.take().expect("started");
+        let _ = child.kill();
+        let _ = child.wait();
+        let dir = std::mem::take(&mut old.dir);
+        let env = std::mem::take(&mut old.env);
+        std::fs::rename(dir.join("bridge.log"), dir.join("bridge.log.1")).expect("keep log");
+        Bridge::spawn(dir, env).await
+    }
+
+    async fn spawn(dir: PathBuf, env: Vec<(String, String)>) -> Bridge {
         let log = std::fs::File::create(dir.join("bridge.log")).expect("create log");
         let child = Command::new(BINARY)
             .current_dir(&dir)
             .args(["--config", "config.yaml", "--listen", "127.0.0.1:0"])
             .args(["--log-format", "json", "--log-level", "debug"])
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -95,6 +117,7 @@ impl Bridge {
         let mut bridge = Bridge {
             child: Some(child),
             dir,
+            env,
             url: String::new(),
             client: http(),
         };
@@ -262,7 +285,9 @@ impl Drop for Bridge {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

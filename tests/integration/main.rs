@@ -8,4 +8,5 @@ mod fake_dingtalk;
 mod delivery;
 mod end_to_end;
 mod operations;
+mod reliability;
 mod webhook;

@@ -4,7 +4,9 @@
 //! No network, no sleeping: time is passed in as values.
 
 mod backoff;
+mod coalesce;
 mod config;
+mod durable;
 mod env;
 mod errcode;
 mod matcher;

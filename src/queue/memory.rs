@@ -1,0 +1,122 @@
+//! Messages kept in process memory: fast, and lost on restart. Used when no
+//! `delivery.queue_dir` is configured.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use jiff::Timestamp;
+
+use super::{DeadLetter, Envelope, QueueError, RobotStats, Store};
+
+/// Pending messages per robot, and dead letters, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: BTreeMap<String, VecDeque<Envelope>>,
+    dead: Vec<DeadLetter>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every operation leaves the state consistent, so a panic elsewhere while the lock
+        // was held does not make it unusable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn append(&self, messages: &[Envelope]) -> Result<(), QueueError> {
+        let mut state = self.lock();
+        for message in messages {
+            insert_in_order(
+                state.pending.entry(message.robot.clone()).or_default(),
+                message,
+            );
+        }
+        Ok(())
+    }
+
+    fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
+        Ok(self
+            .lock()
+            .pending
+            .get(robot)
+            .map(|q| q.iter().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn remove(&self, robot: &str, ids: &[u64]) -> Result<(), QueueError> {
+        if let Some(queue) = self.lock().pending.get_mut(robot) {
+            queue.retain(|m| !ids.contains(&m.id));
+        }
+        Ok(())
+    }
+
+    fn bury(&self, messages: &[Envelope], reason: &str, at: Timestamp) -> Result<(), QueueError> {
+        let mut state = self.lock();
+        for message in messages {
+            if let Some(queue) = state.pending.get_mut(&message.robot) {
+                queue.retain(|m| m.id != message.id);
+            }
+            state.dead.push(DeadLetter {
+                envelope: message.clone(),
+                reason: reason.to_owned(),
+                at,
+            });
+        }
+        Ok(())
+    }
+
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
+        Ok(self.lock().dead.clone())
+    }
+
+    fn revive_all(&self) -> Result<Vec<Envelope>, QueueError> {
+        let mut state = self.lock();
+        let revived: Vec<Envelope> = state.dead.drain(..).map(|d| d.envelope).collect();
+        for message in &revived {
+            insert_in_order(
+                state.pending.entry(message.robot.clone()).or_default(),
+                message,
+            );
+        }
+        Ok(revived)
+    }
+
+    fn stats(&self) -> Result<BTreeMap<String, RobotStats>, QueueError> {
+        Ok(self
+            .lock()
+            .pending
+            .iter()
+            .map(|(robot, q)| {
+                let stats = RobotStats {
+                    depth: q.len(),
+                    oldest: q.front().map(|m| m.accepted_at),
+                };
+                (robot.clone(), stats)
+            })
+            .collect())
+    }
+
+    fn last_id(&self) -> Result<u64, QueueError> {
+        let state = self.lock();
+        let pending = state
+            .pending
+            .values()
+            .filter_map(|q| q.back())
+            .map(|m| m.id);
+        // Queues are kept in id order, so each one's last message has its highest id.
+        let dead = state.dead.iter().map(|d| d.envelope.id);
+        Ok(pending.chain(dead).max().unwrap_or(0))
+    }
+}
+
+/// Concurrent webhooks may commit out of id order; the queue stays in id order.
+fn insert_in_order(queue: &mut VecDeque<Envelope>, message: &Envelope) {
+    let at = queue.partition_point(|m| m.id < message.id);
+    queue.insert(at, message.clone());
+}

@@ -1,0 +1,341 @@
+//! Never lose an alert: DingTalk outages, `kill -9`, SIGTERM with messages pending, a
+//! corrupt queue file, dead letters, and passthrough mode. The bridge runs as a child
+//! process with a durable queue in its working directory.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::alertmanager::{Alertmanager, TestAlert};
+use crate::bridge::{Bridge, payload};
+use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Mode, Request};
+
+/// One robot, a durable queue under the bridge's directory, and `extra` delivery keys.
+fn durable_config(api_url: &str, robot_extra: &str, delivery_extra: &str) -> String {
+    format!(
+        r#"
+dingtalk:
+  api_url: "{api_url}"
+  timeout: 1s
+delivery:
+  queue_dir: data/queue
+  shutdown_timeout: 2s
+{delivery_extra}
+robots:
+  ops:
+    access_token: ops-token
+{robot_extra}
+strategies:
+  - name: default
+    robots: [ops]
+"#
+    )
+}
+
+fn delivered_with(requests: &[Request], name: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.errcode == Some(0) && r.text().contains(name))
+        .count()
+}
+
+#[tokio::test]
+async fn an_alert_accepted_during_a_30s_outage_is_delivered_once_after_recovery() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Refuse);
+    let bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+
+    bridge
+        .notify(&payload("firing", &[("DuringOutage", &[])]))
+        .await;
+    // The outage itself lasts 30 s; the bridge retries with growing backoff meanwhile.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    dingtalk.set_mode(Mode::Normal);
+
+    let requests = dingtalk
+        .wait_until("delivery after the outage", Duration::from_secs(70), |r| {
+            delivered_with(r, "DuringOutage") > 0
+        })
+        .await;
+    assert_eq!(delivered_with(&requests, "DuringOutage"), 1);
+    assert!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_dingtalk_errors_total{robot="ops",errcode="network"}"#)
+            .await
+            >= 3.0,
+        "retried through the outage"
+    );
+}
+
+#[tokio::test]
+async fn kill_9_after_the_200_loses_nothing() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    // DingTalk unreachable: the message cannot be delivered before the kill.
+    dingtalk.set_mode(Mode::Refuse);
+    let bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+    bridge
+        .notify(&payload("firing", &[("SurvivesKill", &[])]))
+        .await;
+
+    bridge.signal("KILL");
+    dingtalk.set_mode(Mode::Normal);
+    let bridge = bridge.restart().await;
+
+    let requests = dingtalk
+        .wait_until("delivery after the restart", Duration::from_secs(20), |r| {
+            delivered_with(r, "SurvivesKill") > 0
+        })
+        .await;
+    assert_eq!(delivered_with(&requests, "SurvivesKill"), 1);
+    assert!(
+        bridge
+            .log()
+            .contains("Resuming delivery of queued messages.")
+    );
+}
+
+#[tokio::test]
+async fn sigterm_with_messages_pending_exits_0_and_keeps_them_for_the_restart() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let config = durable_config(&dingtalk.api_url(), "    rate_limit: 1/min", "");
+    let mut bridge = Bridge::start(&config).await;
+    bridge
+        .notify(&payload("firing", &[("SentFirst", &[])]))
+        .await;
+    dingtalk
+        .wait_until("the first send", Duration::from_secs(10), |r| {
+            delivered_with(r, "SentFirst") == 1
+        })
+        .await;
+    // The window is full for a minute: this one is still queued at shutdown.
+    bridge
+        .notify(&payload("firing", &[("StillQueued", &[])]))
+        .await;
+
+    bridge.signal("TERM");
+    let status = bridge.wait_exit(Duration::from_secs(5)).await;
+    assert!(status.success(), "{status}");
+    assert!(bridge.log().contains("pending messages were not delivered"));
+
+    let _bridge = bridge.restart().await;
+    let requests = dingtalk
+        .wait_until(
+            "the queued message after the restart",
+            Duration::from_secs(10),
+            |r| delivered_with(r, "StillQueued") > 0,
+        )
+        .await;
+    assert_eq!(delivered_with(&requests, "StillQueued"), 1);
+    assert_eq!(delivered_with(&requests, "SentFirst"), 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_queue_file_is_moved_aside_and_alerts_flow() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+    bridge.signal("KILL");
+    let queue_file = bridge.dir().join("data/queue/queue.redb");
+    let length = std::fs::metadata(&queue_file).expect("queue file").len();
+    std::fs::write(&queue_file, vec![0x5a; length as usize]).expect("corrupt the queue file");
+
+    let mut bridge = bridge.restart().await;
+    let line = bridge
+        .wait_for_log("the corruption report", Duration::from_secs(5), |l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("The queue file could not be read"))
+        })
+        .await;
+    assert!(
+        line["moved_to"]
+            .as_str()
+            .is_some_and(|p| p.contains("queue.redb.corrupt-")),
+        "{line}"
+    );
+
+    bridge
+        .notify(&payload("firing", &[("AfterCorruption", &[])]))
+        .await;
+    dingtalk
+        .wait_until("delivery", Duration::from_secs(10), |r| {
+            delivered_with(r, "AfterCorruption") == 1
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn permanent_failures_become_dead_letters_that_can_be_retried() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Errcode(300001, "token is not exist".into()));
+    let mut bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+
+    bridge.notify(&payload("firing", &[("Refused", &[])])).await;
+    bridge
+        .wait_for_log("the dead letter", Duration::from_secs(10), |l| {
+            l["message"] == "Messages moved to the dead letters."
+        })
+        .await;
+    let (status, body) = bridge.get("/api/v1/dead-letters").await;
+    assert_eq!(status, 200, "{body}");
+    let dead: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(dead[0]["robot"], "ops");
+    assert_eq!(dead[0]["alerts"][0], "Refused");
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("300001"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("ops-token"),
+        "no credentials in the API: {body}"
+    );
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_dead_letters_total{robot="ops",reason="300001"}"#)
+            .await,
+        1.0
+    );
+    let (_, queue) = bridge.get("/api/v1/queue").await;
+    let queue: Value = serde_json::from_str(&queue).expect("JSON");
+    assert!(
+        queue[0]["last_error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("access_token is wrong"),
+        "{queue}"
+    );
+
+    dingtalk.set_mode(Mode::Normal);
+    let (status, body) = bridge.post("/api/v1/dead-letters/retry", "", None).await;
+    assert_eq!(status, 200, "{body}");
+    dingtalk
+        .wait_until(
+            "delivery of the revived message",
+            Duration::from_secs(10),
+            |r| delivered_with(r, "Refused") == 1,
+        )
+        .await;
+    assert_eq!(bridge.get("/api/v1/dead-letters").await.1.trim(), "[]");
+}
+
+#[tokio::test]
+async fn messages_older_than_max_age_become_dead_letters() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Refuse);
+    let config = durable_config(&dingtalk.api_url(), "", "  max_age: 2s");
+    let bridge = Bridge::start(&config).await;
+
+    bridge.notify(&payload("firing", &[("TooOld", &[])])).await;
+
+    let series = r#"alertmanager_dingtalk_dead_letters_total{robot="ops",reason="expired"}"#;
+    bridge.wait_for_metric(series, 1.0).await;
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_queue_depth{robot="ops"}"#)
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_answer_shows_the_robot_paused() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Errcode(130101, "send too fast".into()));
+    let mut bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+
+    bridge.notify(&payload("firing", &[("Paused", &[])])).await;
+    bridge
+        .wait_for_log("the pause", Duration::from_secs(10), |l| {
+            l["message"] == "DingTalk rate-limited the robot; pausing it."
+        })
+        .await;
+
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_robot_paused{robot="ops"}"#)
+            .await,
+        1.0
+    );
+    let (_, queue) = bridge.get("/api/v1/queue").await;
+    let queue: Value = serde_json::from_str(&queue).expect("JSON");
+    assert_eq!(queue[0]["depth"], 1, "{queue}");
+    assert!(queue[0]["paused_until"].is_string(), "{queue}");
+}
+
+fn passthrough_config(api_url: &str) -> String {
+    format!(
+        r#"
+dingtalk: {{ api_url: "{api_url}", timeout: 1s }}
+delivery: {{ mode: passthrough }}
+robots:
+  ops: {{ access_token: ops-token }}
+strategies:
+  - name: default
+    robots: [ops]
+"#
+    )
+}
+
+#[tokio::test]
+async fn passthrough_answers_with_dingtalks_verdict() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let bridge = Bridge::start(&passthrough_config(&dingtalk.api_url())).await;
+    let post = |name: &str| {
+        let body = payload("firing", &[(name, &[])]);
+        let bridge = &bridge;
+        async move {
+            bridge
+                .post("/alertmanager", body, Some("application/json"))
+                .await
+        }
+    };
+
+    let (status, body) = post("Delivered").await;
+    assert_eq!((status, body.trim()), (200, "ok: 1 messages delivered"));
+    assert_eq!(
+        dingtalk.delivered("ops-token").len(),
+        1,
+        "sent before the answer"
+    );
+
+    dingtalk.set_mode(Mode::Http500);
+    let (status, body) = post("Retryable").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("HTTP 500") && body.contains("hint:"),
+        "{body}"
+    );
+
+    dingtalk.set_mode(Mode::Errcode(310000, "keywords not in content".into()));
+    let (status, body) = post("Permanent").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("errcode 310000") && body.contains("add HertzBeat as a custom keyword"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn in_passthrough_mode_a_real_alertmanager_retries_through_an_outage() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Http500);
+    let bridge = Bridge::start(&passthrough_config(&dingtalk.api_url())).await;
+    let alertmanager = Alertmanager::start(&format!("{}/alertmanager", bridge.url)).await;
+
+    alertmanager
+        .post_alerts(&[TestAlert::firing(&[("alertname", "RetriedByAlertmanager")])])
+        .await;
+    dingtalk
+        .wait_until("failed attempts", Duration::from_secs(30), |r| r.len() >= 2)
+        .await;
+    dingtalk.set_mode(Mode::Normal);
+
+    let requests = dingtalk
+        .wait_until("delivery after the outage", Duration::from_secs(60), |r| {
+            delivered_with(r, "RetriedByAlertmanager") > 0
+        })
+        .await;
+    assert_eq!(delivered_with(&requests, "RetriedByAlertmanager"), 1);
+}
