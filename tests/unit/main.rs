@@ -1,7 +1,8 @@
-//! Unit tests of the library's pure parts: matching, routing, signing, DingTalk's answers,
-//! rendering, environment expansion, config loading, the rate window, payload parsing and
-//! retry backoff. Each module is one area with one `check` helper and many small cases.
-//! No network, no sleeping: time is passed in as values.
+//! Unit tests of the library's parts that need no network: matching, routing, signing,
+//! DingTalk's answers, rendering, digests, environment expansion, config loading, the
+//! durable queue file, the rate window, payload parsing and retry backoff. Each module is
+//! one area with one `check` helper and many small cases. No sleeping: time is passed in
+//! as values.
 
 mod backoff;
 mod coalesce;
