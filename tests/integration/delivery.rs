@@ -237,6 +237,16 @@ async fn a_rate_limit_answer_pauses_the_robot() {
         })
         .await;
     assert_eq!(line["pause"], "60s", "{line}");
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_robot_paused{robot="ops"}"#)
+            .await,
+        1.0
+    );
+    let (_, queue) = bridge.get("/api/v1/queue").await;
+    let queue: serde_json::Value = serde_json::from_str(&queue).expect("JSON");
+    assert_eq!(queue[0]["depth"], 1, "{queue}");
+    assert!(queue[0]["paused_until"].is_string(), "{queue}");
     // Asserting that something does not happen needs a wait: without the pause, the
     // retry backoff (at most 1 s after the first failure) would send again within it.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -252,12 +262,16 @@ async fn sigterm_exits_promptly_and_reports_what_was_not_delivered() {
         "delivery: { shutdown_timeout: 1s }\n",
     );
     let mut bridge = Bridge::start(&config).await;
-    bridge.notify(&payload("firing", &[("SentFirst", &[])])).await;
+    bridge
+        .notify(&payload("firing", &[("SentFirst", &[])]))
+        .await;
     dingtalk
         .wait_until("the first send", Duration::from_secs(10), |r| r.len() == 1)
         .await;
     // The window is full for a minute: this one is still queued at shutdown.
-    bridge.notify(&payload("firing", &[("StillQueued", &[])])).await;
+    bridge
+        .notify(&payload("firing", &[("StillQueued", &[])]))
+        .await;
 
     bridge.signal("TERM");
     let status = bridge.wait_exit(Duration::from_secs(10)).await;

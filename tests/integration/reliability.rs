@@ -239,31 +239,6 @@ async fn messages_older_than_max_age_become_dead_letters() {
     );
 }
 
-#[tokio::test]
-async fn a_rate_limit_answer_shows_the_robot_paused() {
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
-    dingtalk.set_mode(Mode::Errcode(130101, "send too fast".into()));
-    let mut bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
-
-    bridge.notify(&payload("firing", &[("Paused", &[])])).await;
-    bridge
-        .wait_for_log("the pause", Duration::from_secs(10), |l| {
-            l["message"] == "DingTalk rate-limited the robot; pausing it."
-        })
-        .await;
-
-    assert_eq!(
-        bridge
-            .metric(r#"alertmanager_dingtalk_robot_paused{robot="ops"}"#)
-            .await,
-        1.0
-    );
-    let (_, queue) = bridge.get("/api/v1/queue").await;
-    let queue: Value = serde_json::from_str(&queue).expect("JSON");
-    assert_eq!(queue[0]["depth"], 1, "{queue}");
-    assert!(queue[0]["paused_until"].is_string(), "{queue}");
-}
-
 fn passthrough_config(api_url: &str) -> String {
     format!(
         r#"
