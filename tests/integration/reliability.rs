@@ -115,7 +115,12 @@ async fn sigterm_with_messages_pending_exits_0_and_keeps_them_for_the_restart() 
     bridge.signal("TERM");
     let status = bridge.wait_exit(Duration::from_secs(5)).await;
     assert!(status.success(), "{status}");
-    assert!(bridge.log().contains("pending messages were not delivered"));
+    let lines = bridge.log_lines();
+    let report = lines
+        .iter()
+        .find(|l| l["message"] == "Shutdown timeout reached; pending messages were not delivered.")
+        .unwrap_or_else(|| panic!("no undelivered report:\n{}", bridge.log()));
+    assert_eq!(report["undelivered"], 1);
 
     let _bridge = bridge.restart().await;
     let requests = dingtalk
