@@ -199,6 +199,11 @@ impl App {
     }
 
     fn record_reload(&self, success: bool) {
+        if success {
+            for robot in self.runtime().config.robots.keys() {
+                self.metrics.declare_robot(robot);
+            }
+        }
         self.metrics
             .config_last_reload_successful
             .set(i64::from(success));

@@ -15,13 +15,14 @@
 //! - [`dingtalk`]: the only module that knows DingTalk's HTTP API: signing, sending, errcodes.
 //! - [`metrics`]: the service's own Prometheus metrics.
 //!
-//! Around them: [`config`] loads and validates `config.yaml` into a [`config::Config`],
+//! Around them: [`auth`] checks the bearer token of inbound requests, [`config`] loads and validates `config.yaml` into a [`config::Config`],
 //! [`app`] holds the running config and swaps it on reload, and [`cli`] implements the
 //! `check` and `render` subcommands.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod coalesce;
 pub mod config;

@@ -265,6 +265,20 @@ impl Metrics {
         }
     }
 
+    /// Creates `robot`'s delivery series at zero, so that `rate()` and the alert rules
+    /// see its first failure rather than only the second.
+    pub fn declare_robot(&self, robot: &str) {
+        for outcome in ["sent", "retried", "failed"] {
+            let _ = self.messages.get_or_create(&MessageLabels {
+                robot: robot.to_owned(),
+                outcome: outcome.to_owned(),
+            });
+        }
+        let _ = self.robot_paused.get_or_create(&RobotLabels {
+            robot: robot.to_owned(),
+        });
+    }
+
     /// Counts a send attempt's outcome for `robot`.
     pub fn message(&self, robot: &str, outcome: &str) {
         self.messages

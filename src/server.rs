@@ -2,7 +2,8 @@
 //! readiness and reload, plus the serve loop with signal handling and graceful shutdown.
 //!
 //! Handlers answer every bad request with a 4xx and a one-line reason. Everything past
-//! parsing happens in [`App::accept`].
+//! parsing happens in [`App::accept`]. With `auth:` configured, webhooks, reload and the
+//! queue API need the bearer token; metrics and health stay open for probes and scrapers.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -45,6 +46,22 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let robot = robot_name(&path);
+    let is_webhook = path == "/alertmanager" || robot.is_some();
+    let needs_token = is_webhook || path == "/-/reload" || path.starts_with("/api/");
+    if needs_token && !admitted(&app, &request) {
+        if is_webhook {
+            app.count_webhook("unauthorized");
+        }
+        tracing::warn!(message = "Request without the right bearer token refused.", %method, %path);
+        let mut response = reply(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token: send Authorization: Bearer <auth.bearer_token>",
+        );
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
     match (&method, path.as_str()) {
         (&Method::POST, "/alertmanager") => webhook(&app, request, None).await,
         (&Method::POST, _) if robot.is_some() => webhook(&app, request, robot).await,
@@ -85,6 +102,14 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
             format!("{method} is not allowed on {path}"),
         ),
         _ => reply(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
+    }
+}
+
+/// Whether `request` may proceed under the current `auth:` setting.
+fn admitted(app: &App, request: &Request<Incoming>) -> bool {
+    match &app.runtime().config.bearer_token {
+        Some(token) => token.admits(request.headers().get(AUTHORIZATION)),
+        None => true,
     }
 }
 

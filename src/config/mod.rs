@@ -25,12 +25,13 @@ use url::Url;
 pub use env::{EnvError, expand as expand_env};
 pub use source_map::{Path, Position, Segment, SourceMap};
 
+use crate::auth::BearerToken;
 use crate::dingtalk::{Robot, Secret};
 use crate::matcher::Matcher;
 use crate::rate_window::RateLimit;
 use crate::render::{DEFAULT_TEMPLATE, Renderer, TemplatePart, TemplateSource};
 use crate::route::{ActiveTime, Strategy};
-use raw::{RawActiveTime, RawConfig, RawRobot, RawStrategy};
+use raw::{RawActiveTime, RawAuth, RawConfig, RawRobot, RawStrategy};
 
 /// DingTalk's robot API, used for robots given only a token.
 pub const DEFAULT_API_URL: &str = "https://oapi.dingtalk.com/robot/send";
@@ -46,6 +47,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Largest webhook body accepted.
     pub max_body_bytes: usize,
+    /// The token webhooks and admin endpoints must carry; `None`: no authentication.
+    pub bearer_token: Option<BearerToken>,
     /// Zone times in messages are shown in.
     pub timezone: TimeZone,
     /// Timeout of one request to DingTalk.
@@ -81,8 +84,12 @@ impl Config {
             (DeliveryMode::Queued, Some(dir)) => format!("queue in {}", dir.display()),
             (DeliveryMode::Queued, None) => "queue in memory".to_owned(),
         };
+        let auth = match self.bearer_token {
+            Some(_) => ", bearer token required",
+            None => "",
+        };
         format!(
-            "{}: {} robots ({} signed), {} strategies, {queue}, listen {}",
+            "{}: {} robots ({} signed), {} strategies, {queue}, listen {}{auth}",
             self.file.display(),
             self.robots.len(),
             signed,
@@ -294,6 +301,7 @@ impl Checker {
                 format!("listen address {listen:?} is not host:port (e.g. 0.0.0.0:8060)")
             }),
         );
+        let bearer_token = self.bearer_token(&top.key("auth"), raw.auth);
         let zone_name = raw.timezone.as_deref().unwrap_or("Asia/Shanghai");
         let timezone = self.check(&top.key("timezone"), time_zone(zone_name));
         let dingtalk = top.key("dingtalk");
@@ -421,6 +429,7 @@ impl Checker {
             max_body_bytes: raw
                 .max_body_bytes
                 .map_or(8 << 20, |b| usize::try_from(b).unwrap_or(usize::MAX)),
+            bearer_token: bearer_token?,
             timezone: timezone?,
             timeout: timeout?,
             proxy_url: proxy_url?,
@@ -434,6 +443,36 @@ impl Checker {
             strategies,
             renderer: renderer?,
         })
+    }
+
+    /// `auth:`: `Some(None)` when absent. An empty token is an error rather than "no
+    /// authentication", so that an unset variable cannot turn authentication off.
+    fn bearer_token(&mut self, at: &Path, raw: RawAuth) -> Option<Option<BearerToken>> {
+        let (key, token) = match (raw.bearer_token, raw.bearer_token_file) {
+            (None, None) => return Some(None),
+            (Some(_), Some(_)) => {
+                self.error(
+                    at,
+                    "auth has both `bearer_token` and `bearer_token_file`; keep one",
+                );
+                return None;
+            }
+            (Some(token), None) => (at.key("bearer_token"), token),
+            (None, Some(file)) => {
+                let key = at.key("bearer_token_file");
+                let token = self.read_file(&key, &file)?;
+                (key, token)
+            }
+        };
+        let token = token.trim();
+        if token.is_empty() {
+            self.error(
+                &key,
+                "the bearer token is empty; remove `auth:` to accept requests without one",
+            );
+            return None;
+        }
+        Some(Some(BearerToken::new(token)))
     }
 
     fn robot(

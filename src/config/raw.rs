@@ -19,11 +19,20 @@ pub(super) struct RawConfig {
     pub max_body_bytes: Option<u64>,
     pub keywords: Option<Vec<String>>,
     pub timezone: Option<String>,
+    pub auth: RawAuth,
     pub dingtalk: RawDingTalk,
     pub delivery: RawDelivery,
     pub templates: BTreeMap<String, RawTemplate>,
     pub robots: BTreeMap<String, RawRobot>,
     pub strategies: Vec<RawStrategy>,
+}
+
+/// `auth:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawAuth {
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
 }
 
 /// `dingtalk:`

@@ -125,6 +125,10 @@ async fn metrics_pass_promtool_and_name_every_series() {
         "alertmanager_dingtalk_alerts_routed_total{strategy=\"default\"} 1",
         "alertmanager_dingtalk_alerts_unrouted_total 0",
         "alertmanager_dingtalk_messages_total{robot=\"first\",outcome=\"sent\"} 1",
+        // Present at zero from the start, so that rate() in alert rules sees the first one.
+        "alertmanager_dingtalk_messages_total{robot=\"first\",outcome=\"retried\"} 0",
+        "alertmanager_dingtalk_messages_total{robot=\"first\",outcome=\"failed\"} 0",
+        "alertmanager_dingtalk_robot_paused{robot=\"first\"} 0",
         "alertmanager_dingtalk_send_duration_seconds_count{robot=\"first\"} 1",
         "alertmanager_dingtalk_queue_depth{robot=\"first\"} 0",
         "alertmanager_dingtalk_config_last_reload_successful 1",

@@ -327,3 +327,91 @@ async fn an_identical_notification_within_the_dedup_window_is_sent_once() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn with_auth_configured_webhooks_and_admin_endpoints_need_the_bearer_token() {
+    const TOKEN: &str = "webhook-token-7f3a";
+    let dingtalk = fake().await;
+    let config = two_robot_config(
+        &dingtalk.api_url(),
+        "auth:\n  bearer_token: \"${WEBHOOK_TOKEN}\"\n",
+    );
+    let bridge = Bridge::start_with_env(&config, &[("WEBHOOK_TOKEN", TOKEN)]).await;
+    let client = crate::bridge::http();
+    let send = |method: reqwest::Method, path: &str, authorization: Option<&str>| {
+        let mut request = client
+            .request(method, format!("{}{path}", bridge.url))
+            .header("content-type", "application/json");
+        if matches!(path, "/alertmanager" | "/dingtalk/ops/send") {
+            request = request.body(FIXTURE);
+        }
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        async move {
+            let response = request.send().await.expect("request to the bridge");
+            let challenge = response.headers().get("www-authenticate").cloned();
+            (
+                response.status().as_u16(),
+                challenge,
+                response.text().await.unwrap(),
+            )
+        }
+    };
+
+    for (method, path) in [
+        (reqwest::Method::POST, "/alertmanager"),
+        (reqwest::Method::POST, "/dingtalk/ops/send"),
+        (reqwest::Method::POST, "/-/reload"),
+        (reqwest::Method::GET, "/api/v1/queue"),
+        (reqwest::Method::GET, "/api/v1/dead-letters"),
+        (reqwest::Method::POST, "/api/v1/dead-letters/retry"),
+    ] {
+        for wrong in [
+            None,
+            Some("Bearer not-the-token"),
+            Some("Basic d2ViaG9vaw=="),
+        ] {
+            let (status, challenge, body) = send(method.clone(), path, wrong).await;
+            assert_eq!(status, 401, "{method} {path} with {wrong:?}: {body}");
+            assert_eq!(
+                challenge.as_ref().map(|v| v.as_bytes()),
+                Some(&b"Bearer"[..])
+            );
+            assert_eq!(body.trim_end().lines().count(), 1, "{body:?}");
+        }
+    }
+    assert!(
+        dingtalk.requests().is_empty(),
+        "nothing unauthorised is sent"
+    );
+    assert_eq!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_webhooks_total{outcome="unauthorized"}"#)
+            .await,
+        6.0
+    );
+
+    // Probes and scrapers need no token.
+    for path in ["/metrics", "/-/healthy", "/-/ready"] {
+        assert_eq!(bridge.get(path).await.0, 200, "{path}");
+    }
+
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, _, body) = send(reqwest::Method::POST, "/alertmanager", Some(&bearer)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = send(reqwest::Method::GET, "/api/v1/queue", Some(&bearer)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = send(reqwest::Method::POST, "/-/reload", Some(&bearer)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("bearer token required"), "{body}");
+    dingtalk
+        .wait_until("the authorised webhook's messages", WAIT, |r| {
+            r.iter().filter(|r| r.errcode == Some(0)).count() == 2
+        })
+        .await;
+    assert!(
+        !bridge.log().contains(TOKEN),
+        "the token must not be logged"
+    );
+}

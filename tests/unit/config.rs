@@ -324,9 +324,12 @@ fn credential_files_are_read_relative_to_the_config_file() {
     std::fs::create_dir_all(dir.0.join("secrets")).unwrap();
     dir.write("secrets/token", "file-token\n");
     dir.write("secrets/secret", "  SECfromfile\n");
+    dir.write("secrets/webhook", "webhook-token\n");
     let file = dir.write(
         "config.yaml",
         "\
+auth:
+  bearer_token_file: secrets/webhook
 robots:
   ops:
     access_token_file: secrets/token
@@ -340,6 +343,30 @@ strategies:
     let ops = &config.robots["ops"];
     assert_eq!(ops.access_token.expose(), "file-token");
     assert_eq!(ops.secret.as_ref().map(|s| s.expose()), Some("SECfromfile"));
+    let webhook_token = config.bearer_token.expect("auth.bearer_token_file");
+    let header = hyper::header::HeaderValue::from_static("Bearer webhook-token");
+    assert!(webhook_token.admits(Some(&header)));
+}
+
+#[test]
+fn inbound_auth_needs_one_non_empty_token() {
+    assert!(check_ok(MINIMAL).bearer_token.is_none());
+    check_errors(
+        &format!("auth:\n  bearer_token: abc\n  bearer_token_file: token\n{MINIMAL}"),
+        &[(1, "keep one")],
+    );
+    check_errors(
+        &format!("auth:\n  bearer_token: \"${{UNSET_TOKEN:-}}\"\n{MINIMAL}"),
+        &[(2, "bearer token is empty")],
+    );
+    check_errors(
+        &format!("auth:\n  bearer_token_file: no/such/file\n{MINIMAL}"),
+        &[(2, "cannot read")],
+    );
+    check_errors(
+        &format!("auth:\n  token: abc\n{MINIMAL}"),
+        &[(2, "unknown key `token` in auth")],
+    );
 }
 
 #[test]

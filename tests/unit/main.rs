@@ -1,9 +1,10 @@
-//! Unit tests of the library's parts that need no network: matching, routing, signing,
+//! Unit tests of the library's parts that need no network: the inbound token, matching, routing, signing,
 //! DingTalk's answers, rendering, digests, environment expansion, config loading, the
 //! durable queue file, the rate window, payload parsing and retry backoff. Each module is
 //! one area with one `check` helper and many small cases. No sleeping: time is passed in
 //! as values.
 
+mod auth;
 mod backoff;
 mod coalesce;
 mod config;

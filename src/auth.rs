@@ -1,0 +1,40 @@
+//! Inbound authentication: the bearer token that webhooks and the admin endpoints must
+//! carry when `auth:` is configured.
+//!
+//! The token is compared in constant time, and like DingTalk's credentials it never
+//! appears in `Debug` output or logs.
+
+use std::fmt;
+
+use hyper::header::HeaderValue;
+use subtle::ConstantTimeEq;
+
+/// The token a request must present as `Authorization: Bearer <token>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// Wraps a configured token.
+    pub fn new(token: impl Into<String>) -> Self {
+        BearerToken(token.into())
+    }
+
+    /// Whether an `Authorization` header value carries this token. The scheme is matched
+    /// case-insensitively, as RFC 9110 asks.
+    pub fn admits(&self, authorization: Option<&HeaderValue>) -> bool {
+        let Some(value) = authorization.map(HeaderValue::as_bytes) else {
+            return false;
+        };
+        let Some((scheme, presented)) = value.split_at_checked(7) else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case(b"bearer ")
+            && bool::from(presented.trim_ascii().ct_eq(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(***)")
+    }
+}
