@@ -49,14 +49,15 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     let is_webhook = path == "/alertmanager" || robot.is_some();
     let needs_token = is_webhook || path == "/-/reload" || path.starts_with("/api/");
     if needs_token && !admitted(&app, &request) {
+        let reason =
+            "missing or wrong bearer token: send Authorization: Bearer <auth.bearer_token>";
         if is_webhook {
             app.count_webhook("unauthorized");
+            tracing::warn!(message = "Webhook not accepted.", status = 401, %reason);
+        } else {
+            tracing::warn!(message = "Request refused.", %method, %path, %reason);
         }
-        tracing::warn!(message = "Request without the right bearer token refused.", %method, %path);
-        let mut response = reply(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token: send Authorization: Bearer <auth.bearer_token>",
-        );
+        let mut response = reply(StatusCode::UNAUTHORIZED, reason);
         response
             .headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -4,9 +4,12 @@
 mod alertmanager;
 mod bridge;
 mod fake_dingtalk;
+mod prometheus;
 
 mod delivery;
+mod deploy;
 mod end_to_end;
 mod operations;
 mod reliability;
+mod self_monitoring;
 mod webhook;

@@ -1,0 +1,511 @@
+//! The deployment files under `deploy/`: what `kubectl kustomize` renders for each
+//! Kubernetes directory is valid (deploy/kubernetes/validate.py), the config inside each
+//! rendered ConfigMap passes `check` with exactly the credentials the manifests provide,
+//! the replicas never add up to more than DingTalk's 20 messages a minute per robot, and
+//! the Dockerfile (which cannot be built here) agrees with the manifests.
+//!
+//! Needs `python3` with kubernetes-validate, `kubectl`, and `node` with
+//! deploy/kubernetes/crd-validate installed: `bash .ci/run` installs them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+use crate::bridge::{BINARY, temp_dir};
+
+/// The kustomize directories, relative to deploy/kubernetes.
+const DIRECTORIES: [&str; 3] = [
+    "base",
+    "overlays/production",
+    "overlays/prometheus-operator",
+];
+
+/// The bridge's container in the Deployment or StatefulSet.
+const CONTAINER: &str = "alertmanager-dingtalk";
+
+/// DingTalk blocks a robot for 10 minutes once it gets more than this many messages in
+/// a minute (README "Rate limit").
+const DINGTALK_PER_MINUTE: u64 = 20;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn kubernetes_dir() -> PathBuf {
+    repo().join("deploy/kubernetes")
+}
+
+/// Fails, rather than skips, when a tool the tests drive is missing.
+fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` not found on PATH: the deploy tests need it; `bash .ci/run` installs it"
+    );
+}
+
+/// Runs `python3 deploy/kubernetes/validate.py ARGS`; returns success and its output.
+fn validator(args: &[&Path]) -> (bool, String) {
+    require("python3");
+    require("kubectl");
+    let output = Command::new("python3")
+        .arg(kubernetes_dir().join("validate.py"))
+        .args(args)
+        .output()
+        .expect("run validate.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The objects `kubectl kustomize` renders for a directory under deploy/kubernetes.
+fn render(directory: &str) -> Vec<Value> {
+    require("kubectl");
+    let output = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(kubernetes_dir().join(directory))
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {directory} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("kustomize output is UTF-8");
+    serde_saphyr::from_multiple::<Value>(&text)
+        .unwrap_or_else(|e| panic!("kustomize output of {directory} is not YAML: {e}"))
+        .into_iter()
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+/// The bridge's Deployment or StatefulSet.
+fn workload<'a>(objects: &'a [Value], directory: &str) -> &'a Value {
+    let workloads: Vec<_> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" || o["kind"] == "StatefulSet")
+        .collect();
+    assert_eq!(
+        workloads.len(),
+        1,
+        "{directory}: expected one Deployment or StatefulSet"
+    );
+    workloads[0]
+}
+
+fn container(workload: &Value) -> &Value {
+    workload["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == CONTAINER))
+        .unwrap_or_else(|| panic!("no container {CONTAINER} in {workload}"))
+}
+
+/// The `--config` path in the container's args.
+fn config_path(container: &Value) -> String {
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let at = args
+        .iter()
+        .position(|a| *a == "--config")
+        .expect("--config in the container's args");
+    args[at + 1].to_owned()
+}
+
+/// The volume mounted at `mount_path` in the container, and the mount.
+fn volume_at<'a>(workload: &'a Value, mount_path: &str) -> Option<(&'a Value, &'a Value)> {
+    let mount = container(workload)["volumeMounts"]
+        .as_array()?
+        .iter()
+        .find(|m| m["mountPath"] == mount_path)?;
+    let volume = workload["spec"]["template"]["spec"]["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == mount["name"])?;
+    Some((volume, mount))
+}
+
+/// The config.yaml text of the ConfigMap the bridge's `--config` points into: taken
+/// from the rendered objects, not from the source file.
+fn rendered_config(objects: &[Value], directory: &str) -> String {
+    let workload = workload(objects, directory);
+    let path = config_path(container(workload));
+    let (dir, file) = path.rsplit_once('/').expect("absolute --config path");
+    let (volume, _) = volume_at(workload, dir)
+        .unwrap_or_else(|| panic!("{directory}: nothing is mounted at {dir}"));
+    let name = volume["configMap"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{directory}: {dir} is not a ConfigMap volume"));
+    let configmap = find(objects, "ConfigMap", name)
+        .unwrap_or_else(|| panic!("{directory}: ConfigMap {name} is not rendered"));
+    configmap["data"][file]
+        .as_str()
+        .unwrap_or_else(|| panic!("{directory}: ConfigMap {name} has no {file}"))
+        .to_owned()
+}
+
+/// The decoded data of a rendered Secret.
+fn secret_data(secret: &Value) -> BTreeMap<String, String> {
+    let mut data = BTreeMap::new();
+    for (key, value) in secret["data"].as_object().into_iter().flatten() {
+        let bytes = STANDARD
+            .decode(value.as_str().unwrap_or_default())
+            .expect("Secret data is base64");
+        data.insert(key.clone(), String::from_utf8(bytes).expect("UTF-8 secret"));
+    }
+    for (key, value) in secret["stringData"].as_object().into_iter().flatten() {
+        data.insert(key.clone(), value.as_str().unwrap_or_default().to_owned());
+    }
+    data
+}
+
+#[test]
+fn validator_passes_for_every_kustomize_directory() {
+    let directories: Vec<PathBuf> = DIRECTORIES
+        .iter()
+        .map(|d| kubernetes_dir().join(d))
+        .collect();
+    let args: Vec<&Path> = directories.iter().map(PathBuf::as_path).collect();
+    let (success, output) = validator(&args);
+    assert!(success, "validate.py failed:\n{output}");
+    for directory in DIRECTORIES {
+        assert!(output.contains(&format!("== {directory}")), "{output}");
+    }
+    assert!(output.contains("ok      ServiceMonitor/"), "{output}");
+    assert!(output.contains("ok      StatefulSet/"), "{output}");
+}
+
+/// A temporary directory for a kustomization of the test's own, and deploy/kubernetes as
+/// a path relative to it: kustomize accepts only relative paths to other kustomizations.
+fn temp_kustomization_dir(what: &str) -> (PathBuf, String) {
+    let dir = temp_dir(what).canonicalize().unwrap();
+    let up = "../".repeat(dir.components().count() - 1);
+    let kubernetes = kubernetes_dir().canonicalize().unwrap();
+    let kubernetes = kubernetes.strip_prefix("/").expect("absolute path");
+    (dir, format!("{up}{}", kubernetes.display()))
+}
+
+/// The Prometheus Operator objects are a component, so the production overlay can take
+/// them too, as its README instructions say.
+#[test]
+fn production_with_the_prometheus_operator_component_validates() {
+    let (dir, kubernetes) = temp_kustomization_dir("deploy-production-monitored");
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "resources:\n  - {kubernetes}/overlays/production\n\
+             components:\n  - {kubernetes}/components/prometheus-operator\n"
+        ),
+    )
+    .unwrap();
+    let (success, output) = validator(&[&dir]);
+    assert!(success, "{output}");
+    for kind in ["StatefulSet", "ServiceMonitor", "PrometheusRule"] {
+        assert!(
+            output.contains(&format!("ok      {kind}/")),
+            "{kind}:\n{output}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The validator fails where it should: a green run above means something.
+#[test]
+fn validator_rejects_broken_manifests() {
+    let (dir, kubernetes) = temp_kustomization_dir("deploy-broken");
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            r#"resources:
+  - {kubernetes}/overlays/prometheus-operator
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {{name: alertmanager-dingtalk}}
+      spec:
+        template:
+          spec:
+            terminationGracePeriodSeconds: 10
+            containers:
+              - name: alertmanager-dingtalk
+                livenessProbes: {{}}
+                readinessProbe: {{httpGet: {{path: /-/healthy}}}}
+                securityContext: {{runAsUser: 0}}
+  - patch: |-
+      apiVersion: monitoring.coreos.com/v1
+      kind: ServiceMonitor
+      metadata: {{name: alertmanager-dingtalk}}
+      spec:
+        endpoints:
+          - port: http
+            interval: 30 seconds
+  - patch: |-
+      apiVersion: policy/v1
+      kind: PodDisruptionBudget
+      metadata: {{name: alertmanager-dingtalk}}
+      spec: {{minAvailable: 1, maxUnavailable: null}}
+"#
+        ),
+    )
+    .unwrap();
+    let (success, output) = validator(&[&dir]);
+    assert!(!success, "validate.py accepted broken manifests:\n{output}");
+    for expected in [
+        "INVALID Deployment/alertmanager-dingtalk",
+        "'livenessProbes' was unexpected",
+        "readinessProbe path must be /-/ready",
+        "securityContext.runAsUser must be 65532, is 0",
+        "terminationGracePeriodSeconds (10) must exceed",
+        "INVALID ServiceMonitor/alertmanager-dingtalk",
+        "interval must match pattern",
+        "blocks every eviction",
+    ] {
+        assert!(output.contains(expected), "no `{expected}` in:\n{output}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each rendered config passes `check` given only what the pod would have: the
+/// environment from its `env` and `envFrom` Secrets, and the files of its Secret
+/// volumes (written to a temporary directory that replaces the mount path).
+#[test]
+fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
+    for directory in DIRECTORIES {
+        let objects = render(directory);
+        let workload = workload(&objects, directory);
+        let container = container(workload);
+        let mut config = rendered_config(&objects, directory);
+        let dir = temp_dir("deploy-check");
+
+        let mut env = BTreeMap::new();
+        for var in container["env"].as_array().into_iter().flatten() {
+            if let Some(value) = var["value"].as_str() {
+                env.insert(var["name"].as_str().unwrap().to_owned(), value.to_owned());
+            }
+        }
+        for source in container["envFrom"].as_array().into_iter().flatten() {
+            let name = source["secretRef"]["name"]
+                .as_str()
+                .expect("envFrom is a secretRef");
+            let secret = find(&objects, "Secret", name)
+                .unwrap_or_else(|| panic!("{directory}: envFrom Secret {name} not rendered"));
+            env.extend(secret_data(secret));
+        }
+
+        // Secret volumes: a rendered Secret gives its data; a Secret created outside the
+        // manifests (production) gives the keys its volume lists, with dummy values.
+        for (index, mount) in container["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let mount_path = mount["mountPath"].as_str().unwrap();
+            // None for a volumeClaimTemplate (the production queue).
+            let Some((volume, _)) = volume_at(workload, mount_path) else {
+                continue;
+            };
+            let Some(name) = volume["secret"]["secretName"].as_str() else {
+                continue;
+            };
+            let files = dir.join(format!("secret-volume-{index}"));
+            std::fs::create_dir_all(&files).unwrap();
+            let data = find(&objects, "Secret", name).map(secret_data);
+            let items: Vec<(String, String)> = match volume["secret"]["items"].as_array() {
+                Some(items) => items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i["key"].as_str().unwrap().into(),
+                            i["path"].as_str().unwrap().into(),
+                        )
+                    })
+                    .collect(),
+                None => data
+                    .clone()
+                    .unwrap_or_else(|| panic!("{directory}: Secret {name} lists no items"))
+                    .into_keys()
+                    .map(|k| (k.clone(), k))
+                    .collect(),
+            };
+            for (key, path) in items {
+                let value = match &data {
+                    Some(data) => data[&key].clone(),
+                    None => format!("dummy-{key}\n"),
+                };
+                std::fs::write(files.join(path), value).unwrap();
+            }
+            config = config.replace(mount_path, files.to_str().unwrap());
+        }
+
+        std::fs::write(dir.join("config.yaml"), &config).unwrap();
+        // A clean environment: a variable set in the developer's shell must not hide
+        // one the manifests fail to provide.
+        let output = Command::new(BINARY)
+            .args(["check", "--config"])
+            .arg(dir.join("config.yaml"))
+            .env_clear()
+            .envs(&env)
+            .output()
+            .expect("run check");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{directory}: the rendered config fails `check`:\n{stderr}\nconfig:\n{config}"
+        );
+        assert!(
+            stdout.contains("queue in /var/lib/alertmanager-dingtalk"),
+            "{directory}: {stdout}"
+        );
+        if directory == "overlays/production" {
+            // Production requires a bearer token (auth.bearer_token_file).
+            assert!(
+                stdout.contains("bearer token required"),
+                "{directory}: {stdout}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `rate_limit` as (count, window in seconds): `20/min`, `1/s`, `5/90s`, `10/1m30s`.
+fn rate_limit(text: &str) -> (u64, u64) {
+    let (count, per) = text.split_once('/').expect("COUNT/PER");
+    let window = match per {
+        "s" | "sec" | "second" => 1,
+        "m" | "min" | "minute" => 60,
+        "h" | "hour" => 3600,
+        duration => {
+            let mut total = 0;
+            let mut number = String::new();
+            for c in duration.chars() {
+                match c {
+                    '0'..='9' => number.push(c),
+                    'h' | 'm' | 's' => {
+                        let n: u64 = number.parse().expect("duration number");
+                        total += n * [3600, 60, 1]["hms".find(c).unwrap()];
+                        number.clear();
+                    }
+                    _ => panic!("rate_limit {text}: teach this test the unit {c}"),
+                }
+            }
+            total
+        }
+    };
+    (count.trim().parse().expect("COUNT"), window)
+}
+
+/// Regression guard: each replica keeps its own rate window, so adding a replica
+/// without lowering `rate_limit` lets a storm reach DingTalk at more than 20 a minute,
+/// and DingTalk then blocks the robot for 10 minutes.
+#[test]
+fn replicas_times_rate_limit_stays_within_dingtalks_20_per_minute() {
+    for directory in DIRECTORIES {
+        let objects = render(directory);
+        let replicas = workload(&objects, directory)["spec"]["replicas"]
+            .as_u64()
+            .unwrap_or(1);
+        let config: Value =
+            serde_saphyr::from_str(&rendered_config(&objects, directory)).expect("config is YAML");
+        let robots = config["robots"].as_object().expect("robots");
+        assert!(!robots.is_empty(), "{directory}: no robots");
+        for (name, robot) in robots {
+            let (count, window) = robot["rate_limit"]
+                .as_str()
+                .map(rate_limit)
+                .unwrap_or((DINGTALK_PER_MINUTE, 60));
+            // replicas * count per window <= 20 per 60 s, in integers.
+            assert!(
+                replicas * count * 60 <= DINGTALK_PER_MINUTE * window,
+                "{directory}: {replicas} replicas x rate_limit {count}/{window}s for robot \
+                 {name} exceed DingTalk's {DINGTALK_PER_MINUTE}/min"
+            );
+        }
+    }
+}
+
+/// The arguments of every `name` instruction (`EXPOSE`, `COPY`, ...) in a Dockerfile.
+fn instructions<'a>(dockerfile: &'a str, name: &str) -> Vec<&'a str> {
+    dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map(str::trim)
+        .collect()
+}
+
+/// The Dockerfile cannot be built here (no Docker engine), so what it must agree on with
+/// the manifests is checked as text: the image tag deployed, the default config (one
+/// source), the queue volume, the user and the port.
+#[test]
+fn image_and_dockerfile_agree_with_the_manifests() {
+    let objects = render("base");
+    let workload = workload(&objects, "base");
+    let container = container(workload);
+    let image = container["image"].as_str().unwrap();
+    assert_eq!(
+        image.rsplit_once(':').map(|(_, tag)| tag),
+        Some(env!("CARGO_PKG_VERSION")),
+        "base image {image}: deploy the version in Cargo.toml (kustomization.yaml `images:`)"
+    );
+
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();
+    let config_path = config_path(container);
+    assert!(
+        instructions(&dockerfile, "COPY")
+            .contains(&format!("deploy/kubernetes/base/config.yaml {config_path}").as_str()),
+        "the image's default config must be the base's config.yaml at {config_path}"
+    );
+    let dockerignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    assert!(
+        dockerignore
+            .lines()
+            .any(|l| l.trim() == "!deploy/kubernetes/base/config.yaml"),
+        ".dockerignore must let deploy/kubernetes/base/config.yaml into the build context"
+    );
+    assert_eq!(
+        instructions(&dockerfile, "CMD"),
+        [format!(r#"["--config", "{config_path}"]"#)]
+    );
+
+    let config: Value = serde_saphyr::from_str(&rendered_config(&objects, "base")).unwrap();
+    let queue_dir = config["delivery"]["queue_dir"].as_str().unwrap();
+    assert_eq!(
+        instructions(&dockerfile, "VOLUME"),
+        [format!(r#"["{queue_dir}"]"#)]
+    );
+    let security = &container["securityContext"];
+    assert_eq!(
+        instructions(&dockerfile, "USER"),
+        [format!(
+            "{}:{}",
+            security["runAsUser"], security["runAsGroup"]
+        )]
+    );
+    let port = container["ports"][0]["containerPort"].to_string();
+    assert_eq!(instructions(&dockerfile, "EXPOSE"), [port.as_str()]);
+    assert!(
+        config["listen"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{port}")),
+        "listen and containerPort differ"
+    );
+}
