@@ -93,6 +93,7 @@ fn every_alert_has_severity_annotations_runbook_and_tests_both_ways() {
         .collect();
     let rules = alert_rules();
     assert!(rules.len() >= 7, "{rules:#?}");
+    let readme = std::fs::read_to_string(repo_path("README.md")).expect("README.md");
     for rule in &rules {
         let name = rule["alert"].as_str().expect("only alerting rules");
         let severity = &rule["labels"]["severity"];
@@ -106,6 +107,11 @@ fn every_alert_has_severity_annotations_runbook_and_tests_both_ways() {
         assert_eq!(keys, ["description", "runbook_url", "summary"], "{name}");
         let runbook = format!("{README_URL}#runbook-{}", name.to_lowercase());
         assert_eq!(annotations["runbook_url"], runbook.as_str(), "{name}");
+        // GitHub's anchor for this heading is the one in runbook_url.
+        assert!(
+            readme.contains(&format!("\n### Runbook: {name}\n")),
+            "README.md has no `### Runbook: {name}` section"
+        );
 
         let of_this_alert = || cases.iter().filter(|case| case["alertname"] == name);
         let fires = |case: &&&Value| {
