@@ -2,7 +2,7 @@
 //! the per-robot gates and workers, the metrics, and what the HTTP handlers need:
 //! accept a notification (queued mode) or send it now (passthrough mode).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{self, Config, ConfigErrors};
+use crate::dedup::RecentNotifications;
 use crate::deliver::{self, Failure, RobotGate};
 use crate::dingtalk::{self, ClientError, Retry};
 use crate::metrics::{
@@ -109,8 +110,8 @@ pub struct App {
     pub queue: Queue,
     gates: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<RobotGate>>>>,
     workers: Mutex<BTreeMap<String, JoinHandle<()>>>,
-    /// When each recent notification (by identity) was accepted, for duplicate suppression.
-    recent: Mutex<HashMap<String, Instant>>,
+    /// Notifications accepted recently, for duplicate suppression.
+    recent: Mutex<RecentNotifications>,
     ready: AtomicBool,
 }
 
@@ -253,14 +254,19 @@ impl App {
         let runtime = self.runtime();
         let config = &runtime.config;
         let identity = identity(notification, direct_robot);
-        if self.is_duplicate(&identity, config.dedup_window) {
+        if !self.claim(&identity, config.dedup_window) {
             return Ok(0);
         }
-        let planned = self.plan(config, notification, direct_robot)?;
+        let planned = match self.plan(config, notification, direct_robot) {
+            Ok(planned) => planned,
+            Err(error) => {
+                self.forget(&identity);
+                return Err(error);
+            }
+        };
         let count = planned.len();
         let robots: Vec<String> = planned.iter().map(|m| m.robot.clone()).collect();
         let envelopes = planned.into_iter().map(|m| self.envelope(m)).collect();
-        self.remember(identity.clone());
         if let Err(error) = self.queue.push(envelopes).await {
             // Not queued, so Alertmanager's retry must not count as a duplicate.
             self.forget(&identity);
@@ -269,7 +275,6 @@ impl App {
         for robot in robots {
             self.ensure_worker(&robot);
         }
-        self.update_queue_gauges();
         Ok(count)
     }
 
@@ -283,7 +288,7 @@ impl App {
         let runtime = self.runtime();
         let config = &runtime.config;
         let identity = identity(notification, direct_robot);
-        if self.is_duplicate(&identity, config.dedup_window) {
+        if self.seen(&identity, config.dedup_window) {
             return Ok(PassthroughAnswer {
                 status: 200,
                 text: "ok: duplicate of a notification already delivered".to_owned(),
@@ -300,7 +305,10 @@ impl App {
         }
         // Remembered only once delivered: Alertmanager's retry of a failed one is no
         // duplicate.
-        self.remember(identity);
+        if !config.dedup_window.is_zero() {
+            let now = std::time::Instant::now();
+            self.recent().insert(&identity, config.dedup_window, now);
+        }
         Ok(PassthroughAnswer {
             status: 200,
             text: format!("ok: {} messages delivered", planned.len()),
@@ -331,7 +339,7 @@ impl App {
                 ),
             });
         }
-        tokio::time::sleep_until(ready).await;
+        deliver::wait_until(ready).await;
         let body = dingtalk::encode(
             robot.msgtype,
             &message.message,
@@ -384,27 +392,45 @@ impl App {
         }
     }
 
-    /// Whether `identity` was accepted within `window`; counts and logs it if so.
-    fn is_duplicate(&self, identity: &str, window: Duration) -> bool {
-        let now = Instant::now();
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.retain(|_, accepted| now.duration_since(*accepted) < window);
-        let duplicate = recent.contains_key(identity);
-        if duplicate {
-            self.metrics.duplicates_suppressed.inc();
-            tracing::info!(message = "Duplicate notification suppressed.", %identity);
+    /// Records `identity` as accepted unless it was accepted within `window`: returns
+    /// whether it is new. A duplicate is counted and logged.
+    fn claim(&self, identity: &str, window: Duration) -> bool {
+        if window.is_zero() {
+            return true;
         }
-        duplicate
+        let now = std::time::Instant::now();
+        let new = self.recent().insert(identity, window, now);
+        if !new {
+            self.count_duplicate(identity);
+        }
+        new
     }
 
-    fn remember(&self, identity: String) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.insert(identity, Instant::now());
+    /// Whether `identity` was accepted within `window`, without recording it. A duplicate
+    /// is counted and logged.
+    fn seen(&self, identity: &str, window: Duration) -> bool {
+        if window.is_zero() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        let seen = self.recent().contains(identity, window, now);
+        if seen {
+            self.count_duplicate(identity);
+        }
+        seen
     }
 
     fn forget(&self, identity: &str) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.remove(identity);
+        self.recent().remove(identity);
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentNotifications> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count_duplicate(&self, identity: &str) {
+        self.metrics.duplicates_suppressed.inc();
+        tracing::info!(message = "Duplicate notification suppressed.", %identity);
     }
 
     fn count_routes(&self, config: &Config, notification: &Notification, plan: &plan::Plan) {
@@ -559,11 +585,7 @@ impl App {
     /// Gives pending messages up to `timeout` to be delivered, then stops the workers
     /// (what is left stays in the queue). Returns how many messages were left.
     pub async fn drain(&self, timeout: Duration) -> usize {
-        let pending = || {
-            self.queue
-                .stats()
-                .map_or(0, |s| s.values().map(|r| r.depth).sum::<usize>())
-        };
+        let pending = || self.queue.total_depth();
         let deadline = Instant::now() + timeout;
         loop {
             let changed = self.queue.changed();

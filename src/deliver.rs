@@ -155,11 +155,7 @@ pub async fn run_worker(app: Arc<App>, robot: String) {
     let gate = app.gate(&robot);
     let mut attempt = 0u32;
     loop {
-        if let Err(error) = app.queue.wait_oldest(&robot, 1).await {
-            tracing::error!(message = "Cannot read the queue.", %robot, %error);
-            tokio::time::sleep(FIRST_BACKOFF).await;
-            continue;
-        }
+        app.queue.wait_pending(&robot).await;
         let runtime = app.runtime();
         let Some(robot_config) = runtime.config.robots.get(&robot).cloned() else {
             bury_all(
@@ -174,7 +170,7 @@ pub async fn run_worker(app: Arc<App>, robot: String) {
             .lock()
             .await
             .ready_at(robot_config.rate_limit, Instant::now());
-        tokio::time::sleep_until(ready_at).await;
+        wait_until(ready_at).await;
         let Some(send) = choose(&app, &runtime, &robot_config, &gate).await else {
             continue;
         };
@@ -186,21 +182,33 @@ pub async fn run_worker(app: Arc<App>, robot: String) {
             Some(Retry::AfterPause) => {}
             Some(Retry::Never) | None => attempt = 0,
         }
-        app.update_queue_gauges();
     }
 }
 
-/// Reads the robot's pending messages, buries the expired ones, and picks what to send:
-/// the oldest message, or a digest when more are pending than the window can take.
+/// Waits until `instant`; returns at once when it has passed. (`sleep_until` would wait
+/// for the timer's next tick, about a millisecond, even then: a cap of ~1000 sends a
+/// second per robot.)
+pub(crate) async fn wait_until(instant: Instant) {
+    if instant > Instant::now() {
+        tokio::time::sleep_until(instant).await;
+    }
+}
+
+/// Picks what to send: the oldest message, or a digest when more are pending than the
+/// window can take. Reads only the oldest message unless it makes a digest, and buries
+/// what it read that is older than `max_age`.
 async fn choose(
     app: &App,
     runtime: &Runtime,
     robot: &Robot,
     gate: &Mutex<RobotGate>,
 ) -> Option<Send> {
+    let depth = app.queue.depth(&robot.name);
+    let room = gate.lock().await.room(Instant::now());
+    let merge = depth > 1 && (depth > room || room <= reserve(robot.rate_limit));
     let pending = app
         .queue
-        .oldest(&robot.name, BATCH)
+        .oldest(&robot.name, if merge { BATCH } else { 1 })
         .inspect_err(|error| tracing::error!(message = "Cannot read the queue.", robot = %robot.name, %error))
         .ok()?;
     let max_age = runtime.config.max_age;
@@ -219,15 +227,13 @@ async fn choose(
             "older than delivery.max_age",
         );
     }
-    let first = live.first()?;
-    let room = gate.lock().await.room(Instant::now());
-    let merge = live.len() > 1 && (live.len() > room || room <= reserve(robot.rate_limit));
-    if !merge {
+    if live.len() <= 1 {
+        let first = live.into_iter().next()?;
         return Some(Send {
             message: first.message.clone(),
             uuid: first.uuid.clone(),
             strategy: first.strategy.clone(),
-            envelopes: vec![first.clone()],
+            envelopes: vec![first],
         });
     }
     let digest = coalesce::digests(&live, robot.primary_keyword())
@@ -386,7 +392,10 @@ fn bury(app: &App, robot: &str, messages: &[Envelope], reason: &str, detail: &st
     if messages.is_empty() {
         return;
     }
-    if let Err(error) = app.queue.bury(messages, &format!("{reason}: {detail}")) {
+    if let Err(error) = app
+        .queue
+        .bury(robot, messages, &format!("{reason}: {detail}"))
+    {
         tracing::error!(message = "Cannot move messages to the dead letters.", %robot, %error);
         return;
     }

@@ -269,25 +269,39 @@ impl Store for DurableStore {
         Ok(found)
     }
 
-    fn remove(&self, robot: &str, ids: &[u64]) -> Result<(), QueueError> {
+    fn remove(&self, robot: &str, ids: &[u64]) -> Result<usize, QueueError> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let mut removed = 0;
         {
             let mut pending = txn.open_table(PENDING).map_err(|e| self.fail(e))?;
             for &id in ids {
-                pending.remove((robot, id)).map_err(|e| self.fail(e))?;
+                if pending
+                    .remove((robot, id))
+                    .map_err(|e| self.fail(e))?
+                    .is_some()
+                {
+                    removed += 1;
+                }
             }
         }
-        txn.commit().map_err(|e| self.fail(e))
+        txn.commit().map_err(|e| self.fail(e))?;
+        Ok(removed)
     }
 
-    fn bury(&self, messages: &[Envelope], reason: &str, at: Timestamp) -> Result<(), QueueError> {
+    fn bury(
+        &self,
+        messages: &[Envelope],
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<usize, QueueError> {
         if messages.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let mut removed = 0;
         {
             let mut pending = txn.open_table(PENDING).map_err(|e| self.fail(e))?;
             let mut dead = txn.open_table(DEAD).map_err(|e| self.fail(e))?;
@@ -300,14 +314,19 @@ impl Store for DurableStore {
                 let bytes = serde_json::to_vec(&letter).map_err(|e| {
                     self.fail(format!("cannot encode dead letter {}: {e}", message.id))
                 })?;
-                pending
+                let was_pending = pending
                     .remove((message.robot.as_str(), message.id))
-                    .map_err(|e| self.fail(e))?;
+                    .map_err(|e| self.fail(e))?
+                    .is_some();
+                if was_pending {
+                    removed += 1;
+                }
                 dead.insert(message.id, bytes.as_slice())
                     .map_err(|e| self.fail(e))?;
             }
         }
-        txn.commit().map_err(|e| self.fail(e))
+        txn.commit().map_err(|e| self.fail(e))?;
+        Ok(removed)
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {

@@ -49,26 +49,37 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
-    fn remove(&self, robot: &str, ids: &[u64]) -> Result<(), QueueError> {
-        if let Some(queue) = self.lock().pending.get_mut(robot) {
-            queue.retain(|m| !ids.contains(&m.id));
-        }
-        Ok(())
+    fn remove(&self, robot: &str, ids: &[u64]) -> Result<usize, QueueError> {
+        Ok(self
+            .lock()
+            .pending
+            .get_mut(robot)
+            .map_or(0, |queue| remove_ids(queue, ids)))
     }
 
-    fn bury(&self, messages: &[Envelope], reason: &str, at: Timestamp) -> Result<(), QueueError> {
+    fn bury(
+        &self,
+        messages: &[Envelope],
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<usize, QueueError> {
         let mut state = self.lock();
+        let mut by_robot: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for message in messages {
-            if let Some(queue) = state.pending.get_mut(&message.robot) {
-                queue.retain(|m| m.id != message.id);
-            }
-            state.dead.push(DeadLetter {
-                envelope: message.clone(),
-                reason: reason.to_owned(),
-                at,
-            });
+            by_robot.entry(&message.robot).or_default().push(message.id);
         }
-        Ok(())
+        let mut removed = 0;
+        for (robot, ids) in by_robot {
+            if let Some(queue) = state.pending.get_mut(robot) {
+                removed += remove_ids(queue, &ids);
+            }
+        }
+        state.dead.extend(messages.iter().map(|message| DeadLetter {
+            envelope: message.clone(),
+            reason: reason.to_owned(),
+            at,
+        }));
+        Ok(removed)
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
@@ -113,6 +124,23 @@ impl Store for MemoryStore {
         let dead = state.dead.iter().map(|d| d.envelope.id);
         Ok(pending.chain(dead).max().unwrap_or(0))
     }
+}
+
+/// Removes the messages with `ids` from `queue`; returns how many there were. Delivered
+/// messages are nearly always the oldest, so they are taken off the front without
+/// looking at the rest of a long queue.
+fn remove_ids(queue: &mut VecDeque<Envelope>, ids: &[u64]) -> usize {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    let listed = |id: &u64| ids.binary_search(id).is_ok();
+    let before = queue.len();
+    while queue.front().is_some_and(|m| listed(&m.id)) {
+        queue.pop_front();
+    }
+    if before - queue.len() < ids.len() {
+        queue.retain(|m| !listed(&m.id));
+    }
+    before - queue.len()
 }
 
 /// Concurrent webhooks may commit out of id order; the queue stays in id order.

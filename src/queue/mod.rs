@@ -89,15 +89,17 @@ pub trait Store: Send + Sync {
     fn append(&self, messages: &[Envelope]) -> Result<(), QueueError>;
     /// Up to `limit` pending messages of `robot`, oldest first.
     fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError>;
-    /// Removes delivered messages.
-    fn remove(&self, robot: &str, ids: &[u64]) -> Result<(), QueueError>;
-    /// Moves pending messages to the dead letters.
-    fn bury(&self, messages: &[Envelope], reason: &str, at: Timestamp) -> Result<(), QueueError>;
+    /// Removes delivered messages; returns how many of them were pending.
+    fn remove(&self, robot: &str, ids: &[u64]) -> Result<usize, QueueError>;
+    /// Moves messages to the dead letters; returns how many of them were pending.
+    fn bury(&self, messages: &[Envelope], reason: &str, at: Timestamp)
+    -> Result<usize, QueueError>;
     /// Every dead letter, oldest first.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError>;
     /// Moves every dead letter back to its robot's queue, in id order; returns them.
     fn revive_all(&self) -> Result<Vec<Envelope>, QueueError>;
-    /// Pending messages per robot that has any.
+    /// Pending messages per robot that has any. Reads the whole store: called once, at
+    /// start; [`Queue`] keeps the counts from then on.
     fn stats(&self) -> Result<BTreeMap<String, RobotStats>, QueueError>;
     /// The highest id pending or dead, 0 when empty.
     fn last_id(&self) -> Result<u64, QueueError>;
@@ -110,24 +112,64 @@ pub struct Queue {
     store: Arc<dyn Store>,
     committer: Mutex<mpsc::Sender<Commit>>,
     next_id: AtomicU64,
+    depths: Arc<Depths>,
     arrivals: Mutex<BTreeMap<String, Arc<Notify>>>,
     changes: Notify,
+}
+
+/// Pending messages per robot, kept alongside the store so that the worker's every send
+/// and every scrape need not count the store. Counts are signed: an acknowledgement may
+/// be counted just before the append it follows, and the two still add up.
+#[derive(Default)]
+struct Depths(Mutex<BTreeMap<String, i64>>);
+
+impl Depths {
+    fn add(&self, robot: &str, count: i64) {
+        let mut depths = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *depths.entry(robot.to_owned()).or_default() += count;
+    }
+
+    fn set(&self, robot: &str, count: usize) {
+        let mut depths = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        depths.insert(robot.to_owned(), i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    fn get(&self, robot: &str) -> usize {
+        let depths = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        depths
+            .get(robot)
+            .map_or(0, |d| usize::try_from(*d).unwrap_or(0))
+    }
+
+    fn all(&self) -> Vec<(String, usize)> {
+        let depths = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        depths
+            .iter()
+            .map(|(robot, d)| (robot.clone(), usize::try_from(*d).unwrap_or(0)))
+            .collect()
+    }
 }
 
 impl Queue {
     /// A queue over `store`, numbering new messages after those already in it.
     pub fn new(store: Arc<dyn Store>) -> Result<Self, QueueError> {
         let next_id = store.last_id()? + 1;
+        let depths = Arc::new(Depths::default());
+        for (robot, stats) in store.stats()? {
+            depths.set(&robot, stats.depth);
+        }
         let (committer, commits) = mpsc::channel::<Commit>();
         let commit_store = store.clone();
+        let commit_depths = depths.clone();
         std::thread::Builder::new()
             .name("queue-commit".to_owned())
-            .spawn(move || commit_loop(&*commit_store, &commits))
+            .spawn(move || commit_loop(&*commit_store, &commit_depths, &commits))
             .map_err(|e| QueueError(format!("cannot start the commit thread: {e}")))?;
         Ok(Queue {
             store,
             committer: Mutex::new(committer),
             next_id: AtomicU64::new(next_id),
+            depths,
             arrivals: Mutex::default(),
             changes: Notify::new(),
         })
@@ -160,43 +202,50 @@ impl Queue {
         Ok(())
     }
 
-    /// Waits until `robot` has pending messages and returns up to `limit` of them, oldest
-    /// first, leaving them queued.
-    pub async fn wait_oldest(
-        &self,
-        robot: &str,
-        limit: usize,
-    ) -> Result<Vec<Envelope>, QueueError> {
+    /// Waits until `robot` has pending messages.
+    pub async fn wait_pending(&self, robot: &str) {
         let arrival = self.arrival(robot);
         loop {
             // Register interest before looking, so a push between the look and the wait
             // is not missed.
             let notified = arrival.notified();
-            let pending = self.store.oldest(robot, limit)?;
-            if !pending.is_empty() {
-                return Ok(pending);
+            if self.depth(robot) > 0 {
+                return;
             }
             notified.await;
         }
     }
 
+    /// How many messages of `robot` are pending.
+    pub fn depth(&self, robot: &str) -> usize {
+        self.depths.get(robot)
+    }
+
     /// Up to `limit` pending messages of `robot`, oldest first, without waiting.
     pub fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
-        self.store.oldest(robot, limit)
+        let oldest = self.store.oldest(robot, limit)?;
+        if oldest.is_empty() && limit > 0 {
+            // The store has nothing readable for the robot (what it cannot decode stays
+            // in the file): the worker must not spin on a count that says otherwise.
+            self.depths.set(robot, 0);
+        }
+        Ok(oldest)
     }
 
-    /// Removes messages DingTalk accepted.
+    /// Removes messages of `robot` that DingTalk accepted.
     pub fn ack(&self, robot: &str, ids: &[u64]) -> Result<(), QueueError> {
-        let removed = self.store.remove(robot, ids);
+        let removed = self.store.remove(robot, ids)?;
+        self.depths.add(robot, -count(removed));
         self.changes.notify_waiters();
-        removed
+        Ok(())
     }
 
-    /// Moves messages that cannot be delivered to the dead letters.
-    pub fn bury(&self, messages: &[Envelope], reason: &str) -> Result<(), QueueError> {
-        let buried = self.store.bury(messages, reason, Timestamp::now());
+    /// Moves messages of `robot` that cannot be delivered to the dead letters.
+    pub fn bury(&self, robot: &str, messages: &[Envelope], reason: &str) -> Result<(), QueueError> {
+        let removed = self.store.bury(messages, reason, Timestamp::now())?;
+        self.depths.add(robot, -count(removed));
         self.changes.notify_waiters();
-        buried
+        Ok(())
     }
 
     /// Every dead letter, oldest first.
@@ -208,6 +257,10 @@ impl Queue {
     pub fn revive_dead_letters(&self) -> Result<Vec<String>, QueueError> {
         let revived = self.store.revive_all()?;
         let mut robots: Vec<String> = revived.into_iter().map(|m| m.robot).collect();
+        robots.sort_unstable();
+        for robot in &robots {
+            self.depths.add(robot, 1);
+        }
         robots.dedup();
         for robot in &robots {
             self.arrival(robot).notify_one();
@@ -216,9 +269,23 @@ impl Queue {
         Ok(robots)
     }
 
-    /// Pending messages per robot.
+    /// Pending messages per robot that has any, with the oldest one's age read from the
+    /// store: one short read per robot.
     pub fn stats(&self) -> Result<BTreeMap<String, RobotStats>, QueueError> {
-        self.store.stats()
+        let mut stats = BTreeMap::new();
+        for (robot, depth) in self.depths.all() {
+            if depth == 0 {
+                continue;
+            }
+            let oldest = self.store.oldest(&robot, 1)?.first().map(|m| m.accepted_at);
+            stats.insert(robot, RobotStats { depth, oldest });
+        }
+        Ok(stats)
+    }
+
+    /// Pending messages of every robot.
+    pub fn total_depth(&self) -> usize {
+        self.depths.all().iter().map(|(_, depth)| depth).sum()
     }
 
     /// Completes at the next change of the queue after this call.
@@ -232,9 +299,13 @@ impl Queue {
     }
 }
 
+fn count(messages: usize) -> i64 {
+    i64::try_from(messages).unwrap_or(i64::MAX)
+}
+
 /// Writes what is waiting in one transaction: while one commit (and its fsync) runs,
 /// the next webhooks' messages gather and share the following one.
-fn commit_loop(store: &dyn Store, commits: &mpsc::Receiver<Commit>) {
+fn commit_loop(store: &dyn Store, depths: &Depths, commits: &mpsc::Receiver<Commit>) {
     while let Ok(first) = commits.recv() {
         let mut batch = vec![first];
         batch.extend(commits.try_iter());
@@ -243,6 +314,11 @@ fn commit_loop(store: &dyn Store, commits: &mpsc::Receiver<Commit>) {
             .flat_map(|(messages, _)| messages.iter().cloned())
             .collect();
         let result = store.append(&messages);
+        if result.is_ok() {
+            for message in &messages {
+                depths.add(&message.robot, 1);
+            }
+        }
         for (_, done) in batch {
             // The webhook may have gone away; its messages are stored all the same.
             let _ = done.send(result.clone());

@@ -134,8 +134,13 @@ fn remove_takes_only_the_given_ids_of_the_robot() {
             envelope("b", 4),
         ])
         .unwrap();
-    store.remove("a", &[1, 3, 4, 99]).unwrap();
-    store.remove("a", &[]).unwrap();
+    assert_eq!(
+        store.remove("a", &[1, 3, 4, 99]).unwrap(),
+        2,
+        "only 1 and 3 were a's"
+    );
+    assert_eq!(store.remove("a", &[]).unwrap(), 0);
+    assert_eq!(store.remove("a", &[1]).unwrap(), 0, "already removed");
     assert_eq!(ids(&store.oldest("a", 10).unwrap()), [2]);
     // Id 4 belongs to robot b: removing it as robot a's does nothing.
     assert_eq!(ids(&store.oldest("b", 10).unwrap()), [4]);
@@ -155,9 +160,10 @@ fn bury_moves_to_the_dead_letters_with_the_reason() {
         .unwrap();
     let at = Timestamp::now();
     let a = store.oldest("a", 10).unwrap();
-    store
+    let buried = store
         .bury(&[a[2].clone(), a[0].clone()], "too old", at)
         .unwrap();
+    assert_eq!(buried, 2);
     let b = store.oldest("b", 10).unwrap();
     store.bury(&b, "errcode 310000", at).unwrap();
     assert_eq!(ids(&store.oldest("a", 10).unwrap()), [2]);

@@ -1,13 +1,14 @@
-//! Unit tests of the library's parts that need no network: the inbound token, matching, routing, signing,
-//! DingTalk's answers, rendering, digests, environment expansion, config loading, the
-//! durable queue file, the rate window, payload parsing and retry backoff. Each module is
-//! one area with one `check` helper and many small cases. No sleeping: time is passed in
-//! as values.
+//! Unit tests of the library's parts that need no network: the inbound token, duplicate
+//! suppression, matching, routing, signing, DingTalk's answers, rendering, digests,
+//! environment expansion, config loading, the durable queue file, the rate window, payload
+//! parsing and retry backoff. Each module is one area with one `check` helper and many
+//! small cases. No sleeping: time is passed in as values.
 
 mod auth;
 mod backoff;
 mod coalesce;
 mod config;
+mod dedup;
 mod durable;
 mod env;
 mod errcode;
