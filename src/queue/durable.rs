@@ -6,7 +6,9 @@
 //! JSON of an [`Envelope`], so one robot's messages are a contiguous range in id order;
 //! table `dead` maps `id` to the JSON of a [`DeadLetter`]. Every [`Store`] method is one
 //! redb transaction, and every write transaction commits with redb's default durability
-//! (fsync before the commit returns), so a method that returned `Ok` is on disk. A file
+//! (fsync before the commit returns), so a method that returned `Ok` is on disk; the one
+//! exception is [`Store::remove`] of delivered messages, synced at most once per
+//! [`REMOVAL_SYNC_INTERVAL`] (see there). A file
 //! that needs a repair after an unclean shutdown is repaired on open; a file that cannot be
 //! opened at all is renamed aside (see [`Recovery`]) so that the service still starts.
 //! It must not lose or reorder what it stored, panic on anything the file contains (an
@@ -18,11 +20,13 @@ use std::fmt::Display;
 use std::io::ErrorKind;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use redb::{
-    Builder, Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError,
-    TableDefinition, TableError,
+    Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError,
+    TableDefinition, TableError, WriteTransaction,
 };
 
 use super::{DeadLetter, Envelope, QueueError, RobotStats, Store};
@@ -36,10 +40,19 @@ const FILE_NAME: &str = "queue.redb";
 /// redb's page cache: a queue is small, redb's default (1 GiB) is far more than it needs.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long a removal of delivered messages may stay unsynced. Any later commit syncs it
+/// too, so at most this much delivery is forgotten by a crash, and those messages are
+/// sent again (with the same `msgUuid`), as at-least-once delivery allows. An fsync per
+/// delivered message would instead make every send wait for the disk, and hold up the
+/// webhooks' commits meanwhile.
+const REMOVAL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Pending messages and dead letters in a redb file under `delivery.queue_dir`.
 pub struct DurableStore {
     db: Database,
     path: PathBuf,
+    /// When a commit last synced to disk.
+    last_sync: Mutex<Instant>,
 }
 
 /// A queue file that could not be opened and was moved aside.
@@ -70,7 +83,7 @@ impl DurableStore {
         })?;
         let path = dir.join(FILE_NAME);
         let error = match open_database(&path) {
-            Ok(db) => return Ok((DurableStore { db, path }, None)),
+            Ok(db) => return Ok((DurableStore::new(db, path), None)),
             Err(OpenFailure::Fatal(e)) => {
                 return Err(QueueError(format!("queue file {}: {e}", path.display())));
             }
@@ -89,9 +102,24 @@ impl DurableStore {
             QueueError(format!("new queue file {}: {e}", path.display()))
         })?;
         Ok((
-            DurableStore { db, path },
+            DurableStore::new(db, path),
             Some(Recovery { moved_to, error }),
         ))
+    }
+
+    fn new(db: Database, path: PathBuf) -> Self {
+        DurableStore {
+            db,
+            path,
+            last_sync: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Commits `txn` and syncs it (and every unsynced commit before it) to disk.
+    fn commit(&self, txn: WriteTransaction) -> Result<(), QueueError> {
+        txn.commit().map_err(|e| self.fail(e))?;
+        *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(())
     }
 
     /// The error of a failed redb operation, naming the file.
@@ -243,7 +271,7 @@ impl Store for DurableStore {
             }
         }
         // Dropping an uncommitted transaction aborts it: all or none.
-        txn.commit().map_err(|e| self.fail(e))
+        self.commit(txn)
     }
 
     fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
@@ -273,8 +301,9 @@ impl Store for DurableStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let mut txn = self.db.begin_write().map_err(|e| self.fail(e))?;
         let mut removed = 0;
+        let emptied;
         {
             let mut pending = txn.open_table(PENDING).map_err(|e| self.fail(e))?;
             for &id in ids {
@@ -286,8 +315,19 @@ impl Store for DurableStore {
                     removed += 1;
                 }
             }
+            let mut left = pending
+                .range((robot, 0)..=(robot, u64::MAX))
+                .map_err(|e| self.fail(e))?;
+            emptied = left.next().is_none();
         }
-        txn.commit().map_err(|e| self.fail(e))?;
+        let last_sync = *self.last_sync.lock().unwrap_or_else(|p| p.into_inner());
+        if emptied || last_sync.elapsed() >= REMOVAL_SYNC_INTERVAL {
+            self.commit(txn)?;
+        } else {
+            txn.set_durability(Durability::None)
+                .map_err(|e| self.fail(e))?;
+            txn.commit().map_err(|e| self.fail(e))?;
+        }
         Ok(removed)
     }
 
@@ -325,7 +365,7 @@ impl Store for DurableStore {
                     .map_err(|e| self.fail(e))?;
             }
         }
-        txn.commit().map_err(|e| self.fail(e))?;
+        self.commit(txn)?;
         Ok(removed)
     }
 
@@ -367,7 +407,7 @@ impl Store for DurableStore {
                 dead.remove(id).map_err(|e| self.fail(e))?;
             }
         }
-        txn.commit().map_err(|e| self.fail(e))?;
+        self.commit(txn)?;
         // Dead letters are keyed by their message's id, so this is id order already.
         Ok(revived)
     }
@@ -401,6 +441,10 @@ impl Store for DurableStore {
             stats.insert(name, done);
         }
         Ok(stats)
+    }
+
+    fn syncs_to_disk(&self) -> bool {
+        true
     }
 
     fn last_id(&self) -> Result<u64, QueueError> {

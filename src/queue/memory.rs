@@ -113,6 +113,10 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn syncs_to_disk(&self) -> bool {
+        false
+    }
+
     fn last_id(&self) -> Result<u64, QueueError> {
         let state = self.lock();
         let pending = state

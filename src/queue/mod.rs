@@ -4,8 +4,10 @@
 //! or buries it as a dead letter (a permanent error, or too old), so a message being sent
 //! or waiting for a retry is never only in the worker's hands. Storage sits behind the
 //! [`Store`] trait: [`MemoryStore`] without `delivery.queue_dir`, [`DurableStore`] (redb)
-//! with it. Appends go through one committer thread that writes everything waiting in a
-//! single transaction, so concurrent webhooks share one fsync.
+//! with it. Appends to a durable store go through one committer thread that writes
+//! everything waiting in a single transaction, so concurrent webhooks share one fsync;
+//! appends to memory happen in place, where handing them to a thread would cost more
+//! than the append.
 
 mod durable;
 mod memory;
@@ -103,6 +105,9 @@ pub trait Store: Send + Sync {
     fn stats(&self) -> Result<BTreeMap<String, RobotStats>, QueueError>;
     /// The highest id pending or dead, 0 when empty.
     fn last_id(&self) -> Result<u64, QueueError>;
+    /// Whether appends are synced to disk: then concurrent appends are worth gathering
+    /// into one commit.
+    fn syncs_to_disk(&self) -> bool;
 }
 
 type Commit = (Vec<Envelope>, oneshot::Sender<Result<(), QueueError>>);
@@ -110,7 +115,8 @@ type Commit = (Vec<Envelope>, oneshot::Sender<Result<(), QueueError>>);
 /// The queue the HTTP handlers push to and the delivery workers drain.
 pub struct Queue {
     store: Arc<dyn Store>,
-    committer: Mutex<mpsc::Sender<Commit>>,
+    /// The commit thread's inbox, for a store that syncs to disk.
+    committer: Option<Mutex<mpsc::Sender<Commit>>>,
     next_id: AtomicU64,
     depths: Arc<Depths>,
     arrivals: Mutex<BTreeMap<String, Arc<Notify>>>,
@@ -158,16 +164,21 @@ impl Queue {
         for (robot, stats) in store.stats()? {
             depths.set(&robot, stats.depth);
         }
-        let (committer, commits) = mpsc::channel::<Commit>();
-        let commit_store = store.clone();
-        let commit_depths = depths.clone();
-        std::thread::Builder::new()
-            .name("queue-commit".to_owned())
-            .spawn(move || commit_loop(&*commit_store, &commit_depths, &commits))
-            .map_err(|e| QueueError(format!("cannot start the commit thread: {e}")))?;
+        let committer = if store.syncs_to_disk() {
+            let (committer, commits) = mpsc::channel::<Commit>();
+            let commit_store = store.clone();
+            let commit_depths = depths.clone();
+            std::thread::Builder::new()
+                .name("queue-commit".to_owned())
+                .spawn(move || commit_loop(&*commit_store, &commit_depths, &commits))
+                .map_err(|e| QueueError(format!("cannot start the commit thread: {e}")))?;
+            Some(Mutex::new(committer))
+        } else {
+            None
+        };
         Ok(Queue {
             store,
-            committer: Mutex::new(committer),
+            committer,
             next_id: AtomicU64::new(next_id),
             depths,
             arrivals: Mutex::default(),
@@ -186,15 +197,19 @@ impl Queue {
             return Ok(());
         }
         let robots: Vec<String> = messages.iter().map(|m| m.robot.clone()).collect();
-        let (done, committed) = oneshot::channel();
-        self.committer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send((messages, done))
-            .map_err(|_| QueueError("the commit thread has stopped".to_owned()))?;
-        committed
-            .await
-            .map_err(|_| QueueError("the commit thread has stopped".to_owned()))??;
+        match &self.committer {
+            Some(committer) => {
+                let (done, committed) = oneshot::channel();
+                let stopped = || QueueError("the commit thread has stopped".to_owned());
+                committer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .send((messages, done))
+                    .map_err(|_| stopped())?;
+                committed.await.map_err(|_| stopped())??;
+            }
+            None => append(&*self.store, &self.depths, &messages)?,
+        }
         for robot in robots {
             self.arrival(&robot).notify_one();
         }
@@ -299,6 +314,15 @@ impl Queue {
     }
 }
 
+/// Appends `messages` to `store` and counts them in.
+fn append(store: &dyn Store, depths: &Depths, messages: &[Envelope]) -> Result<(), QueueError> {
+    store.append(messages)?;
+    for message in messages {
+        depths.add(&message.robot, 1);
+    }
+    Ok(())
+}
+
 fn count(messages: usize) -> i64 {
     i64::try_from(messages).unwrap_or(i64::MAX)
 }
@@ -313,12 +337,7 @@ fn commit_loop(store: &dyn Store, depths: &Depths, commits: &mpsc::Receiver<Comm
             .iter()
             .flat_map(|(messages, _)| messages.iter().cloned())
             .collect();
-        let result = store.append(&messages);
-        if result.is_ok() {
-            for message in &messages {
-                depths.add(&message.robot, 1);
-            }
-        }
+        let result = append(store, depths, &messages);
         for (_, done) in batch {
             // The webhook may have gone away; its messages are stored all the same.
             let _ = done.send(result.clone());

@@ -418,15 +418,32 @@ fn a_file_left_by_a_crash_keeps_what_was_committed() {
     store
         .bury(&store.oldest("b", 1).unwrap(), "dead", Timestamp::now())
         .unwrap();
+    // A delivery's removal may wait for the next commit to be synced...
     store.remove("a", &[1]).unwrap();
+    store.append(&[envelope("a", 4)]).unwrap();
     // A copy taken while the store is open is what kill -9 leaves: committed, not closed.
     std::fs::copy(dir.file(), crashed.file()).unwrap();
     let reopened = open(&crashed);
-    assert_eq!(ids(&reopened.oldest("a", 10).unwrap()), [3]);
-    assert_eq!(reopened.dead_letters().unwrap().len(), 1);
-    assert_eq!(reopened.last_id().unwrap(), 3);
-    reopened.append(&[envelope("a", 4)]).unwrap();
+    // ...which synced it.
     assert_eq!(ids(&reopened.oldest("a", 10).unwrap()), [3, 4]);
+    assert_eq!(reopened.dead_letters().unwrap().len(), 1);
+    assert_eq!(reopened.last_id().unwrap(), 4);
+    reopened.append(&[envelope("a", 5)]).unwrap();
+    assert_eq!(ids(&reopened.oldest("a", 10).unwrap()), [3, 4, 5]);
+}
+
+#[test]
+fn a_removal_that_empties_a_robots_queue_is_synced_at_once() {
+    let dir = TempDir::new("emptied");
+    let crashed = TempDir::new("emptied-copy");
+    std::fs::create_dir_all(crashed.path()).unwrap();
+    let store = open(&dir);
+    store.append(&[envelope("a", 1), envelope("b", 2)]).unwrap();
+    store.remove("a", &[1]).unwrap();
+    std::fs::copy(dir.file(), crashed.file()).unwrap();
+    let reopened = open(&crashed);
+    assert!(reopened.oldest("a", 10).unwrap().is_empty());
+    assert_eq!(ids(&reopened.oldest("b", 10).unwrap()), [2]);
 }
 
 #[test]
