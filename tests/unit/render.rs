@@ -485,6 +485,207 @@ fn a_custom_template_is_cut_to_fit_too() {
     assert!(message.text.contains("more alerts"));
 }
 
+/// A template whose text is the keyword followed by each alert's description, so that the
+/// size of the text with any number of alerts shown is known exactly.
+fn sized_template() -> TemplateSource {
+    TemplateSource {
+        name: "sized".to_owned(),
+        title: "{{ alertname }}".to_owned(),
+        text: "HertzBeat{% for a in alerts %}{{ a.annotations.description }}{% endfor %}"
+            .to_owned(),
+    }
+}
+
+/// The text of [`sized_template`] for alerts with descriptions of `lengths` bytes when the
+/// first `shown` are shown.
+fn sized_text(lengths: &[usize], shown: usize) -> String {
+    let mut text = KEYWORD.to_owned();
+    for &length in &lengths[..shown] {
+        text.push_str(&"x".repeat(length));
+    }
+    let omitted = lengths.len() - shown;
+    if omitted > 0 {
+        let alerts = if omitted == 1 { "alert" } else { "alerts" };
+        text.push_str(&format!(
+            "\n\n…and {omitted} more {alerts} · [see all in Alertmanager]({EXTERNAL_URL})"
+        ));
+    }
+    text
+}
+
+/// Renders alerts with descriptions of `lengths` bytes and checks that the message shows
+/// every alert if they fit, and otherwise the most that fit: the longest prefix whose text
+/// is within the limit (with these sizes the text grows with every alert shown).
+fn check_fits(lengths: &[usize]) -> Message {
+    let count = lengths.len();
+    let mut notification = many_alerts(count, "");
+    for (alert, &length) in notification.alerts.iter_mut().zip(lengths) {
+        alert
+            .annotations
+            .insert("description".to_owned(), "x".repeat(length));
+    }
+    let fits = |shown| sized_text(lengths, shown).len() <= MAX_TEXT_BYTES;
+    let expected = if fits(count) {
+        count
+    } else {
+        (1..count)
+            .rev()
+            .find(|&shown| fits(shown))
+            .expect("one alert fits")
+    };
+    let message = render_all(
+        &renderer(&[sized_template()]),
+        "sized",
+        &notification,
+        &robot(&[KEYWORD], &[]),
+    );
+    assert!(
+        message.text == sized_text(lengths, expected),
+        "expected {expected} of {count} alerts shown in {} bytes, got {} bytes ending {:?}",
+        sized_text(lengths, expected).len(),
+        message.text.len(),
+        &message.text[message.text.len().saturating_sub(100)..]
+    );
+    message
+}
+
+#[test]
+fn as_many_alerts_as_fit_whatever_their_sizes() {
+    // Even sizes, as in an outage.
+    check_fits(&[500; 100]);
+    check_fits(&[500; 1000]);
+    check_fits(&[20; 1000]);
+    // Short alerts first, then long ones, and the other way round.
+    check_fits(&[[10; 10].as_slice(), &[3000; 20]].concat());
+    check_fits(&[[3000; 3].as_slice(), &[10; 2000]].concat());
+    check_fits(&[[100; 60].as_slice(), &[2000; 100]].concat());
+    // Growing and shrinking.
+    check_fits(&(0..300).map(|i| 2 + i * 37 % 4000).collect::<Vec<_>>());
+    check_fits(
+        &(0..300)
+            .map(|i| 2 + (300 - i) * 53 % 5000)
+            .collect::<Vec<_>>(),
+    );
+    // Sizes all over the place.
+    for seed in 1..=20_u64 {
+        let mut state = seed;
+        let lengths: Vec<usize> = (0..200)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let roll = (state >> 33) as usize;
+                if roll.is_multiple_of(10) {
+                    roll % 9000
+                } else {
+                    2 + roll % 400
+                }
+            })
+            .collect();
+        check_fits(&lengths);
+    }
+}
+
+#[test]
+fn an_alert_that_fits_to_the_byte_is_shown() {
+    let mut lengths = vec![500; 100];
+    lengths[38] = 0;
+    lengths[38] = MAX_TEXT_BYTES - sized_text(&lengths, 39).len();
+    let message = check_fits(&lengths);
+    assert_eq!(message.text.len(), MAX_TEXT_BYTES);
+    assert!(message.text.contains("…and 61 more alerts"));
+
+    // One byte more, and it is not.
+    lengths[38] += 1;
+    let message = check_fits(&lengths);
+    assert!(message.text.contains("…and 62 more alerts"));
+}
+
+#[test]
+fn all_alerts_are_shown_when_they_fit_without_the_note_about_the_rest() {
+    // Two alerts and the note would not fit; all three without the note do.
+    let lengths = [19_950, 2, 2];
+    assert!(sized_text(&lengths, 2).len() > MAX_TEXT_BYTES);
+    let message = check_fits(&lengths);
+    assert!(!message.text.contains("more alert"));
+}
+
+#[test]
+fn all_alerts_are_shown_when_they_fit_even_if_fewer_would_not() {
+    // This template shows only the last alert. Every alert but the last is too long to
+    // show, so only the message with all of them fits.
+    let template = TemplateSource {
+        name: "latest".to_owned(),
+        title: "{{ alertname }}".to_owned(),
+        text: "HertzBeat: {{ alerts|length }} alerts, the latest {{ (alerts|last).labels.instance }}: {{ (alerts|last).annotations.description }}".to_owned(),
+    };
+    let mut notification = many_alerts(40, &"长".repeat(10_000));
+    notification.alerts[39]
+        .annotations
+        .insert("description".to_owned(), "short".to_owned());
+    let message = render_all(
+        &renderer(&[template]),
+        "latest",
+        &notification,
+        &robot(&[KEYWORD], &[]),
+    );
+    assert_eq!(
+        message.text,
+        format!("HertzBeat: 40 alerts, the latest {}: short", instance(39))
+    );
+}
+
+#[test]
+fn templates_see_every_alert_however_they_read_them() {
+    const COUNT: usize = 300;
+    let template = TemplateSource {
+        name: "scattered".to_owned(),
+        title: "{{ alerts[250].labels.instance }}".to_owned(),
+        text: "HertzBeat {{ alerts[-1].labels.instance }} {{ alerts[200].annotations.summary }}\n{% for a in alerts|reverse %}{{ a.labels.instance }} {% endfor %}".to_owned(),
+    };
+    let message = render_all(
+        &renderer(&[template]),
+        "scattered",
+        &many_alerts(COUNT, "-"),
+        &robot(&[KEYWORD], &[]),
+    );
+    assert_eq!(message.title, format!("{} · HertzBeat", instance(250)));
+    let every: Vec<String> = (0..COUNT).rev().map(instance).collect();
+    assert_eq!(
+        message.text,
+        format!(
+            "HertzBeat {} {} 磁盘空间不足\n{} ",
+            instance(COUNT - 1),
+            instance(200),
+            every.join(" ")
+        )
+    );
+}
+
+#[test]
+fn a_message_without_alerts_is_cut_to_fit_too() {
+    let template = TemplateSource {
+        name: "annotations".to_owned(),
+        title: "{{ alertname }}".to_owned(),
+        text: "{{ common_annotations.runbook }}".to_owned(),
+    };
+    let mut notification = many_alerts(1, "-");
+    notification
+        .common_annotations
+        .insert("runbook".to_owned(), "长".repeat(10_000));
+    let robot = robot(&[KEYWORD], &[MOBILE]);
+    let message = renderer(&[template]).render(
+        "annotations",
+        &notification,
+        &[],
+        &robot,
+        &Mention::default(),
+    );
+    check_invariants(&message, KEYWORD);
+    assert!(message.text.contains("…"), "the cut is marked");
+    assert!(message.text.contains("@13800000000"), "mention lost");
+}
+
 #[test]
 fn a_long_title_is_cut_at_a_character_boundary() {
     let mut notification = fixture("firing_3.json");
