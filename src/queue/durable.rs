@@ -37,8 +37,10 @@ const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pendi
 const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 /// The file's name in the queue directory.
 const FILE_NAME: &str = "queue.redb";
-/// redb's page cache: a queue is small, redb's default (1 GiB) is far more than it needs.
-const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// redb's page cache. The worker reads the oldest entries of a robot and appends go at
+/// the end, so a few MiB hold the pages in use; a larger cache (redb's default is 1 GiB)
+/// would only let memory grow with the file during a long DingTalk outage.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// How long a removal of delivered messages may stay unsynced. Any later commit syncs it
 /// too, so at most this much delivery is forgotten by a crash, and those messages are
