@@ -17,16 +17,19 @@
 //!   mode without and with `delivery.queue_dir`, and in passthrough mode.
 //!
 //! The robots post to a fake DingTalk inside this process that answers
-//! `{"errcode":0,"errmsg":"ok"}` at once and counts messages and the TCP connections
-//! opened to it (passthrough must reuse one pooled connection per robot).
+//! `{"errcode":0,"errmsg":"ok"}` at once and counts messages, the alerts they name and
+//! the TCP connections opened to it (passthrough must reuse one pooled connection per
+//! robot).
 //!
 //! The client holds 16 keep-alive HTTP/1.1 connections in a closed loop, each sending
-//! `benches/data/one_alert.json` with its `groupKey` made unique per request, so that
-//! duplicate suppression stays on (as in production) and every webhook is one message.
+//! `benches/data/one_alert.json` with its `groupKey` and alert name made unique per
+//! request, so that duplicate suppression stays on (as in production), every webhook is
+//! one message, and its alert can be found in what DingTalk receives: when the queue
+//! backs up, the bridge merges pending messages into digests, as it does in a storm.
 //! After the load, queued modes get time to deliver what they accepted; that work is in
 //! the CPU figure. CPU time and memory come from `/proc/PID/stat` and `/proc/PID/status`
 //! of the child. A run fails (exit 1) only on wrong behaviour: an answer other than 200,
-//! or a message neither delivered nor still queued. Slowness is judged against the
+//! or an alert neither delivered nor still queued. Slowness is judged against the
 //! issue's targets in the report, never asserted, so the CI smoke run cannot flake.
 
 use std::convert::Infallible;
@@ -229,8 +232,10 @@ struct Figures {
     /// CPU seconds of the child from the start of the load until every message was
     /// delivered, per 10 000 webhooks accepted in that time.
     cpu_per_10k: f64,
-    /// Messages the fake DingTalk accepted, and TCP connections opened to it.
+    /// Distinct webhooks' alerts the fake DingTalk received (a digest carries many), the
+    /// messages that carried them, and TCP connections opened to it.
     delivered: u64,
+    messages: u64,
     dingtalk_connections: u64,
     /// Requests to the fake DingTalk that were not a robot message.
     dingtalk_unexpected: u64,
@@ -315,7 +320,7 @@ async fn scenario(
         Some(Duration::ZERO)
     } else {
         dingtalk
-            .wait_for_messages(load.accepted, settings.delivery_timeout)
+            .wait_for_alerts(load.accepted, settings.delivery_timeout)
             .await
             .then(|| loaded.elapsed())
     };
@@ -336,7 +341,8 @@ async fn scenario(
         idle_rss_kib: idle.rss_kib,
         peak_rss_kib: after.hwm_kib,
         cpu_per_10k: cpu / load.accepted.max(1) as f64 * 10_000.0,
-        delivered: dingtalk.counters.messages.load(Ordering::Relaxed),
+        delivered: dingtalk.counters.alerts_seen(),
+        messages: dingtalk.counters.messages.load(Ordering::Relaxed),
         dingtalk_connections: dingtalk.counters.connections.load(Ordering::Relaxed),
         dingtalk_unexpected: dingtalk.counters.unexpected.load(Ordering::Relaxed),
         delivery_lag,
@@ -583,10 +589,41 @@ struct FakeDingTalk {
 struct DingTalkCounters {
     /// Robot messages accepted.
     messages: AtomicU64,
+    /// The sequence numbers of the webhooks whose alert a message named.
+    alerts: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// TCP connections accepted.
     connections: AtomicU64,
     /// Anything that was not a robot message.
     unexpected: AtomicU64,
+}
+
+impl DingTalkCounters {
+    fn alerts_seen(&self) -> u64 {
+        self.alerts.lock().map_or(0, |alerts| alerts.len() as u64)
+    }
+
+    /// Records every alert a message body names (`ALERT_NAME` followed by its webhook's
+    /// sequence number), whether the message is one webhook's or a digest of many.
+    fn record_alerts(&self, body: &[u8]) {
+        let Ok(mut alerts) = self.alerts.lock() else {
+            return;
+        };
+        let mut rest = body;
+        while let Some(at) = find(rest, ALERT_NAME.as_bytes()) {
+            rest = &rest[at + ALERT_NAME.len()..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if let Some(sequence) = std::str::from_utf8(&rest[..digits])
+                .ok()
+                .and_then(|d| d.parse().ok())
+            {
+                alerts.insert(sequence);
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 impl FakeDingTalk {
@@ -608,10 +645,10 @@ impl FakeDingTalk {
         format!("http://{}/robot/send", self.addr)
     }
 
-    /// Waits until `expected` messages arrived; false on timeout.
-    async fn wait_for_messages(&self, expected: u64, timeout: Duration) -> bool {
+    /// Waits until the alerts of `expected` webhooks arrived; false on timeout.
+    async fn wait_for_alerts(&self, expected: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        while self.counters.messages.load(Ordering::Relaxed) < expected {
+        while self.counters.alerts_seen() < expected {
             if Instant::now() > deadline {
                 return false;
             }
@@ -645,8 +682,13 @@ async fn answer_dingtalk(
     counters: &DingTalkCounters,
 ) -> Response<Full<Bytes>> {
     let is_send = request.method() == Method::POST && request.uri().path() == "/robot/send";
-    let body = request.into_body().collect().await.map(|b| b.to_bytes());
-    let is_message = body.is_ok_and(|body| body.windows(9).any(|w| w == b"\"msgtype\""));
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let is_message = find(&body, b"\"msgtype\"").is_some();
     if !(is_send && is_message) {
         counters.unexpected.fetch_add(1, Ordering::Relaxed);
         let mut response = Response::new(Full::new(Bytes::from_static(b"not a robot message")));
@@ -654,6 +696,7 @@ async fn answer_dingtalk(
         return response;
     }
     counters.messages.fetch_add(1, Ordering::Relaxed);
+    counters.record_alerts(&body);
     let mut response = Response::new(Full::new(Bytes::from_static(
         br#"{"errcode":0,"errmsg":"ok"}"#,
     )));
@@ -667,15 +710,20 @@ async fn answer_dingtalk(
 // ---------------------------------------------------------------------------------------
 // The client: 16 keep-alive connections in a closed loop.
 
-/// The fixture, split around the place where each request's sequence number goes.
+/// Prefix of each webhook's alert name, which ends in the webhook's sequence number: the
+/// fake DingTalk finds every alert a message names by it, digests included.
+const ALERT_NAME: &str = "LoadbenchAlert";
+
+/// The fixture, split around the places where each request's sequence number goes.
 struct Payload {
-    before: String,
-    after: String,
+    parts: Vec<String>,
 }
 
 impl Payload {
-    /// Reads the fixture and appends `#<n>` to its `groupKey`, so that no two requests
-    /// are duplicates of each other and each one yields a message.
+    /// Reads the fixture and makes its `groupKey` and its alert's name end in the
+    /// request's sequence number (`ALERT_NAME<n>`), so that no two requests are
+    /// duplicates of each other, each one yields a message, and each alert can be found
+    /// in what reaches DingTalk.
     fn load(path: &Path) -> Result<Payload, String> {
         const MARK: &str = "\u{1}LOADBENCH\u{1}";
         let text = std::fs::read_to_string(path).context(&path.display().to_string())?;
@@ -685,22 +733,33 @@ impl Payload {
             .and_then(|key| key.as_str())
             .ok_or("the payload has no groupKey")?;
         json["groupKey"] = format!("{group_key}#{MARK}").into();
+        let alert_name = serde_json::Value::from(format!("{ALERT_NAME}{MARK}"));
+        json["groupLabels"]["alertname"] = alert_name.clone();
+        json["commonLabels"]["alertname"] = alert_name.clone();
+        for alert in json["alerts"]
+            .as_array_mut()
+            .ok_or("the payload has no alerts")?
+        {
+            alert["labels"]["alertname"] = alert_name.clone();
+        }
         let marked = serde_json::to_string_pretty(&json).context("payload JSON")?;
         let escaped = serde_json::to_string(MARK).context("payload JSON")?;
-        let (before, after) = marked
-            .split_once(escaped.trim_matches('"'))
-            .ok_or("marker lost")?;
-        Ok(Payload {
-            before: before.to_owned(),
-            after: after.to_owned(),
-        })
+        let parts: Vec<String> = marked
+            .split(escaped.trim_matches('"'))
+            .map(str::to_owned)
+            .collect();
+        Ok(Payload { parts })
     }
 
     fn body(&self, sequence: u64) -> Bytes {
-        let mut body = String::with_capacity(self.before.len() + self.after.len() + 20);
-        body.push_str(&self.before);
-        let _ = write!(body, "{sequence}");
-        body.push_str(&self.after);
+        let mut body =
+            String::with_capacity(self.parts.iter().map(String::len).sum::<usize>() + 80);
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                let _ = write!(body, "{sequence}");
+            }
+            body.push_str(part);
+        }
         Bytes::from(body)
     }
 
@@ -1029,12 +1088,12 @@ fn report(settings: &Settings, payload: &Payload, results: &[Figures]) -> String
             met: &|f, _| Some(f.load.failures == 0),
         },
         Row {
-            label: "DingTalk messages received",
-            target: "one per webhook",
+            label: "webhooks' alerts delivered / DingTalk messages",
+            target: "every alert",
             number: &|_| None,
             show: &|f| {
                 if is_bridge(f) {
-                    f.delivered.to_string()
+                    format!("{} / {}", f.delivered, f.messages)
                 } else {
                     "—".to_owned()
                 }
@@ -1103,7 +1162,7 @@ fn report(settings: &Settings, payload: &Payload, results: &[Figures]) -> String
         out,
         "- Load: {CONNECTIONS} keep-alive HTTP/1.1 connections on loopback, closed loop, \
          {:.1} s warm-up then {:.1} s measured; `POST /alertmanager` with \
-         `benches/data/one_alert.json` ({} bytes, one alert, `groupKey` unique per request)",
+         `benches/data/one_alert.json` ({} bytes, one alert, `groupKey` and alert name unique per request)",
         settings.warm_up.as_secs_f64(),
         settings.measure.as_secs_f64(),
         payload.len(),

@@ -89,6 +89,31 @@ async fn a_storm_is_merged_into_digests_within_the_window() {
     );
 }
 
+/// A robot whose `rate_limit` would let a backlog out one message at a time still gets
+/// digests once more than 100 messages wait: the group reads a few messages, and the
+/// queue drains at digest pace.
+#[tokio::test]
+async fn more_than_100_waiting_are_merged_however_wide_the_window() {
+    let window = Duration::from_secs(1);
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token").rate(1000, window)]).await;
+    let config = one_robot_config(&dingtalk.api_url(), "    rate_limit: 1000/s", "");
+    let bridge = Bridge::start(&config).await;
+
+    // The first send hangs, so the rest of the storm waits behind it.
+    dingtalk.set_mode(Mode::Hang);
+    let names = storm(&bridge, 150).await;
+    dingtalk.set_mode(Mode::Normal);
+
+    let requests = wait_for_every_name(&dingtalk, &names, Duration::from_secs(20)).await;
+    let delivered: Vec<&Request> = requests.iter().filter(|r| r.errcode == Some(0)).collect();
+    assert!(
+        delivered.len() <= 10,
+        "{} messages for 150 groups: the backlog went out one by one",
+        delivered.len()
+    );
+    assert!(delivered.iter().any(|r| r.title().starts_with("[DIGEST]")));
+}
+
 #[tokio::test]
 async fn a_120_group_storm_arrives_within_90s_without_exceeding_20_per_minute() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
