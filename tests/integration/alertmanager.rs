@@ -10,14 +10,14 @@
 // Not every test uses every helper.
 #![allow(dead_code)]
 
-use std::fs::{self, File};
 use std::io;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpStream;
+
+use crate::daemon::{Daemon, installed};
 
 /// Where Debian's `prometheus-alertmanager` package installs the binary.
 const DEFAULT_BIN: &str = "/usr/bin/prometheus-alertmanager";
@@ -25,14 +25,10 @@ const DEFAULT_BIN: &str = "/usr/bin/prometheus-alertmanager";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Upper bound for a single HTTP exchange with Alertmanager.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many times to retry start-up when the picked port was taken in the meantime.
-const START_ATTEMPTS: u32 = 3;
 
-/// A running Alertmanager child process; dropping it kills the process and removes its temp dir.
+/// A running Alertmanager; dropping it kills the process and removes its temp dir.
 pub struct Alertmanager {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
+    daemon: Daemon,
 }
 
 /// One alert to post to Alertmanager's `/api/v2/alerts`.
@@ -87,36 +83,40 @@ impl TestAlert {
 impl Alertmanager {
     /// Starts Alertmanager with a route that sends every alert to `webhook_url`, group_by ['alertname'], group_wait 1s, group_interval 1s, repeat_interval 4h, send_resolved true.
     pub async fn start(webhook_url: &str) -> Alertmanager {
-        let bin = alertmanager_bin();
-        let mut attempt = 1;
-        loop {
-            let mut am = Alertmanager::spawn(&bin, webhook_url);
-            match am.wait_ready().await {
-                Ok(()) => return am,
-                Err(_)
-                    if attempt < START_ATTEMPTS && am.log().contains("address already in use") =>
-                {
-                    attempt += 1;
-                }
-                Err(err) => panic!(
-                    "Alertmanager ({}) did not become ready: {err}\n--- alertmanager log ---\n{}",
-                    bin.display(),
-                    am.log()
-                ),
+        let bin = installed("ALERTMANAGER_BIN", DEFAULT_BIN, "prometheus-alertmanager");
+        let config = render_config(webhook_url);
+        let args = |dir: &Path, port: u16| {
+            vec![
+                format!("--config.file={}", dir.join("alertmanager.yml").display()),
+                format!("--storage.path={}", dir.join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                format!("--web.external-url=http://127.0.0.1:{port}"),
+                "--cluster.listen-address=".to_owned(),
+                "--log.level=debug".to_owned(),
+            ]
+        };
+        let ready = |port: u16| async move {
+            match http(port, "GET", "/-/ready", "").await {
+                Ok((200, _)) => Ok(()),
+                Ok((status, body)) => Err(format!("GET /-/ready returned {status}: {body}")),
+                Err(err) => Err(format!("GET /-/ready failed: {err}")),
             }
-        }
+        };
+        let config = ("alertmanager.yml", config.as_str());
+        let daemon = Daemon::start(&bin, "alertmanager", config, args, ready, READY_TIMEOUT).await;
+        Alertmanager { daemon }
     }
 
     /// Base URL of the Alertmanager API, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.daemon.port)
     }
 
     /// POSTs alerts to /api/v2/alerts. Each alert: labels map, annotations map; `resolved: true` sets endsAt to now (minus 1s) so Alertmanager sees it resolved; otherwise endsAt is omitted (or in the future).
     pub async fn post_alerts(&self, alerts: &[TestAlert]) {
         let body = serde_json::Value::Array(alerts.iter().map(TestAlert::to_json).collect());
         let body = body.to_string();
-        match http(self.port, "POST", "/api/v2/alerts", &body).await {
+        match http(self.daemon.port, "POST", "/api/v2/alerts", &body).await {
             Ok((200..=299, _)) => {}
             Ok((status, response)) => panic!(
                 "POST /api/v2/alerts returned {status}: {response}\nrequest: {body}\n--- alertmanager log ---\n{}",
@@ -129,96 +129,10 @@ impl Alertmanager {
         }
     }
 
-    /// The Alertmanager's own log so far (stderr), for assertion messages.
+    /// The Alertmanager's own log so far, for assertion messages.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path())
-            .unwrap_or_else(|err| format!("<cannot read {}: {err}>", self.log_path().display()))
+        self.daemon.log()
     }
-
-    /// Writes the config into a fresh temp dir and spawns the binary; does not wait for readiness.
-    fn spawn(bin: &Path, webhook_url: &str) -> Alertmanager {
-        let dir = unique_temp_dir();
-        let port = free_port();
-        let config = dir.join("alertmanager.yml");
-        let storage = dir.join("data");
-        fs::create_dir_all(&storage)
-            .unwrap_or_else(|err| panic!("cannot create {}: {err}", storage.display()));
-        fs::write(&config, render_config(webhook_url))
-            .unwrap_or_else(|err| panic!("cannot write {}: {err}", config.display()));
-        let log_path = dir.join("alertmanager.log");
-        let log = File::create(&log_path)
-            .unwrap_or_else(|err| panic!("cannot create {}: {err}", log_path.display()));
-        let log_for_stdout = log
-            .try_clone()
-            .unwrap_or_else(|err| panic!("cannot clone log file handle: {err}"));
-        let spawned = Command::new(bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", storage.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--web.external-url=http://127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=debug")
-            .stdin(Stdio::null())
-            .stdout(log_for_stdout)
-            .stderr(log)
-            .spawn();
-        match spawned {
-            Ok(child) => Alertmanager { child, dir, port },
-            Err(err) => {
-                let _ = fs::remove_dir_all(&dir);
-                panic!("cannot spawn {}: {err}", bin.display());
-            }
-        }
-    }
-
-    /// Polls `GET /-/ready` until it answers 200, the child exits, or [`READY_TIMEOUT`] passes.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Err(format!("process exited early with {status}")),
-                Ok(None) => {}
-                Err(err) => return Err(format!("cannot query child status: {err}")),
-            }
-            let last = match http(self.port, "GET", "/-/ready", "").await {
-                Ok((200, _)) => return Ok(()),
-                Ok((status, body)) => format!("GET /-/ready returned {status}: {body}"),
-                Err(err) => format!("GET /-/ready failed: {err}"),
-            };
-            if Instant::now() >= deadline {
-                return Err(format!("timed out after {READY_TIMEOUT:?}; last: {last}"));
-            }
-            // Poll interval, not synchronisation: readiness is decided by the response above.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Path of the file capturing the child's stderr and stdout.
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("alertmanager.log")
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The Alertmanager binary: `$ALERTMANAGER_BIN` or [`DEFAULT_BIN`]; panics if it does not exist.
-fn alertmanager_bin() -> PathBuf {
-    let bin = std::env::var_os("ALERTMANAGER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
-    if !bin.is_file() {
-        panic!(
-            "prometheus-alertmanager is not installed: run `apt-get install prometheus-alertmanager` (or .ci/run) (looked for {})",
-            bin.display()
-        );
-    }
-    bin
 }
 
 /// The alertmanager.yml routing everything to a single webhook receiver at `webhook_url`.
@@ -240,32 +154,6 @@ receivers:
         max_alerts: 0
 "
     )
-}
-
-/// A free TCP port on 127.0.0.1 (bound, read, released; another process could grab it meanwhile).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap_or_else(|err| panic!("cannot bind 127.0.0.1:0: {err}"));
-    listener
-        .local_addr()
-        .unwrap_or_else(|err| panic!("cannot read local address: {err}"))
-        .port()
-}
-
-/// Creates a fresh directory under the system temp dir, unique per process, call and instant.
-fn unique_temp_dir() -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let name = format!(
-        "alertmanager-e2e-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let dir = std::env::temp_dir().join(name);
-    fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
-    dir
 }
 
 /// One HTTP/1.1 exchange with `127.0.0.1:port` (`Connection: close`); returns status and raw body.
@@ -487,7 +375,7 @@ mod tests {
         let (webhook_url, mut rx) = spawn_receiver().await;
         let am = Alertmanager::start(&webhook_url).await;
 
-        let config = am.dir.join("alertmanager.yml");
+        let config = am.daemon.dir().join("alertmanager.yml");
         let amtool = std::env::var_os("AMTOOL_BIN").unwrap_or_else(|| "/usr/bin/amtool".into());
         let check = Command::new(&amtool)
             .arg("check-config")
@@ -499,7 +387,7 @@ mod tests {
             "amtool check-config rejected the generated config:\n{}{}\n--- config ---\n{}",
             String::from_utf8_lossy(&check.stdout),
             String::from_utf8_lossy(&check.stderr),
-            fs::read_to_string(&config).unwrap_or_default()
+            std::fs::read_to_string(&config).unwrap_or_default()
         );
 
         let labels = [("alertname", "E2eProbe"), ("severity", "critical")];

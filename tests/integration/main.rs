@@ -3,6 +3,7 @@
 
 mod alertmanager;
 mod bridge;
+mod daemon;
 mod fake_dingtalk;
 mod prometheus;
 

@@ -5,29 +5,24 @@
 //! directory removed on drop, including when a test panics. The HTTP API is read with
 //! the same reqwest client the bridge tests use.
 
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::bridge::{http, temp_dir};
+use crate::bridge::http;
+use crate::daemon::{Daemon, installed};
 
 /// Where Debian's `prometheus` package installs the binary.
 const DEFAULT_BIN: &str = "/usr/bin/prometheus";
 /// How long to wait for `/-/ready` before giving up.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many times to retry start-up when the picked port was taken in the meantime.
-const START_ATTEMPTS: u32 = 3;
 /// The scrape job, as a ServiceMonitor on the Service `alertmanager-dingtalk` names it.
 pub const JOB: &str = "alertmanager-dingtalk";
 
 /// A running Prometheus child process; dropping it kills the process and removes its temp dir.
 pub struct Prometheus {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
+    daemon: Daemon,
     client: reqwest::Client,
 }
 
@@ -35,37 +30,41 @@ impl Prometheus {
     /// Starts Prometheus scraping `target` (`host:port`) as job [`JOB`] and evaluating
     /// `rule_files`, both every second, and waits until it is ready.
     pub async fn start(target: &str, rule_files: &[&Path]) -> Prometheus {
-        let bin = prometheus_bin();
-        let mut attempt = 1;
-        loop {
-            let mut prometheus = Prometheus::spawn(&bin, target, rule_files);
-            match prometheus.wait_ready().await {
-                Ok(()) => return prometheus,
-                Err(_)
-                    if attempt < START_ATTEMPTS
-                        && prometheus.log().contains("address already in use") =>
-                {
-                    attempt += 1;
+        let bin = installed("PROMETHEUS_BIN", DEFAULT_BIN, "prometheus");
+        let config = render_config(target, rule_files);
+        let args = |dir: &Path, port: u16| {
+            vec![
+                format!("--config.file={}", dir.join("prometheus.yml").display()),
+                format!("--storage.tsdb.path={}", dir.join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+            ]
+        };
+        let client = http();
+        let ready = |port: u16| {
+            let request = client
+                .get(format!("http://127.0.0.1:{port}/-/ready"))
+                .send();
+            async move {
+                match request.await {
+                    Ok(response) if response.status() == 200 => Ok(()),
+                    Ok(response) => Err(format!("GET /-/ready returned {}", response.status())),
+                    Err(err) => Err(format!("GET /-/ready failed: {err}")),
                 }
-                Err(err) => panic!(
-                    "Prometheus ({}) did not become ready: {err}\n--- prometheus log ---\n{}",
-                    bin.display(),
-                    prometheus.log()
-                ),
             }
-        }
+        };
+        let config = ("prometheus.yml", config.as_str());
+        let daemon = Daemon::start(&bin, "prometheus", config, args, ready, READY_TIMEOUT).await;
+        Prometheus { daemon, client }
     }
 
     /// Base URL of the Prometheus API, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.daemon.port)
     }
 
-    /// Prometheus' own log so far (stderr), for assertion messages.
+    /// Prometheus' own log so far, for assertion messages.
     pub fn log(&self) -> String {
-        let path = self.dir.join("prometheus.log");
-        fs::read_to_string(&path)
-            .unwrap_or_else(|err| format!("<cannot read {}: {err}>", path.display()))
+        self.daemon.log()
     }
 
     /// The instant vector of `promql` now: `[{ "metric": {...}, "value": [t, "v"] }, ...]`.
@@ -186,90 +185,6 @@ impl Prometheus {
         }
         Ok(body["data"].clone())
     }
-
-    /// Writes the config into a fresh temp dir and spawns the binary; does not wait for readiness.
-    fn spawn(bin: &Path, target: &str, rule_files: &[&Path]) -> Prometheus {
-        let dir = temp_dir("prometheus");
-        let port = free_port();
-        let config = dir.join("prometheus.yml");
-        fs::write(&config, render_config(target, rule_files))
-            .unwrap_or_else(|err| panic!("cannot write {}: {err}", config.display()));
-        let log_path = dir.join("prometheus.log");
-        let log = File::create(&log_path)
-            .unwrap_or_else(|err| panic!("cannot create {}: {err}", log_path.display()));
-        let log_for_stdout = log
-            .try_clone()
-            .unwrap_or_else(|err| panic!("cannot clone log file handle: {err}"));
-        let spawned = Command::new(bin)
-            .current_dir(&dir)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log_for_stdout)
-            .stderr(log)
-            .spawn();
-        match spawned {
-            Ok(child) => Prometheus {
-                child,
-                dir,
-                port,
-                client: http(),
-            },
-            Err(err) => {
-                let _ = fs::remove_dir_all(&dir);
-                panic!("cannot spawn {}: {err}", bin.display());
-            }
-        }
-    }
-
-    /// Polls `GET /-/ready` until it answers 200, the child exits, or [`READY_TIMEOUT`] passes.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let url = format!("{}/-/ready", self.url());
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Err(format!("process exited early with {status}")),
-                Ok(None) => {}
-                Err(err) => return Err(format!("cannot query child status: {err}")),
-            }
-            let last = match self.client.get(&url).send().await {
-                Ok(response) if response.status() == 200 => return Ok(()),
-                Ok(response) => format!("GET /-/ready returned {}", response.status()),
-                Err(err) => format!("GET /-/ready failed: {err}"),
-            };
-            if Instant::now() >= deadline {
-                return Err(format!("timed out after {READY_TIMEOUT:?}; last: {last}"));
-            }
-            // Poll interval, not synchronisation: readiness is decided by the response above.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The Prometheus binary: `$PROMETHEUS_BIN` or [`DEFAULT_BIN`]; panics if it does not exist.
-fn prometheus_bin() -> PathBuf {
-    let bin = std::env::var_os("PROMETHEUS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
-    if !bin.is_file() {
-        panic!(
-            "prometheus is not installed: run `apt-get install prometheus` (or .ci/run) (looked for {})",
-            bin.display()
-        );
-    }
-    bin
 }
 
 /// prometheus.yml: 1 s scrape and evaluation intervals, one static target as job [`JOB`].
@@ -295,14 +210,4 @@ rule_files:
         job = quote(JOB),
         target = quote(target),
     )
-}
-
-/// A free TCP port on 127.0.0.1 (bound, read, released; another process could grab it meanwhile).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap_or_else(|err| panic!("cannot bind 127.0.0.1:0: {err}"));
-    listener
-        .local_addr()
-        .unwrap_or_else(|err| panic!("cannot read local address: {err}"))
-        .port()
 }
