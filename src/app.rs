@@ -305,10 +305,7 @@ impl App {
         }
         // Remembered only once delivered: Alertmanager's retry of a failed one is no
         // duplicate.
-        if !config.dedup_window.is_zero() {
-            let now = std::time::Instant::now();
-            self.recent().insert(&identity, config.dedup_window, now);
-        }
+        self.remember(&identity, config.dedup_window);
         Ok(PassthroughAnswer {
             status: 200,
             text: format!("ok: {} messages delivered", planned.len()),
@@ -392,18 +389,22 @@ impl App {
         }
     }
 
-    /// Records `identity` as accepted unless it was accepted within `window`: returns
-    /// whether it is new. A duplicate is counted and logged.
+    /// Like [`remember`](Self::remember), and a duplicate is counted and logged.
     fn claim(&self, identity: &str, window: Duration) -> bool {
-        if window.is_zero() {
-            return true;
-        }
-        let now = std::time::Instant::now();
-        let new = self.recent().insert(identity, window, now);
+        let new = self.remember(identity, window);
         if !new {
             self.count_duplicate(identity);
         }
         new
+    }
+
+    /// Records `identity` as accepted unless it was accepted within `window`: returns
+    /// whether it is new.
+    fn remember(&self, identity: &str, window: Duration) -> bool {
+        window.is_zero()
+            || self
+                .recent()
+                .insert(identity, window, std::time::Instant::now())
     }
 
     /// Whether `identity` was accepted within `window`, without recording it. A duplicate

@@ -200,8 +200,8 @@ pub(crate) async fn wait_until(instant: Instant) {
 }
 
 /// Picks what to send: the oldest message, or a digest when more are pending than the
-/// window can take (or than [`STORM`]). Reads only the oldest message unless it makes a digest, and buries
-/// what it read that is older than `max_age`.
+/// window can take (or than [`STORM`]). Reads only the oldest message unless it makes a
+/// digest, and buries what it read that is older than `max_age`.
 async fn choose(
     app: &App,
     runtime: &Runtime,
