@@ -448,23 +448,10 @@ impl Checker {
     /// `auth:`: `Some(None)` when absent. An empty token is an error rather than "no
     /// authentication", so that an unset variable cannot turn authentication off.
     fn bearer_token(&mut self, at: &Path, raw: RawAuth) -> Option<Option<BearerToken>> {
-        let (key, token) = match (raw.bearer_token, raw.bearer_token_file) {
-            (None, None) => return Some(None),
-            (Some(_), Some(_)) => {
-                self.error(
-                    at,
-                    "auth has both `bearer_token` and `bearer_token_file`; keep one",
-                );
-                return None;
-            }
-            (Some(token), None) => (at.key("bearer_token"), token),
-            (None, Some(file)) => {
-                let key = at.key("bearer_token_file");
-                let token = self.read_file(&key, &file)?;
-                (key, token)
-            }
+        let given = (raw.bearer_token, raw.bearer_token_file);
+        let Some((key, token)) = self.inline_or_file(at, "auth", "bearer_token", given) else {
+            return Some(None);
         };
-        let token = token.trim();
         if token.is_empty() {
             self.error(
                 &key,
@@ -473,6 +460,35 @@ impl Checker {
             return None;
         }
         Some(Some(BearerToken::new(token)))
+    }
+
+    /// A credential given inline as `key` or in the file named by `key_file` (the two
+    /// values of `given`), trimmed, with where it was given. `None` when neither is given,
+    /// or both (an error, reported for `owner`).
+    fn inline_or_file(
+        &mut self,
+        at: &Path,
+        owner: &str,
+        key: &str,
+        given: (Option<String>, Option<String>),
+    ) -> Option<(Path, String)> {
+        let file_key = format!("{key}_file");
+        match given {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                self.error(
+                    at,
+                    format!("{owner} has both `{key}` and `{file_key}`; keep one"),
+                );
+                None
+            }
+            (Some(value), None) => Some((at.key(key), value.trim().to_owned())),
+            (None, Some(file)) => {
+                let at = at.key(&file_key);
+                let value = self.read_file(&at, &file)?;
+                Some((at, value.trim().to_owned()))
+            }
+        }
     }
 
     fn robot(
@@ -511,21 +527,11 @@ impl Checker {
             self.error(at, format!("robot `{name}` has an empty access token"));
         }
 
-        let secret = match (raw.secret, raw.secret_file) {
-            (Some(_), Some(_)) => {
-                self.error(
-                    at,
-                    format!("robot `{name}` has both `secret` and `secret_file`; keep one"),
-                );
-                None
-            }
-            (Some(secret), None) => Some(secret.trim().to_owned()),
-            (None, Some(file)) => self
-                .read_file(&at.key("secret_file"), &file)
-                .map(|s| s.trim().to_owned()),
-            (None, None) => None,
-        }
-        .filter(|s| !s.is_empty());
+        let owner = format!("robot `{name}`");
+        let secret = self
+            .inline_or_file(at, &owner, "secret", (raw.secret, raw.secret_file))
+            .map(|(_, secret)| secret)
+            .filter(|s| !s.is_empty());
 
         let rate_limit = match &raw.rate_limit {
             Some(text) => self.check(&at.key("rate_limit"), RateLimit::from_str(text))?,

@@ -238,11 +238,14 @@ impl Queue {
 
     /// Up to `limit` pending messages of `robot`, oldest first, without waiting.
     pub fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
+        let counted = self.depths.get(robot);
         let oldest = self.store.oldest(robot, limit)?;
         if oldest.is_empty() && limit > 0 {
             // The store has nothing readable for the robot (what it cannot decode stays
-            // in the file): the worker must not spin on a count that says otherwise.
-            self.depths.set(robot, 0);
+            // in the file): the worker must not spin on a count that says otherwise. What
+            // was counted is taken off rather than the count set to 0, so that an append
+            // committed after the read above keeps its count.
+            self.depths.add(robot, -count(counted));
         }
         Ok(oldest)
     }
