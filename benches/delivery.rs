@@ -8,7 +8,7 @@ mod common;
 use std::hint::black_box;
 
 use alertmanager_dingtalk::config::Config;
-use alertmanager_dingtalk::dingtalk::{self, MsgType, sign};
+use alertmanager_dingtalk::dingtalk::{self, MESSAGE_BUDGET, MsgType, sign};
 use alertmanager_dingtalk::queue::Envelope;
 use alertmanager_dingtalk::{coalesce, plan};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -38,7 +38,7 @@ fn encode(c: &mut Criterion) {
         let message = pending(&config, &[n]).remove(0).message;
         group.throughput(Throughput::Bytes(message.text.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &message, |b, message| {
-            b.iter(|| dingtalk::encode(MsgType::Markdown, black_box(message), "bench-uuid"))
+            b.iter(|| dingtalk::encode(MsgType::Markdown, black_box(message)))
         });
     }
     group.finish();
@@ -56,7 +56,7 @@ fn coalesce(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::from_parameter(messages),
             &pending,
-            |b, pending| b.iter(|| coalesce::digests(black_box(pending), keyword)),
+            |b, pending| b.iter(|| coalesce::digests(black_box(pending), keyword, MESSAGE_BUDGET)),
         );
     }
     group.finish();
@@ -75,7 +75,6 @@ fn pending(config: &Config, sizes: &[usize]) -> Vec<Envelope> {
                 id: id as u64,
                 robot: planned.robot,
                 strategy: planned.strategy,
-                uuid: format!("bench-{id}"),
                 message: planned.message,
                 summary: planned.summary,
                 accepted_at: now(),

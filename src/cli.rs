@@ -10,10 +10,23 @@ use crate::config::{self, ConfigErrors};
 use crate::dingtalk;
 use crate::payload;
 use crate::plan;
+use crate::runtime::Pinned;
 
-/// `check`: the one-line summary of a valid config, or every error in it.
+/// `check`: the one-line summary of a valid config and its restart-only settings, or
+/// every error in it.
 pub fn check(config_file: &Path) -> Result<String, ConfigErrors> {
-    config::load(config_file).map(|config| format!("OK: {}", config.summary()))
+    let config = config::load(config_file)?;
+    let pinned = Pinned::of(&config);
+    let queue_dir = pinned.queue_dir.as_ref().map_or_else(
+        || "none (in memory)".to_owned(),
+        |d| d.display().to_string(),
+    );
+    Ok(format!(
+        "OK: {}\nrestart-only (a reload keeps the running values): listen {}, delivery.mode {}, delivery.queue_dir {queue_dir}",
+        config.summary(),
+        pinned.listen,
+        pinned.mode,
+    ))
 }
 
 /// Why `render` could not run.
@@ -91,11 +104,7 @@ pub fn render(
         } else {
             ""
         };
-        let body = dingtalk::encode(
-            robot.msgtype,
-            &message.message,
-            &message.stable_uuid(&notification),
-        );
+        let body = dingtalk::encode(robot.msgtype, &message.message);
         let json: serde_json::Value =
             serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
         let pretty = serde_json::to_string_pretty(&json).unwrap_or_else(|_| body.clone());

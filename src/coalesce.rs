@@ -12,13 +12,11 @@
 
 use std::collections::HashMap;
 
-use crate::dingtalk::{MAX_TEXT_BYTES, Mention, Message};
+use crate::dingtalk::{MAX_TITLE_BYTES, Mention, Message};
 use crate::payload::Status;
 use crate::queue::{Envelope, GroupSummary};
 use crate::render::cut_at_char_boundary;
 
-/// DingTalk shows only the start of a title; longer ones are cut.
-const MAX_TITLE_BYTES: usize = 256;
 /// Between the parts of a digest's text.
 const BLANK_LINE: &str = "\n\n";
 
@@ -32,8 +30,8 @@ pub struct Digest {
 }
 
 /// Merges `pending` (one robot's pending messages, oldest first) into as few digests as
-/// fit DingTalk's size limit.
-pub fn digests(pending: &[Envelope], keyword: &str) -> Vec<Digest> {
+/// fit `budget` bytes of title and text each. A single message is returned as it is.
+pub fn digests(pending: &[Envelope], keyword: &str, budget: usize) -> Vec<Digest> {
     if let [only] = pending {
         return vec![Digest {
             ids: vec![only.id],
@@ -43,12 +41,15 @@ pub fn digests(pending: &[Envelope], keyword: &str) -> Vec<Digest> {
     let mut listed: Vec<&Envelope> = pending.iter().collect();
     listed.sort_by_key(|e| (e.summary.status != Status::Firing, e.id));
 
+    // The title is cut to its longest; the text takes the rest.
+    let text_limit = budget.saturating_sub(MAX_TITLE_BYTES);
+    let empty = || Draft::new(text_limit);
     let mut finished = Vec::new();
-    let mut draft = Draft::default();
+    let mut draft = empty();
     for envelope in listed {
         let entry = entry(&envelope.summary);
         if !draft.ids.is_empty() && entry.len() > draft.room_for(envelope, keyword) {
-            finished.push(std::mem::take(&mut draft).finish(keyword));
+            finished.push(std::mem::replace(&mut draft, empty()).finish(keyword));
         }
         let room = draft.room_for(envelope, keyword);
         let entry = if entry.len() <= room {
@@ -65,8 +66,9 @@ pub fn digests(pending: &[Envelope], keyword: &str) -> Vec<Digest> {
 }
 
 /// A digest being filled.
-#[derive(Default)]
 struct Draft {
+    /// Bytes its text may take.
+    text_limit: usize,
     ids: Vec<u64>,
     entries: Vec<String>,
     /// Bytes of the entries, each with the blank line after it.
@@ -75,10 +77,20 @@ struct Draft {
 }
 
 impl Draft {
+    fn new(text_limit: usize) -> Self {
+        Draft {
+            text_limit,
+            ids: Vec::new(),
+            entries: Vec::new(),
+            entries_len: 0,
+            frame: Frame::default(),
+        }
+    }
+
     /// Bytes left for `envelope`'s entry if it joined this digest.
     fn room_for(&self, envelope: &Envelope, keyword: &str) -> usize {
         let used = self.frame.plus(envelope).len(keyword) + self.entries_len + BLANK_LINE.len();
-        MAX_TEXT_BYTES.saturating_sub(used)
+        self.text_limit.saturating_sub(used)
     }
 
     fn push(&mut self, envelope: &Envelope, entry: String) {
@@ -104,7 +116,7 @@ impl Draft {
         }
         // Only a frame that alone exceeds the limit (thousands of mentions, a giant URL or
         // keyword) gets here too long; a cut text is better than an undeliverable one.
-        let text = cut_at_char_boundary(&text, MAX_TEXT_BYTES).to_owned();
+        let text = cut_at_char_boundary(&text, self.text_limit).to_owned();
         Digest {
             ids: self.ids,
             message: Message {

@@ -2,20 +2,92 @@
 //! identity, so that the copy an Alertmanager HA pair's second member sends is not sent
 //! again.
 //!
-//! Memory stays bounded whatever the traffic: identities are kept as 128-bit digests, at
-//! most [`CAPACITY`] of them, and past that the oldest is forgotten early. In a storm that
-//! costs at most a duplicate message, never memory. Time is a parameter; no I/O.
+//! [`Dedup`] is the policy the webhook handlers apply: in queued mode a notification is
+//! claimed before it is queued, and forgotten again if queueing fails, so Alertmanager's
+//! retry is not taken for a duplicate; in passthrough mode it is remembered only once
+//! delivered, so two copies arriving at the same moment can both be sent.
+//! [`RecentNotifications`] is the memory under it: bounded whatever the traffic, since
+//! identities are kept as 128-bit digests, at most [`CAPACITY`] of them, and past that the
+//! oldest is forgotten early. In a storm that costs at most a duplicate message, never
+//! memory. Time is a parameter of the memory; no I/O.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest as _, Sha256};
+
+use crate::payload::Notification;
 
 /// Most identities remembered: about 1 MiB. At 270 notifications a second every one is
 /// still remembered for a full minute; HA copies arrive within seconds of each other.
 pub const CAPACITY: usize = 16_384;
 
 type Digest = [u8; 16];
+
+/// What duplicate suppression compares: the notification, and the robot of the drop-in
+/// path if any.
+pub fn identity(notification: &Notification, direct_robot: Option<&str>) -> String {
+    format!("{}#{}", direct_robot.unwrap_or(""), notification.identity())
+}
+
+/// Duplicate suppression within `delivery.dedup_window` (a zero window turns it off); a
+/// duplicate is counted in `suppressed` and logged.
+#[derive(Debug)]
+pub struct Dedup {
+    recent: Mutex<RecentNotifications>,
+    suppressed: Counter,
+}
+
+impl Dedup {
+    /// Suppression that counts duplicates in `suppressed`.
+    pub fn new(suppressed: Counter) -> Self {
+        Dedup {
+            recent: Mutex::default(),
+            suppressed,
+        }
+    }
+
+    /// Records `identity` unless it was recorded within `window`: returns whether it is
+    /// new. Of two copies arriving together, one is the duplicate.
+    pub fn claim(&self, identity: &str, window: Duration) -> bool {
+        let new = self.remember(identity, window);
+        if !new {
+            self.duplicate(identity);
+        }
+        new
+    }
+
+    /// Forgets `identity`, so that it is new again.
+    pub fn forget(&self, identity: &str) {
+        self.recent().remove(identity);
+    }
+
+    /// Whether `identity` was recorded within `window`, without recording it.
+    pub fn seen(&self, identity: &str, window: Duration) -> bool {
+        let seen = !window.is_zero() && self.recent().contains(identity, window, Instant::now());
+        if seen {
+            self.duplicate(identity);
+        }
+        seen
+    }
+
+    /// Records `identity` unless it was recorded within `window`, without counting a
+    /// duplicate: returns whether it is new.
+    pub fn remember(&self, identity: &str, window: Duration) -> bool {
+        window.is_zero() || self.recent().insert(identity, window, Instant::now())
+    }
+
+    fn duplicate(&self, identity: &str) {
+        self.suppressed.inc();
+        tracing::info!(message = "Duplicate notification suppressed.", %identity);
+    }
+
+    fn recent(&self) -> MutexGuard<'_, RecentNotifications> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// Identities accepted recently, oldest first.
 #[derive(Debug, Default)]

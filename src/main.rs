@@ -103,7 +103,7 @@ fn serve(flags: Flags) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let listen = app.runtime().config.listen;
+        let listen = app.listen();
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -114,7 +114,7 @@ fn serve(flags: Flags) -> ExitCode {
         tracing::info!(
             message = "Listening.",
             address = %listener.local_addr().unwrap_or(listen),
-            config = %app.runtime().config.summary(),
+            config = %app.config.snapshot().config.summary(),
         );
         server::serve(listener, app.clone(), server::signals(app)).await;
         ExitCode::SUCCESS

@@ -3,6 +3,8 @@
 //! Served in the Prometheus text format (0.0.4), which every Prometheus and `promtool`
 //! read, or in OpenMetrics when the scraper asks for it.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -86,6 +88,8 @@ pub struct BuildLabels {
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
+    /// Robots that have per-robot gauges.
+    robots: Mutex<BTreeSet<String>>,
     /// Webhook requests by outcome (`accepted`, `invalid`, `too_large`, ...).
     pub webhooks: Family<OutcomeLabels, Counter>,
     /// Alerts received by status.
@@ -131,6 +135,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut metrics = Metrics {
             registry: Registry::with_prefix("alertmanager_dingtalk"),
+            robots: Mutex::default(),
             webhooks: Family::default(),
             alerts_received: Family::default(),
             alerts_routed: Family::default(),
@@ -268,6 +273,7 @@ impl Metrics {
     /// Creates `robot`'s delivery series at zero, so that `rate()` and the alert rules
     /// see its first failure rather than only the second.
     pub fn declare_robot(&self, robot: &str) {
+        self.robots_with_gauges().insert(robot.to_owned());
         for outcome in ["sent", "retried", "failed"] {
             let _ = self.messages.get_or_create(&MessageLabels {
                 robot: robot.to_owned(),
@@ -277,6 +283,47 @@ impl Metrics {
         let _ = self.robot_paused.get_or_create(&RobotLabels {
             robot: robot.to_owned(),
         });
+    }
+
+    /// Removes the gauges of `robot`, which is no longer configured and has nothing
+    /// queued: a gauge frozen at its last value would keep alerts such as
+    /// `AlertmanagerDingtalkMessagesDelayed` firing. Its counters stay: they no longer
+    /// move, so they fire nothing, and `increase()` over them stays right.
+    pub fn retire_robot(&self, robot: &str) {
+        self.robots_with_gauges().remove(robot);
+        let labels = RobotLabels {
+            robot: robot.to_owned(),
+        };
+        self.queue_depth.remove(&labels);
+        self.queue_oldest_age.remove(&labels);
+        self.robot_paused.remove(&labels);
+    }
+
+    /// Robots that have per-robot gauges now.
+    pub fn robots(&self) -> Vec<String> {
+        self.robots_with_gauges().iter().cloned().collect()
+    }
+
+    fn robots_with_gauges(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.robots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a webhook request's outcome.
+    pub fn webhook(&self, outcome: &str) {
+        self.webhooks
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the `robot_paused` gauge.
+    pub fn set_paused(&self, robot: &str, paused: bool) {
+        self.robot_paused
+            .get_or_create(&RobotLabels {
+                robot: robot.to_owned(),
+            })
+            .set(i64::from(paused));
     }
 
     /// Counts a send attempt's outcome for `robot`.
@@ -291,6 +338,7 @@ impl Metrics {
 
     /// Sets the queue gauges of `robot`.
     pub fn set_queue(&self, robot: &str, depth: usize, oldest_age_seconds: f64) {
+        self.robots_with_gauges().insert(robot.to_owned());
         let labels = RobotLabels {
             robot: robot.to_owned(),
         };

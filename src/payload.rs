@@ -1,7 +1,8 @@
 //! The Alertmanager webhook payload (version 4).
 //!
-//! The types are tolerant: fields Alertmanager adds in newer versions (`truncatedAlerts`,
-//! `notification_reason`, ...) are ignored, and optional fields default. What must be
+//! The types are tolerant: fields this bridge does not use are ignored, so payloads of
+//! newer Alertmanager versions parse, and optional fields (`truncatedAlerts` among them,
+//! which rendering counts in its "…and N more alerts") default. What must be
 //! there to route and render an alert is required, so a payload of the wrong shape is
 //! rejected with a one-line reason instead of producing an empty message.
 

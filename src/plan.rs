@@ -3,7 +3,6 @@
 //! `alertmanager-dingtalk render`.
 
 use jiff::Timestamp;
-use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
 use crate::dingtalk::{Mention, Message};
@@ -25,22 +24,6 @@ pub struct PlannedMessage {
     pub message: Message,
     /// The group in brief, for digests.
     pub summary: GroupSummary,
-}
-
-impl PlannedMessage {
-    /// A `msgUuid` that is the same whenever the same notification yields this message,
-    /// so DingTalk shows it once even if Alertmanager sends the notification again.
-    pub fn stable_uuid(&self, notification: &Notification) -> String {
-        let mut hash = Sha256::new();
-        for part in [&notification.identity(), &self.robot, &self.strategy] {
-            hash.update(part.as_bytes());
-            hash.update([0]);
-        }
-        hash.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 }
 
 /// Routing result and messages for one notification.

@@ -3,9 +3,10 @@
 //!
 //! Templates are minijinja, compiled once per config load. Whatever a template produces,
 //! the message leaving this module carries one of the robot's keywords in its title and
-//! its text, the `@` text of every mention, and fits DingTalk's 20000-byte limit: when the
-//! alerts do not fit, as many as fit are rendered and the text ends with "…and N more
-//! alerts" and a link to Alertmanager. Finding how many fit takes a few renders of about
+//! its text, the `@` text of every mention, and fits the size budget (title and text
+//! together; [`MESSAGE_BUDGET`] unless DingTalk was seen to take less): when the alerts do
+//! not fit, as many as fit are rendered and the text ends with "…and N more alerts" and a
+//! link to Alertmanager. Finding how many fit takes a few renders of about
 //! that many alerts, however many the group has: a render stops once its text passes the
 //! limit, and each alert becomes a template value once, when a template first reads it.
 //! Rendering does no I/O.
@@ -21,7 +22,7 @@ use minijinja::Environment;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
 use serde::Serialize;
 
-use crate::dingtalk::{MAX_TEXT_BYTES, Mention, Message, Robot};
+use crate::dingtalk::{MAX_TITLE_BYTES, MESSAGE_BUDGET, Mention, Message, Robot};
 use crate::payload::{Alert, LabelSet, Notification, Status};
 
 /// Name of the built-in template, which a config may override.
@@ -29,8 +30,6 @@ pub const DEFAULT_TEMPLATE: &str = "default";
 /// The built-in template stays reachable under this name as the fallback for templates
 /// that fail at render time.
 const BUILTIN: &str = "builtin";
-/// Titles longer than this are cut; DingTalk shows only the start in the notification.
-const MAX_TITLE_BYTES: usize = 256;
 
 const BUILTIN_TITLE: &str = include_str!("templates/default.title.j2");
 const BUILTIN_TEXT: &str = include_str!("templates/default.text.j2");
@@ -134,7 +133,7 @@ impl Renderer {
     }
 
     /// Renders the alerts at `alert_indexes` of `notification` for `robot`, mentioning
-    /// the robot's people plus `extra_mention`.
+    /// the robot's people plus `extra_mention`, within the full [`MESSAGE_BUDGET`].
     pub fn render(
         &self,
         template: &str,
@@ -143,6 +142,28 @@ impl Renderer {
         robot: &Robot,
         extra_mention: &Mention,
     ) -> Message {
+        self.render_within(
+            template,
+            notification,
+            alert_indexes,
+            robot,
+            extra_mention,
+            MESSAGE_BUDGET,
+        )
+    }
+
+    /// Like [`render`](Self::render), within `budget` bytes of title and text.
+    pub fn render_within(
+        &self,
+        template: &str,
+        notification: &Notification,
+        alert_indexes: &[usize],
+        robot: &Robot,
+        extra_mention: &Mention,
+        budget: usize,
+    ) -> Message {
+        // The title is cut to its longest; the text takes the rest.
+        let text_limit = budget.saturating_sub(MAX_TITLE_BYTES);
         let alerts: Vec<&Alert> = alert_indexes
             .iter()
             .filter_map(|&i| notification.alerts.get(i))
@@ -166,10 +187,10 @@ impl Renderer {
         // The render with the most alerts that fitted, kept so the answer is not rendered
         // twice. Each that fits shows more alerts than the one before.
         let mut best: Option<(usize, Attempt)> = None;
-        let shown = alerts_that_fit(alerts.len(), MAX_TEXT_BYTES, |shown| {
-            let attempt = attempts.render(shown, MAX_TEXT_BYTES);
+        let shown = alerts_that_fit(alerts.len(), text_limit, |shown| {
+            let attempt = attempts.render(shown, text_limit);
             let probe = attempt.probe();
-            if probe.fits(MAX_TEXT_BYTES) {
+            if probe.fits(text_limit) {
                 best = Some((shown, attempt));
             }
             probe
@@ -181,15 +202,11 @@ impl Renderer {
         };
         // A render without a limit is never stopped.
         let text = text.unwrap_or_default();
-        let text = if text.len() <= MAX_TEXT_BYTES {
+        let text = if text.len() <= text_limit {
             text
         } else {
             // A single alert larger than the limit: cut its body, keep what `finish` adds.
-            let omitted = attempts.omitted(shown);
-            let tail_bytes = finish.text(String::new(), omitted).len() + "…".len();
-            let cut = cut_at_char_boundary(&text, MAX_TEXT_BYTES.saturating_sub(tail_bytes));
-            let text = finish.text(format!("{cut}…"), omitted);
-            cut_at_char_boundary(&text, MAX_TEXT_BYTES).to_owned()
+            finish.cut(&text, attempts.omitted(shown), "…", text_limit)
         };
         Message {
             title,
@@ -568,12 +585,27 @@ impl<'a> Finisher<'a> {
         }
     }
 
+    /// The title cut to [`MAX_TITLE_BYTES`], with a keyword if it lacks one.
     fn title(&self, title: &str) -> String {
-        let title = cut_at_char_boundary(title.trim(), MAX_TITLE_BYTES);
-        match self.missing_keyword(title) {
-            Some(keyword) => format!("{title} · {keyword}"),
-            None => title.to_owned(),
+        let title = title.trim();
+        let cut = cut_at_char_boundary(title, MAX_TITLE_BYTES);
+        match self.missing_keyword(cut) {
+            Some(keyword) => {
+                let suffix = format!(" · {keyword}");
+                let room = MAX_TITLE_BYTES.saturating_sub(suffix.len());
+                format!("{}{suffix}", cut_at_char_boundary(title, room))
+            }
+            None => cut.to_owned(),
         }
+    }
+
+    /// `text` cut to `limit` bytes in all, ending in `marker` and what [`text`](Self::text)
+    /// adds.
+    fn cut(&self, text: &str, omitted: u64, marker: &str, limit: usize) -> String {
+        let tail_bytes = self.text(String::new(), omitted).len() + marker.len();
+        let cut = cut_at_char_boundary(text, limit.saturating_sub(tail_bytes));
+        let text = self.text(format!("{cut}{marker}"), omitted);
+        cut_at_char_boundary(&text, limit).to_owned()
     }
 
     fn text(&self, mut text: String, omitted: u64) -> String {
@@ -600,6 +632,27 @@ impl<'a> Finisher<'a> {
     fn missing_keyword(&self, text: &str) -> Option<&str> {
         let first = self.keywords.first()?;
         (!self.keywords.iter().any(|k| text.contains(k.as_str()))).then_some(first.as_str())
+    }
+}
+
+/// `message`, rendered before for `robot`, cut to `budget` bytes of title and text: for a
+/// robot that DingTalk said the message was too long for. The text is cut at the end of a
+/// line, says so, and keeps the keyword and the `@` text.
+pub fn shorten(message: &Message, robot: &Robot, budget: usize) -> Message {
+    if message.size() <= budget {
+        return message.clone();
+    }
+    let finish = Finisher::new(&robot.keywords, &message.mention, "");
+    let title = finish.title(&message.title);
+    let limit = budget.saturating_sub(title.len());
+    let marker = "\n\n…(shortened: DingTalk refused the whole message as too long)";
+    let tail_bytes = finish.text(String::new(), 0).len() + marker.len();
+    let body = cut_at_char_boundary(&message.text, limit.saturating_sub(tail_bytes));
+    let body = body.rfind('\n').map_or(body, |end| &body[..end]);
+    Message {
+        text: finish.cut(body, 0, marker, limit),
+        title,
+        mention: message.mention.clone(),
     }
 }
 

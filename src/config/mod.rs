@@ -67,6 +67,8 @@ pub struct Config {
     pub max_age: Duration,
     /// In passthrough mode, how long a request may wait for the robot's rate window.
     pub passthrough_max_wait: Duration,
+    /// Most messages queued per robot; past it webhooks are answered 503.
+    pub max_pending: usize,
     /// Robots by name.
     pub robots: BTreeMap<String, Arc<Robot>>,
     /// Strategies in evaluation order.
@@ -110,6 +112,21 @@ pub enum DeliveryMode {
     /// Alertmanager owns retries.
     Passthrough,
 }
+
+impl fmt::Display for DeliveryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeliveryMode::Queued => "queued",
+            DeliveryMode::Passthrough => "passthrough",
+        })
+    }
+}
+
+/// `delivery.max_pending` without a `queue_dir`: about 1 KiB of memory per message of a
+/// few alerts, at most 20 KB for the largest.
+pub const DEFAULT_MAX_PENDING_IN_MEMORY: usize = 10_000;
+/// `delivery.max_pending` with a `queue_dir`: the disk holds the backlog.
+pub const DEFAULT_MAX_PENDING_DURABLE: usize = 100_000;
 
 /// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +362,18 @@ impl Checker {
             .as_deref()
             .filter(|d| !d.is_empty())
             .map(|d| self.resolve(d));
+        let max_pending = match raw.delivery.max_pending {
+            Some(0) => {
+                self.error(
+                    &delivery.key("max_pending"),
+                    "delivery.max_pending must be at least 1",
+                );
+                None
+            }
+            Some(limit) => Some(usize::try_from(limit).unwrap_or(usize::MAX)),
+            None if queue_dir.is_some() => Some(DEFAULT_MAX_PENDING_DURABLE),
+            None => Some(DEFAULT_MAX_PENDING_IN_MEMORY),
+        };
         let keywords = raw
             .keywords
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
@@ -439,6 +468,7 @@ impl Checker {
             queue_dir,
             max_age: max_age?,
             passthrough_max_wait: passthrough_max_wait?,
+            max_pending: max_pending?,
             robots,
             strategies,
             renderer: renderer?,

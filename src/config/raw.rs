@@ -54,6 +54,7 @@ pub(super) struct RawDelivery {
     pub queue_dir: Option<String>,
     pub max_age: Option<String>,
     pub passthrough_max_wait: Option<String>,
+    pub max_pending: Option<u64>,
 }
 
 /// `templates.<name>:`

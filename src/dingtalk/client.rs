@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::Deserialize;
 use url::Url;
 
-use super::{Robot, SendError};
+use super::{Robot, SendError, SendFuture, Sender};
 
 /// One HTTP client shared by every robot, so connections to DingTalk are pooled.
 #[derive(Debug, Clone)]
@@ -40,7 +41,7 @@ impl Client {
     }
 
     /// POSTs `body` to `robot`, signed at `now_ms`; success is `errcode == 0`.
-    pub async fn send(&self, robot: &Robot, body: String, now_ms: i64) -> Result<(), SendError> {
+    pub async fn post(&self, robot: &Robot, body: String, now_ms: i64) -> Result<(), SendError> {
         let response = self
             .http
             .post(robot.send_url(now_ms))
@@ -52,6 +53,12 @@ impl Client {
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(network_error)?;
         classify(status, &bytes)
+    }
+}
+
+impl Sender for Client {
+    fn send<'a>(&'a self, robot: &'a Robot, body: String) -> SendFuture<'a> {
+        Box::pin(self.post(robot, body, Timestamp::now().as_millisecond()))
     }
 }
 

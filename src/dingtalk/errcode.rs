@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use super::Robot;
+
 /// What the delivery worker should do after a failed send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -13,6 +15,8 @@ pub enum Retry {
     Later,
     /// DingTalk says the robot sends too fast: pause the whole robot, then try again.
     AfterPause,
+    /// DingTalk says the message is too long: send its alerts again in shorter messages.
+    Shorter,
     /// Trying again cannot help; the configuration or the message must change.
     Never,
 }
@@ -41,6 +45,7 @@ impl SendError {
         match self {
             SendError::Rejected { errcode, .. } => match errcode {
                 130101 | 410100 | 660026 => Retry::AfterPause,
+                460101 => Retry::Shorter,
                 // System busy / internal error on DingTalk's side.
                 -1 | 500 | 9001 => Retry::Later,
                 _ => Retry::Never,
@@ -62,11 +67,10 @@ impl SendError {
         }
     }
 
-    /// A plain-language suggestion of what to check; `keyword` is the robot's first
-    /// configured security keyword.
-    pub fn hint(&self, keyword: &str) -> String {
+    /// A plain-language suggestion of what to check on `robot`.
+    pub fn hint(&self, robot: &Robot) -> String {
         match self {
-            SendError::Rejected { errcode, errmsg } => errcode_hint(*errcode, errmsg, keyword),
+            SendError::Rejected { errcode, errmsg } => errcode_hint(*errcode, errmsg, robot),
             SendError::Http(status) if *status >= 500 => {
                 "DingTalk is having trouble; the message will be retried".to_owned()
             }
@@ -87,7 +91,8 @@ impl SendError {
     }
 }
 
-fn errcode_hint(errcode: i64, errmsg: &str, keyword: &str) -> String {
+fn errcode_hint(errcode: i64, errmsg: &str, robot: &Robot) -> String {
+    let keyword = robot.primary_keyword();
     let errmsg = errmsg.to_ascii_lowercase();
     let hint = match errcode {
         310000 if errmsg.contains("keyword") => {
@@ -117,16 +122,22 @@ fn errcode_hint(errcode: i64, errmsg: &str, keyword: &str) -> String {
         }
         400106 => "the robot does not exist or was disabled: re-create it and update the token",
         400013 => "the group no longer exists: point the robot at a new group's webhook",
-        460101 | 101002 => {
-            "the message is too long for DingTalk; this is a bug, please report it with the payload"
+        460101 => {
+            "DingTalk counted the message as longer than it takes; its alerts are sent again \
+             in shorter messages, and later messages to this robot are kept shorter"
         }
         43004 => {
             "DingTalk wants Content-Type: application/json; check any proxy that rewrites requests"
         }
         40035 => "DingTalk could not read the message JSON; check any proxy that rewrites requests",
         130101 | 410100 => {
-            "the robot sent more than 20 messages in a minute; DingTalk blocks it for 10 \
-             minutes: lower `rate_limit` or route fewer alerts to it"
+            return format!(
+                "DingTalk counted more than 20 messages of this robot in a minute and blocks \
+                 it for up to 10 minutes; its rate_limit here is {}: keep rate_limit × \
+                 replicas sharing the robot at or below 20/min, and check that nothing else \
+                 posts with the same token",
+                robot.rate_limit
+            );
         }
         660026 => "the robot reached DingTalk's daily message quota; messages resume tomorrow",
         _ => "see DingTalk's errmsg; the message is not retried",

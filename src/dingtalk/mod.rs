@@ -2,13 +2,16 @@
 //! message body, request signing, sending, and the meaning of `errcode`.
 //!
 //! Architecture invariant: no other module builds DingTalk JSON or reads an `errcode`.
-//! Credentials live in [`Secret`]s, whose `Debug` and `Display` never show the value.
+//! Credentials live in [`Secret`]s, which implement `Debug` as `***` and no `Display`, so a
+//! credential can only reach a log through [`Secret::expose`].
 
 mod client;
 pub mod errcode;
 pub mod sign;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -18,8 +21,27 @@ pub use errcode::{Retry, SendError};
 
 use crate::rate_window::RateLimit;
 
-/// DingTalk's limit on a message's text, in bytes.
-pub const MAX_TEXT_BYTES: usize = 20_000;
+/// DingTalk's limit on a message, in bytes: it refuses longer ones with errcode 460101,
+/// "message too long, exceed 20000 bytes". The wording does not say what it counts.
+pub const MAX_MESSAGE_BYTES: usize = 20_000;
+/// What the bridge lets the title and the text of one message take together: DingTalk's
+/// limit less 5 % for whatever else it might count. A 460101 answer lowers it per robot
+/// (see `gate::Gate::shrink`).
+pub const MESSAGE_BUDGET: usize = MAX_MESSAGE_BYTES / 20 * 19;
+/// The longest title: DingTalk shows only its start in the notification list.
+pub const MAX_TITLE_BYTES: usize = 256;
+/// The longest text within the full budget, leaving room for the longest title.
+pub const MAX_TEXT_BYTES: usize = MESSAGE_BUDGET - MAX_TITLE_BYTES;
+
+/// What delivery needs from DingTalk: send one encoded message to one robot. The retry
+/// loop, the rate window and the metrics live outside it, so tests can script it.
+pub trait Sender: Send + Sync {
+    /// POSTs `body` to `robot`; success is DingTalk's `errcode == 0`.
+    fn send<'a>(&'a self, robot: &'a Robot, body: String) -> SendFuture<'a>;
+}
+
+/// The answer to [`Sender::send`].
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 
 /// A credential (access token or signing secret) that must never be logged or printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -149,6 +171,13 @@ pub struct Message {
     pub mention: Mention,
 }
 
+impl Message {
+    /// Bytes of title and text together: what the size budget covers.
+    pub fn size(&self) -> usize {
+        self.title.len() + self.text.len()
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct At<'a> {
@@ -157,9 +186,8 @@ struct At<'a> {
     is_at_all: bool,
 }
 
-/// The JSON body DingTalk expects for `message`. `uuid` becomes `msgUuid`, DingTalk's
-/// idempotency key: a retried body with the same one is shown once.
-pub fn encode(msgtype: MsgType, message: &Message, uuid: &str) -> String {
+/// The JSON body DingTalk expects for `message`.
+pub fn encode(msgtype: MsgType, message: &Message) -> String {
     let at = At {
         at_mobiles: &message.mention.mobiles,
         at_user_ids: &message.mention.user_ids,
@@ -170,13 +198,11 @@ pub fn encode(msgtype: MsgType, message: &Message, uuid: &str) -> String {
             "msgtype": "markdown",
             "markdown": { "title": message.title, "text": message.text },
             "at": at,
-            "msgUuid": uuid,
         }),
         MsgType::Text => serde_json::json!({
             "msgtype": "text",
             "text": { "content": message.text },
             "at": at,
-            "msgUuid": uuid,
         }),
     };
     body.to_string()

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use jiff::Timestamp;
 
-use super::{DeadLetter, Envelope, QueueError, RobotStats, Store};
+use super::{DeadLetter, Envelope, Inventory, QueueError, RobotStats, Store};
 
 /// Pending messages per robot, and dead letters, in memory.
 #[derive(Debug, Default)]
@@ -98,11 +98,12 @@ impl Store for MemoryStore {
         Ok(revived)
     }
 
-    fn stats(&self) -> Result<BTreeMap<String, RobotStats>, QueueError> {
-        Ok(self
-            .lock()
+    fn scan(&self) -> Result<Inventory, QueueError> {
+        let state = self.lock();
+        let robots = state
             .pending
             .iter()
+            .filter(|(_, q)| !q.is_empty())
             .map(|(robot, q)| {
                 let stats = RobotStats {
                     depth: q.len(),
@@ -110,23 +111,26 @@ impl Store for MemoryStore {
                 };
                 (robot.clone(), stats)
             })
-            .collect())
-    }
-
-    fn syncs_to_disk(&self) -> bool {
-        false
-    }
-
-    fn last_id(&self) -> Result<u64, QueueError> {
-        let state = self.lock();
+            .collect();
+        // Queues are kept in id order, so each one's last message has its highest id.
         let pending = state
             .pending
             .values()
             .filter_map(|q| q.back())
             .map(|m| m.id);
-        // Queues are kept in id order, so each one's last message has its highest id.
         let dead = state.dead.iter().map(|d| d.envelope.id);
-        Ok(pending.chain(dead).max().unwrap_or(0))
+        Ok(Inventory {
+            robots,
+            last_id: pending.chain(dead).max().unwrap_or(0),
+        })
+    }
+
+    fn sync(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    fn syncs_to_disk(&self) -> bool {
+        false
     }
 }
 

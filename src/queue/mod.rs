@@ -1,20 +1,28 @@
 //! Pending messages, one FIFO per robot, and the dead letters.
 //!
 //! A message stays queued until the delivery worker acknowledges it (DingTalk accepted it)
-//! or buries it as a dead letter (a permanent error, or too old), so a message being sent
-//! or waiting for a retry is never only in the worker's hands. Storage sits behind the
-//! [`Store`] trait: [`MemoryStore`] without `delivery.queue_dir`, [`DurableStore`] (redb)
-//! with it. Appends to a durable store go through one committer thread that writes
-//! everything waiting in a single transaction, so concurrent webhooks share one fsync;
-//! appends to memory happen in place, where handing them to a thread would cost more
-//! than the append.
+//! or buries it as a dead letter, so a message being sent or waiting for a retry is never
+//! only in the worker's hands. Storage sits behind the [`Store`] trait: [`MemoryStore`]
+//! without `delivery.queue_dir`, [`DurableStore`] (redb) with it. Appends to a durable
+//! store go through one committer thread that writes everything waiting in a single
+//! transaction, so concurrent webhooks share one fsync; appends to memory happen in place,
+//! where handing them to a thread would cost more than the append.
+//!
+//! [`Queue`] keeps each robot's depth beside the store, so that a send, a scrape and
+//! shutdown never count the store; the store is read whole once, at start
+//! ([`Store::scan`]). A robot's queue holds at most `delivery.max_pending` messages: past
+//! that, [`Queue::push`] refuses with [`QueueError::Full`], so memory stays bounded and
+//! Alertmanager, answered 503, retries later. An acknowledgement or a burial the store
+//! cannot write (a full disk) is kept here and written later by [`Queue::settle`]:
+//! meanwhile those messages are neither counted nor handed out again, so what DingTalk
+//! accepted is not sent twice while the process lives.
 
 mod durable;
 mod memory;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -36,9 +44,6 @@ pub struct Envelope {
     pub robot: String,
     /// Strategy that produced it, or `direct` for `/dingtalk/{robot}/send`.
     pub strategy: String,
-    /// DingTalk's `msgUuid`: the same on every retry, so a retry after a timeout is
-    /// not shown twice.
-    pub uuid: String,
     /// The rendered message.
     pub message: Message,
     /// What a digest needs to list this message's alert group.
@@ -80,10 +85,32 @@ pub struct RobotStats {
     pub oldest: Option<Timestamp>,
 }
 
+/// What a store holds, read in one pass at start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Inventory {
+    /// Pending messages per robot that has any.
+    pub robots: BTreeMap<String, RobotStats>,
+    /// The highest id pending or dead, 0 when empty.
+    pub last_id: u64,
+}
+
 /// Why the queue could not do what was asked.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("queue: {0}")]
-pub struct QueueError(pub String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The robot's queue holds `delivery.max_pending` messages already.
+    #[error(
+        "queue of robot {robot} is full ({limit} messages pending, delivery.max_pending); try again later"
+    )]
+    Full {
+        /// The robot.
+        robot: String,
+        /// `delivery.max_pending`.
+        limit: usize,
+    },
+    /// The store failed: a disk error, a full disk, a damaged file.
+    #[error("queue: {0}")]
+    Store(String),
+}
 
 /// Where pending messages and dead letters are kept. Every method is one atomic step.
 pub trait Store: Send + Sync {
@@ -100,15 +127,19 @@ pub trait Store: Send + Sync {
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError>;
     /// Moves every dead letter back to its robot's queue, in id order; returns them.
     fn revive_all(&self) -> Result<Vec<Envelope>, QueueError>;
-    /// Pending messages per robot that has any. Reads the whole store: called once, at
-    /// start; [`Queue`] keeps the counts from then on.
-    fn stats(&self) -> Result<BTreeMap<String, RobotStats>, QueueError>;
-    /// The highest id pending or dead, 0 when empty.
-    fn last_id(&self) -> Result<u64, QueueError>;
+    /// Reads the whole store: called once, at start; [`Queue`] keeps the counts from then
+    /// on.
+    fn scan(&self) -> Result<Inventory, QueueError>;
+    /// Makes every change made so far durable, if the store is durable and some change
+    /// is not yet.
+    fn sync(&self) -> Result<(), QueueError>;
     /// Whether appends are synced to disk: then concurrent appends are worth gathering
     /// into one commit.
     fn syncs_to_disk(&self) -> bool;
 }
+
+/// How often the commit thread makes changes left unsynced durable when no commit does.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 type Commit = (Vec<Envelope>, oneshot::Sender<Result<(), QueueError>>);
 
@@ -119,6 +150,7 @@ pub struct Queue {
     committer: Option<Mutex<mpsc::Sender<Commit>>>,
     next_id: AtomicU64,
     depths: Arc<Depths>,
+    unsettled: Mutex<BTreeMap<String, Unsettled>>,
     arrivals: Mutex<BTreeMap<String, Arc<Notify>>>,
     changes: Notify,
 }
@@ -130,39 +162,78 @@ pub struct Queue {
 struct Depths(Mutex<BTreeMap<String, i64>>);
 
 impl Depths {
-    fn add(&self, robot: &str, count: i64) {
-        let mut depths = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *depths.entry(robot.to_owned()).or_default() += count;
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, i64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set(&self, robot: &str, count: usize) {
-        let mut depths = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        depths.insert(robot.to_owned(), i64::try_from(count).unwrap_or(i64::MAX));
+    fn add(&self, robot: &str, count: usize) {
+        *self.lock().entry(robot.to_owned()).or_default() += signed(count);
+    }
+
+    fn take(&self, robot: &str, count: usize) {
+        *self.lock().entry(robot.to_owned()).or_default() -= signed(count);
     }
 
     fn get(&self, robot: &str) -> usize {
-        let depths = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        depths
+        self.lock()
             .get(robot)
             .map_or(0, |d| usize::try_from(*d).unwrap_or(0))
     }
 
     fn all(&self) -> Vec<(String, usize)> {
-        let depths = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        depths
+        self.lock()
             .iter()
             .map(|(robot, d)| (robot.clone(), usize::try_from(*d).unwrap_or(0)))
             .collect()
     }
 }
 
+fn signed(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// What the store still has to be told about one robot's messages.
+#[derive(Debug, Default)]
+struct Unsettled {
+    /// Delivered messages still in the store.
+    removals: BTreeSet<u64>,
+    /// Messages given up on, still pending in the store: one burial per entry.
+    burials: Vec<Burial>,
+}
+
+/// Messages to move to the dead letters, with why and when.
+#[derive(Debug, Clone)]
+struct Burial {
+    messages: Vec<Envelope>,
+    reason: String,
+    at: Timestamp,
+}
+
+impl Unsettled {
+    fn contains(&self, id: u64) -> bool {
+        self.removals.contains(&id)
+            || self
+                .burials
+                .iter()
+                .any(|b| b.messages.iter().any(|m| m.id == id))
+    }
+
+    fn len(&self) -> usize {
+        self.removals.len() + self.burials.iter().map(|b| b.messages.len()).sum::<usize>()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.removals.is_empty() && self.burials.is_empty()
+    }
+}
+
 impl Queue {
     /// A queue over `store`, numbering new messages after those already in it.
     pub fn new(store: Arc<dyn Store>) -> Result<Self, QueueError> {
-        let next_id = store.last_id()? + 1;
+        let inventory = store.scan()?;
         let depths = Arc::new(Depths::default());
-        for (robot, stats) in store.stats()? {
-            depths.set(&robot, stats.depth);
+        for (robot, stats) in &inventory.robots {
+            depths.add(robot, stats.depth);
         }
         let committer = if store.syncs_to_disk() {
             let (committer, commits) = mpsc::channel::<Commit>();
@@ -171,7 +242,7 @@ impl Queue {
             std::thread::Builder::new()
                 .name("queue-commit".to_owned())
                 .spawn(move || commit_loop(&*commit_store, &commit_depths, &commits))
-                .map_err(|e| QueueError(format!("cannot start the commit thread: {e}")))?;
+                .map_err(|e| QueueError::Store(format!("cannot start the commit thread: {e}")))?;
             Some(Mutex::new(committer))
         } else {
             None
@@ -179,8 +250,9 @@ impl Queue {
         Ok(Queue {
             store,
             committer,
-            next_id: AtomicU64::new(next_id),
+            next_id: AtomicU64::new(inventory.last_id + 1),
             depths,
+            unsettled: Mutex::default(),
             arrivals: Mutex::default(),
             changes: Notify::new(),
         })
@@ -191,16 +263,32 @@ impl Queue {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Stores `messages` (committed before this returns) and wakes their robots' workers.
-    pub async fn push(&self, messages: Vec<Envelope>) -> Result<(), QueueError> {
-        if messages.is_empty() {
-            return Ok(());
+    /// Stores `messages` (committed before this returns) and wakes their robots'
+    /// workers, unless that would take a robot's queue past `max_pending`. Concurrent
+    /// pushes are checked against the same depth, so they may pass the limit by what
+    /// they carry together.
+    pub async fn push(
+        &self,
+        messages: Vec<Envelope>,
+        max_pending: usize,
+    ) -> Result<(), QueueError> {
+        let mut incoming: BTreeMap<&str, usize> = BTreeMap::new();
+        for message in &messages {
+            *incoming.entry(&message.robot).or_default() += 1;
         }
-        let robots: Vec<String> = messages.iter().map(|m| m.robot.clone()).collect();
+        for (robot, count) in &incoming {
+            if self.depth(robot) + count > max_pending {
+                return Err(QueueError::Full {
+                    robot: (*robot).to_owned(),
+                    limit: max_pending,
+                });
+            }
+        }
+        let robots: Vec<String> = incoming.keys().map(|r| (*r).to_owned()).collect();
         match &self.committer {
             Some(committer) => {
                 let (done, committed) = oneshot::channel();
-                let stopped = || QueueError("the commit thread has stopped".to_owned());
+                let stopped = || QueueError::Store("the commit thread has stopped".to_owned());
                 committer
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -239,36 +327,131 @@ impl Queue {
     /// Up to `limit` pending messages of `robot`, oldest first, without waiting.
     pub fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
         let counted = self.depths.get(robot);
-        let oldest = self.store.oldest(robot, limit)?;
+        let oldest = self.read_oldest(robot, limit)?;
         if oldest.is_empty() && limit > 0 {
             // The store has nothing readable for the robot (what it cannot decode stays
             // in the file): the worker must not spin on a count that says otherwise. What
             // was counted is taken off rather than the count set to 0, so that an append
             // committed after the read above keeps its count.
-            self.depths.add(robot, -count(counted));
+            self.depths.take(robot, counted);
         }
         Ok(oldest)
     }
 
-    /// Removes messages of `robot` that DingTalk accepted.
+    /// The store's oldest messages of `robot`, leaving out those already settled here.
+    fn read_oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
+        let unsettled = self.unsettled_map();
+        let Some(skip) = unsettled.get(robot).filter(|u| !u.is_empty()) else {
+            drop(unsettled);
+            return self.store.oldest(robot, limit);
+        };
+        let mut oldest = self.store.oldest(robot, limit.saturating_add(skip.len()))?;
+        oldest.retain(|m| !skip.contains(m.id));
+        oldest.truncate(limit);
+        Ok(oldest)
+    }
+
+    /// Removes messages of `robot` that DingTalk accepted. If the store fails, they are
+    /// removed from the count and kept from being handed out again, and [`settle`]
+    /// (Self::settle) writes the removal later.
     pub fn ack(&self, robot: &str, ids: &[u64]) -> Result<(), QueueError> {
-        let removed = self.store.remove(robot, ids)?;
-        self.depths.add(robot, -count(removed));
+        let result = self.store.remove(robot, ids);
+        match &result {
+            Ok(removed) => self.depths.take(robot, *removed),
+            Err(_) => {
+                let mut unsettled = self.unsettled_map();
+                let robot_unsettled = unsettled.entry(robot.to_owned()).or_default();
+                robot_unsettled.removals.extend(ids);
+                self.depths.take(robot, ids.len());
+            }
+        }
         self.changes.notify_waiters();
+        result.map(|_| ())
+    }
+
+    /// Moves messages of `robot` that cannot be delivered to the dead letters. If the
+    /// store fails, they are kept as [`ack`](Self::ack) keeps removals.
+    pub fn bury(&self, robot: &str, messages: &[Envelope], reason: &str) -> Result<(), QueueError> {
+        let at = Timestamp::now();
+        let result = self.store.bury(messages, reason, at);
+        match &result {
+            Ok(removed) => self.depths.take(robot, *removed),
+            Err(_) => {
+                let mut unsettled = self.unsettled_map();
+                let robot_unsettled = unsettled.entry(robot.to_owned()).or_default();
+                robot_unsettled.burials.push(Burial {
+                    messages: messages.to_vec(),
+                    reason: reason.to_owned(),
+                    at,
+                });
+                self.depths.take(robot, messages.len());
+            }
+        }
+        self.changes.notify_waiters();
+        result.map(|_| ())
+    }
+
+    /// How many acknowledgements and burials of `robot` the store has yet to write.
+    pub fn unsettled(&self, robot: &str) -> usize {
+        self.unsettled_map().get(robot).map_or(0, Unsettled::len)
+    }
+
+    /// Acknowledgements and burials of every robot the store has yet to write.
+    pub fn total_unsettled(&self) -> usize {
+        self.unsettled_map().values().map(Unsettled::len).sum()
+    }
+
+    /// Writes what [`ack`](Self::ack) and [`bury`](Self::bury) could not, stopping at the
+    /// first failure; what is not written stays for the next call.
+    pub fn settle(&self, robot: &str) -> Result<(), QueueError> {
+        let (removals, burials) = match self.unsettled_map().get(robot) {
+            Some(u) => (
+                u.removals.iter().copied().collect::<Vec<_>>(),
+                u.burials.clone(),
+            ),
+            None => return Ok(()),
+        };
+        if !removals.is_empty() {
+            self.store.remove(robot, &removals)?;
+            self.settled(robot, |u| u.removals.retain(|id| !removals.contains(id)));
+        }
+        for burial in burials {
+            self.store
+                .bury(&burial.messages, &burial.reason, burial.at)?;
+            let first = burial.messages.first().map(|m| m.id);
+            self.settled(robot, |u| {
+                u.burials
+                    .retain(|b| b.messages.first().map(|m| m.id) != first);
+            });
+        }
         Ok(())
     }
 
-    /// Moves messages of `robot` that cannot be delivered to the dead letters.
-    pub fn bury(&self, robot: &str, messages: &[Envelope], reason: &str) -> Result<(), QueueError> {
-        let removed = self.store.bury(messages, reason, Timestamp::now())?;
-        self.depths.add(robot, -count(removed));
-        self.changes.notify_waiters();
-        Ok(())
+    /// Applies `written` to what `robot` has unsettled, and forgets the robot's entry once
+    /// it is empty.
+    fn settled(&self, robot: &str, written: impl FnOnce(&mut Unsettled)) {
+        let mut unsettled = self.unsettled_map();
+        if let Some(robot_unsettled) = unsettled.get_mut(robot) {
+            written(robot_unsettled);
+            if robot_unsettled.is_empty() {
+                unsettled.remove(robot);
+            }
+        }
+    }
+
+    fn unsettled_map(&self) -> MutexGuard<'_, BTreeMap<String, Unsettled>> {
+        self.unsettled.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every dead letter, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
         self.store.dead_letters()
+    }
+
+    /// Makes every change so far durable: at shutdown, so that no delivered message is
+    /// sent again after the restart.
+    pub fn sync(&self) -> Result<(), QueueError> {
+        self.store.sync()
     }
 
     /// Re-queues every dead letter and wakes the workers; returns the robots concerned.
@@ -295,10 +478,17 @@ impl Queue {
             if depth == 0 {
                 continue;
             }
-            let oldest = self.store.oldest(&robot, 1)?.first().map(|m| m.accepted_at);
+            let oldest = self.read_oldest(&robot, 1)?.first().map(|m| m.accepted_at);
             stats.insert(robot, RobotStats { depth, oldest });
         }
         Ok(stats)
+    }
+
+    /// Robots with pending messages, and how many each has.
+    pub fn depths(&self) -> Vec<(String, usize)> {
+        let mut depths = self.depths.all();
+        depths.retain(|(_, depth)| *depth > 0);
+        depths
     }
 
     /// Pending messages of every robot.
@@ -326,14 +516,20 @@ fn append(store: &dyn Store, depths: &Depths, messages: &[Envelope]) -> Result<(
     Ok(())
 }
 
-fn count(messages: usize) -> i64 {
-    i64::try_from(messages).unwrap_or(i64::MAX)
-}
-
 /// Writes what is waiting in one transaction: while one commit (and its fsync) runs,
-/// the next webhooks' messages gather and share the following one.
+/// the next webhooks' messages gather and share the following one. When no webhook comes
+/// for a while, makes what the workers left unsynced durable.
 fn commit_loop(store: &dyn Store, depths: &Depths, commits: &mpsc::Receiver<Commit>) {
-    while let Ok(first) = commits.recv() {
+    loop {
+        let first = match commits.recv_timeout(SYNC_EVERY) {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // A failure is logged by the store, and tried again at the next tick.
+                let _ = store.sync();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut batch = vec![first];
         batch.extend(commits.try_iter());
         let messages: Vec<Envelope> = batch

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use alertmanager_dingtalk::coalesce::{Digest, digests};
-use alertmanager_dingtalk::dingtalk::{MAX_TEXT_BYTES, Mention, Message};
+use alertmanager_dingtalk::dingtalk::{MAX_TEXT_BYTES, MESSAGE_BUDGET, Mention, Message};
 use alertmanager_dingtalk::payload::Status;
 use alertmanager_dingtalk::queue::{Envelope, GroupSummary};
 use jiff::Timestamp;
@@ -34,7 +34,6 @@ fn envelope(id: u64, status: Status, title: &str, alerts: &[&str], mobiles: &[&s
         id,
         robot: "ops".to_owned(),
         strategy: "default".to_owned(),
-        uuid: format!("uuid-{id}"),
         message: Message {
             title: format!("{title} · {KEYWORD}"),
             text: format!("### {title}\n\n{lines}\n\n{KEYWORD}"),
@@ -52,14 +51,14 @@ fn envelope(id: u64, status: Status, title: &str, alerts: &[&str], mobiles: &[&s
 
 /// The one digest of `pending`.
 fn single(pending: &[Envelope]) -> Digest {
-    let mut all = digests(pending, KEYWORD);
+    let mut all = digests(pending, KEYWORD, MESSAGE_BUDGET);
     assert_eq!(all.len(), 1, "{all:#?}");
     all.remove(0)
 }
 
 #[test]
 fn nothing_pending_no_digest() {
-    assert!(digests(&[], KEYWORD).is_empty());
+    assert!(digests(&[], KEYWORD, MESSAGE_BUDGET).is_empty());
 }
 
 #[test]
@@ -121,7 +120,7 @@ fn keyword_in_text_though_no_title_has_it() {
         envelope(1, Status::Firing, "A", &["A"], &[]),
         envelope(2, Status::Firing, "B", &["B"], &[]),
     ];
-    let digest = digests(&pending, "告警机器人");
+    let digest = digests(&pending, "告警机器人", MESSAGE_BUDGET);
     assert_eq!(digest.len(), 1);
     assert!(digest[0].message.title.ends_with(" · 告警机器人"));
     assert!(digest[0].message.text.contains("告警机器人"));
@@ -263,7 +262,7 @@ proptest! {
 
     #[test]
     fn digests_hold_every_message_within_limits(pending in pending(150)) {
-        let all = digests(&pending, KEYWORD);
+        let all = digests(&pending, KEYWORD, MESSAGE_BUDGET);
 
         // (a) Every id in exactly one digest.
         let mut ids: Vec<u64> = all.iter().flat_map(|d| d.ids.iter().copied()).collect();
@@ -347,7 +346,7 @@ proptest! {
         let huge = envelope(huge_id, status, "[FIRING:3000] DiskPressure", &refs, &[]);
         pending.insert(huge_at.min(pending.len()), huge);
 
-        let all = digests(&pending, KEYWORD);
+        let all = digests(&pending, KEYWORD, MESSAGE_BUDGET);
         for digest in &all {
             prop_assert!(digest.message.text.len() <= MAX_TEXT_BYTES);
             prop_assert!(digest.message.title.len() <= 256);

@@ -1,14 +1,18 @@
 //! `queue::DurableStore`: the redb queue file keeps pending messages and dead letters in id
 //! order per robot, across reopening, and recovers from a file it cannot read.
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use alertmanager_dingtalk::dingtalk::{Mention, Message};
 use alertmanager_dingtalk::payload::Status;
 use alertmanager_dingtalk::queue::{DurableStore, Envelope, GroupSummary, Recovery, Store};
 use jiff::Timestamp;
+use redb::backends::FileBackend;
+use redb::{BackendError, StorageBackend};
 
 /// A directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -45,7 +49,6 @@ fn envelope(robot: &str, id: u64) -> Envelope {
         id,
         robot: robot.to_owned(),
         strategy: "default".to_owned(),
-        uuid: format!("uuid-{id}"),
         message: Message {
             title: format!("[FIRING:1] Alert{id}"),
             text: format!("### Alert {id}\n\n- severity: critical"),
@@ -77,10 +80,10 @@ fn creates_the_directory_and_an_empty_queue() {
     let dir = TempDir::new("create");
     let store = open(&dir);
     assert!(dir.file().is_file());
-    assert_eq!(store.last_id().unwrap(), 0);
+    assert_eq!(store.scan().unwrap().last_id, 0);
     assert!(store.oldest("a", 10).unwrap().is_empty());
     assert!(store.dead_letters().unwrap().is_empty());
-    assert!(store.stats().unwrap().is_empty());
+    assert!(store.scan().unwrap().robots.is_empty());
     assert!(store.revive_all().unwrap().is_empty());
 }
 
@@ -103,7 +106,7 @@ fn oldest_is_per_robot_in_id_order_and_limited() {
     assert_eq!(ids(&store.oldest("ab", 10).unwrap()), [4]);
     assert!(store.oldest("", 10).unwrap().is_empty());
     assert!(store.oldest("c", 10).unwrap().is_empty());
-    assert_eq!(store.last_id().unwrap(), 10);
+    assert_eq!(store.scan().unwrap().last_id, 10);
 }
 
 #[test]
@@ -183,7 +186,7 @@ fn bury_moves_to_the_dead_letters_with_the_reason() {
     );
     assert!(dead.iter().all(|d| d.at == at));
     assert_eq!(dead[0].envelope, a[0]);
-    assert_eq!(store.last_id().unwrap(), 4);
+    assert_eq!(store.scan().unwrap().last_id, 4);
 }
 
 #[test]
@@ -229,7 +232,7 @@ fn stats_give_depth_and_oldest_accepted_at_per_robot() {
     store
         .bury(&store.oldest("c", 1).unwrap(), "gone", Timestamp::now())
         .unwrap();
-    let stats = store.stats().unwrap();
+    let stats = store.scan().unwrap().robots;
     assert_eq!(stats.keys().collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(stats["a"].depth, 2);
     assert_eq!(stats["a"].oldest, Some(early));
@@ -246,7 +249,7 @@ fn an_append_for_several_robots_is_seen_whole() {
         .collect();
     store.append(&batch).unwrap();
     store.append(&[]).unwrap();
-    let stats = store.stats().unwrap();
+    let stats = store.scan().unwrap().robots;
     assert_eq!(stats.values().map(|s| s.depth).sum::<usize>(), 30);
     for robot in ["a", "b", "c"] {
         assert_eq!(stats[robot].depth, 10, "{robot}");
@@ -277,11 +280,11 @@ fn reopening_keeps_pending_and_dead_letters() {
         (dead[0].envelope.id, dead[0].reason.as_str()),
         (1, "too old")
     );
-    assert_eq!(store.last_id().unwrap(), 3);
+    assert_eq!(store.scan().unwrap().last_id, 3);
     store.append(&[envelope("a", 5)]).unwrap();
     drop(store);
     let store = open(&dir);
-    assert_eq!(store.last_id().unwrap(), 5);
+    assert_eq!(store.scan().unwrap().last_id, 5);
     assert_eq!(ids(&store.oldest("a", 10).unwrap()), [2, 5]);
 }
 
@@ -293,14 +296,14 @@ fn last_id_looks_at_every_robot_and_the_dead_letters() {
     store
         .append(&[envelope("a", 9), envelope("z", 2), envelope("m", 20)])
         .unwrap();
-    assert_eq!(store.last_id().unwrap(), 20);
+    assert_eq!(store.scan().unwrap().last_id, 20);
     store
         .bury(&store.oldest("m", 1).unwrap(), "x", Timestamp::now())
         .unwrap();
-    assert_eq!(store.last_id().unwrap(), 20);
+    assert_eq!(store.scan().unwrap().last_id, 20);
     store.revive_all().unwrap();
     store.remove("m", &[20]).unwrap();
-    assert_eq!(store.last_id().unwrap(), 9);
+    assert_eq!(store.scan().unwrap().last_id, 9);
 }
 
 #[test]
@@ -322,7 +325,7 @@ fn a_file_of_garbage_is_moved_aside() {
     assert_eq!(ids(&store.oldest("a", 10).unwrap()), [1]);
     drop(store);
     let store = open(&dir);
-    assert_eq!(store.last_id().unwrap(), 1);
+    assert_eq!(store.scan().unwrap().last_id, 1);
 }
 
 #[test]
@@ -337,7 +340,7 @@ fn a_short_file_of_garbage_is_moved_aside() {
         b"not a database"
     );
     store.append(&[envelope("a", 1)]).unwrap();
-    assert_eq!(store.last_id().unwrap(), 1);
+    assert_eq!(store.scan().unwrap().last_id, 1);
 }
 
 #[test]
@@ -346,7 +349,7 @@ fn an_empty_file_is_a_new_queue() {
     std::fs::create_dir_all(dir.path()).unwrap();
     std::fs::write(dir.file(), b"").unwrap();
     let store = open(&dir);
-    assert_eq!(store.last_id().unwrap(), 0);
+    assert_eq!(store.scan().unwrap().last_id, 0);
 }
 
 /// Writes a queue with `count` messages, returns the file's bytes.
@@ -388,10 +391,10 @@ fn a_truncated_file_is_repaired_or_moved_aside() {
                     recovery.error
                 );
                 assert_eq!(std::fs::read(&recovery.moved_to).unwrap(), &bytes[..len]);
-                assert_eq!(store.last_id().unwrap(), 0);
+                assert_eq!(store.scan().unwrap().last_id, 0);
             }
             None => {
-                let pending = store.stats().unwrap();
+                let pending = store.scan().unwrap().robots;
                 let depth: usize = pending.values().map(|s| s.depth).sum();
                 println!(
                     "truncated to 1/{fraction} ({len} bytes): opened, {depth} pending, {} dead",
@@ -400,7 +403,7 @@ fn a_truncated_file_is_repaired_or_moved_aside() {
             }
         }
         // Whatever happened, the store works.
-        let next = store.last_id().unwrap() + 1;
+        let next = store.scan().unwrap().last_id + 1;
         store.append(&[envelope("c", next)]).unwrap();
         assert_eq!(ids(&store.oldest("c", 10).unwrap()), [next]);
     }
@@ -427,7 +430,7 @@ fn a_file_left_by_a_crash_keeps_what_was_committed() {
     // ...which synced it.
     assert_eq!(ids(&reopened.oldest("a", 10).unwrap()), [3, 4]);
     assert_eq!(reopened.dead_letters().unwrap().len(), 1);
-    assert_eq!(reopened.last_id().unwrap(), 4);
+    assert_eq!(reopened.scan().unwrap().last_id, 4);
     reopened.append(&[envelope("a", 5)]).unwrap();
     assert_eq!(ids(&reopened.oldest("a", 10).unwrap()), [3, 4, 5]);
 }
@@ -476,15 +479,15 @@ fn an_unreadable_value_is_skipped_not_fatal() {
     let store = open(&dir);
     assert_eq!(ids(&store.oldest("a", 10).unwrap()), [1, 3]);
     assert_eq!(ids(&store.oldest("a", 1).unwrap()), [1]);
-    let stats = store.stats().unwrap();
+    let stats = store.scan().unwrap().robots;
     // The unreadable entries are in the file, so they count; the oldest is readable.
     assert_eq!(stats["a"].depth, 4);
     assert!(stats["a"].oldest.is_some());
     assert_eq!(store.dead_letters().unwrap().len(), 1);
-    assert_eq!(store.last_id().unwrap(), 9);
+    assert_eq!(store.scan().unwrap().last_id, 9);
     assert_eq!(ids(&store.revive_all().unwrap()), [4]);
     // The unreadable dead letter stays where it was.
-    assert_eq!(store.last_id().unwrap(), 9);
+    assert_eq!(store.scan().unwrap().last_id, 9);
     assert!(store.dead_letters().unwrap().is_empty());
 }
 
@@ -509,7 +512,7 @@ fn a_directory_that_cannot_be_created_is_an_error() {
     let error = DurableStore::open(&file.join("queue"))
         .err()
         .expect("an error");
-    assert!(error.0.contains("queue"), "{error}");
+    assert!(error.to_string().contains("queue"), "{error}");
 }
 
 #[test]
@@ -532,7 +535,7 @@ fn concurrent_appends_all_land() {
     for thread in threads {
         thread.join().unwrap();
     }
-    let stats = store.stats().unwrap();
+    let stats = store.scan().unwrap().robots;
     assert_eq!(stats.values().map(|s| s.depth).sum::<usize>(), 800);
     let mut all: Vec<u64> = ["a", "b", "c"]
         .iter()
@@ -540,5 +543,136 @@ fn concurrent_appends_all_land() {
         .collect();
     all.sort_unstable();
     assert_eq!(all, (1..=800).collect::<Vec<_>>());
-    assert_eq!(store.last_id().unwrap(), 800);
+    assert_eq!(store.scan().unwrap().last_id, 800);
+}
+
+/// A removal of delivered messages may be committed without an fsync; `sync` (which the
+/// commit thread calls every second, and the server at shutdown) makes it durable, so a
+/// graceful stop sends nothing twice.
+#[test]
+fn sync_makes_an_unsynced_removal_durable() {
+    let dir = TempDir::new("sync");
+    let before = TempDir::new("sync-before");
+    let after = TempDir::new("sync-after");
+    for copy in [&before, &after] {
+        std::fs::create_dir_all(copy.path()).unwrap();
+    }
+    let store = open(&dir);
+    store.append(&[envelope("a", 1), envelope("a", 2)]).unwrap();
+    // Right after a synced commit, and the robot still has messages: not synced.
+    store.remove("a", &[1]).unwrap();
+    std::fs::copy(dir.file(), before.file()).unwrap();
+    store.sync().unwrap();
+    std::fs::copy(dir.file(), after.file()).unwrap();
+
+    assert_eq!(
+        ids(&open(&before).oldest("a", 10).unwrap()),
+        [1, 2],
+        "the removal waited"
+    );
+    assert_eq!(ids(&open(&after).oldest("a", 10).unwrap()), [2]);
+}
+
+/// Storage that fails every write while `full` is set, as a full disk does.
+#[derive(Debug)]
+struct FullDisk {
+    file: FileBackend,
+    full: Arc<AtomicBool>,
+}
+
+impl FullDisk {
+    fn check(&self) -> std::io::Result<()> {
+        if self.full.load(Ordering::Relaxed) {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        Ok(())
+    }
+}
+
+impl StorageBackend for FullDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.file.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.check()?;
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.check()?;
+        self.file.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.file.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.file.close()
+    }
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.file.try_lock_shared_range(start, end)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.query_lock_range(start, end)
+    }
+}
+
+/// After an I/O error redb refuses every later transaction until the file is opened
+/// again: the store closes it, fails fast meanwhile, and opens it again once the disk
+/// takes writes, with everything committed before the error still there.
+#[test]
+fn a_full_disk_closes_the_file_and_it_opens_again_once_writes_work() {
+    let dir = TempDir::new("full");
+    let full = Arc::new(AtomicBool::new(false));
+    let disk = full.clone();
+    let (store, _) = DurableStore::open_with(dir.path(), move |builder, file| {
+        builder.create_with_backend(FullDisk {
+            file: FileBackend::new(file)?,
+            full: disk.clone(),
+        })
+    })
+    .unwrap();
+    store.append(&[envelope("a", 1)]).unwrap();
+
+    full.store(true, Ordering::Relaxed);
+    let error = store.append(&[envelope("a", 2)]).unwrap_err();
+    assert!(error.to_string().contains("queue file"), "{error}");
+    // Closed: later operations fail at once, also reads, without touching the disk.
+    let error = store.append(&[envelope("a", 3)]).unwrap_err();
+    assert!(error.to_string().contains("opening it again in"), "{error}");
+    assert!(store.oldest("a", 10).is_err());
+    // Still full when the backoff has passed: opening again fails, and waits longer.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(store.append(&[envelope("a", 3)]).is_err());
+
+    full.store(false, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.append(&[envelope("a", 3)]).is_err() {
+        assert!(Instant::now() < deadline, "never opened again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ids(&store.oldest("a", 10).unwrap()), [1, 3]);
+    store.remove("a", &[1]).unwrap();
+    store
+        .bury(&store.oldest("a", 1).unwrap(), "dead", Timestamp::now())
+        .unwrap();
+    assert_eq!(store.dead_letters().unwrap().len(), 1);
 }

@@ -9,18 +9,45 @@ mod backoff;
 mod coalesce;
 mod config;
 mod dedup;
+mod delivery;
 mod durable;
 mod env;
 mod errcode;
+mod gate;
 mod matcher;
 mod message;
+mod passthrough;
 mod payload;
+mod queue;
 mod rate_window;
 mod render;
 mod route;
+mod scripted;
 mod sign;
+mod window;
 
+use alertmanager_dingtalk::config::{Config, load_with_env};
+use alertmanager_dingtalk::dingtalk::{Mention, MsgType, Robot, Secret};
 use alertmanager_dingtalk::payload::Notification;
+use alertmanager_dingtalk::rate_window::RateLimit;
+use url::Url;
+
+/// A robot named `ops` with these keywords, mentioning these mobiles, at DingTalk's rate.
+fn robot(keywords: &[&str], mobiles: &[&str]) -> Robot {
+    Robot {
+        name: "ops".to_owned(),
+        api_url: Url::parse("https://oapi.dingtalk.com/robot/send").unwrap(),
+        access_token: Secret::new("token"),
+        secret: None,
+        keywords: keywords.iter().map(|k| (*k).to_owned()).collect(),
+        mention: Mention {
+            mobiles: mobiles.iter().map(|m| (*m).to_owned()).collect(),
+            ..Mention::default()
+        },
+        rate_limit: RateLimit::DINGTALK,
+        msgtype: MsgType::Markdown,
+    }
+}
 
 /// A fixture from `tests/data/unit/`, as bytes.
 fn fixture_bytes(name: &str) -> Vec<u8> {
@@ -34,4 +61,18 @@ fn fixture_bytes(name: &str) -> Vec<u8> {
 fn fixture(name: &str) -> Notification {
     alertmanager_dingtalk::payload::parse(&fixture_bytes(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `yaml` loaded as a config file; its environment is empty.
+fn load_config(yaml: &str) -> Config {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let file = std::env::temp_dir().join(format!(
+        "alertmanager-dingtalk-unit-config-{}-{}.yaml",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::write(&file, yaml).unwrap();
+    let config = load_with_env(&file, |_| None);
+    let _ = std::fs::remove_file(&file);
+    config.unwrap_or_else(|errors| panic!("{errors}\n{yaml}"))
 }

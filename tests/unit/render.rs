@@ -2,34 +2,18 @@
 
 use std::collections::BTreeSet;
 
-use alertmanager_dingtalk::dingtalk::{MAX_TEXT_BYTES, Mention, Message, MsgType, Robot, Secret};
+use alertmanager_dingtalk::dingtalk::{
+    MAX_TEXT_BYTES, MAX_TITLE_BYTES, MESSAGE_BUDGET, Mention, Message, Robot,
+};
 use alertmanager_dingtalk::payload::{self, Notification};
-use alertmanager_dingtalk::rate_window::RateLimit;
-use alertmanager_dingtalk::render::{Renderer, TemplatePart, TemplateSource};
+use alertmanager_dingtalk::render::{Renderer, TemplatePart, TemplateSource, shorten};
 use jiff::tz::TimeZone;
-use url::Url;
 
-use crate::fixture;
+use crate::{fixture, robot};
 
 const KEYWORD: &str = "HertzBeat";
 const MOBILE: &str = "13800000000";
 const EXTERNAL_URL: &str = "http://alertmanager.example.com:9093";
-
-fn robot(keywords: &[&str], mobiles: &[&str]) -> Robot {
-    Robot {
-        name: "ops".to_owned(),
-        api_url: Url::parse("https://oapi.dingtalk.com/robot/send").unwrap(),
-        access_token: Secret::new("token"),
-        secret: None,
-        keywords: keywords.iter().map(|k| (*k).to_owned()).collect(),
-        mention: Mention {
-            mobiles: mobiles.iter().map(|m| (*m).to_owned()).collect(),
-            ..Mention::default()
-        },
-        rate_limit: RateLimit::DINGTALK,
-        msgtype: MsgType::Markdown,
-    }
-}
 
 fn renderer(templates: &[TemplateSource]) -> Renderer {
     Renderer::new(templates, TimeZone::get("Asia/Shanghai").unwrap())
@@ -73,6 +57,11 @@ fn check_invariants(message: &Message, keyword: &str) {
         message.text.len() <= MAX_TEXT_BYTES,
         "{} bytes",
         message.text.len()
+    );
+    assert!(
+        message.size() <= MESSAGE_BUDGET,
+        "title and text: {} bytes",
+        message.size()
     );
     assert!(
         !message.text.contains('\u{FFFD}'),
@@ -589,22 +578,25 @@ fn as_many_alerts_as_fit_whatever_their_sizes() {
 #[test]
 fn an_alert_that_fits_to_the_byte_is_shown() {
     let mut lengths = vec![500; 100];
-    lengths[38] = 0;
-    lengths[38] = MAX_TEXT_BYTES - sized_text(&lengths, 39).len();
+    // The last alert shown fills the text to the byte.
+    let last = MAX_TEXT_BYTES / 500 - 2;
+    lengths[last] = 0;
+    lengths[last] = MAX_TEXT_BYTES - sized_text(&lengths, last + 1).len();
     let message = check_fits(&lengths);
     assert_eq!(message.text.len(), MAX_TEXT_BYTES);
-    assert!(message.text.contains("…and 61 more alerts"));
+    let more = |n: usize| format!("…and {n} more alerts");
+    assert!(message.text.contains(&more(100 - last - 1)));
 
     // One byte more, and it is not.
-    lengths[38] += 1;
+    lengths[last] += 1;
     let message = check_fits(&lengths);
-    assert!(message.text.contains("…and 62 more alerts"));
+    assert!(message.text.contains(&more(100 - last)));
 }
 
 #[test]
 fn all_alerts_are_shown_when_they_fit_without_the_note_about_the_rest() {
     // Two alerts and the note would not fit; all three without the note do.
-    let lengths = [19_950, 2, 2];
+    let lengths = [MAX_TEXT_BYTES - 50, 2, 2];
     assert!(sized_text(&lengths, 2).len() > MAX_TEXT_BYTES);
     let message = check_fits(&lengths);
     assert!(!message.text.contains("more alert"));
@@ -700,7 +692,7 @@ fn a_long_title_is_cut_at_a_character_boundary() {
     );
     check_invariants(&message, KEYWORD);
     assert!(
-        message.title.len() <= 256 + " · HertzBeat".len(),
+        message.title.len() <= MAX_TITLE_BYTES,
         "{}",
         message.title.len()
     );
@@ -780,4 +772,87 @@ fn has_template() {
     assert!(renderer.has_template("default"));
     assert!(renderer.has_template("short"));
     assert!(!renderer.has_template("fancy"));
+}
+
+/// A robot that DingTalk told a message was too long gets its alerts within a smaller
+/// budget: title and text together, keyword, mention and the count of the rest kept.
+#[test]
+fn a_smaller_budget_shows_fewer_alerts_with_the_rest_counted() {
+    let notification = many_alerts(200, "磁盘剩余空间低于百分之五");
+    let robot = robot(&[KEYWORD], &[MOBILE]);
+    let all: Vec<usize> = (0..200).collect();
+    let renderer = renderer(&[]);
+    let full = renderer.render("default", &notification, &all, &robot, &Mention::default());
+    for budget in [12_000, 5_000, 1_500] {
+        let message = renderer.render_within(
+            "default",
+            &notification,
+            &all,
+            &robot,
+            &Mention::default(),
+            budget,
+        );
+        check_invariants(&message, KEYWORD);
+        assert!(
+            message.size() <= budget,
+            "{budget}: {} bytes",
+            message.size()
+        );
+        assert!(message.text.len() < full.text.len(), "{budget}");
+        assert!(message.text.contains("more alerts"), "{budget}");
+        assert!(message.text.ends_with(&format!("@{MOBILE}")), "{budget}");
+    }
+}
+
+/// `shorten` cuts a rendered message at a line end and keeps what every message needs.
+#[test]
+fn shorten_cuts_at_a_line_end_and_keeps_keyword_and_mention() {
+    let robot = robot(&[KEYWORD], &[MOBILE]);
+    let notification = many_alerts(100, "磁盘剩余空间低于百分之五");
+    let all: Vec<usize> = (0..100).collect();
+    let message = renderer(&[]).render(
+        "default",
+        &notification,
+        &all,
+        &robot,
+        &Mention {
+            mobiles: vec![MOBILE.to_owned()],
+            ..Mention::default()
+        },
+    );
+    assert_eq!(
+        shorten(&message, &robot, message.size()),
+        message,
+        "fits: unchanged"
+    );
+    for budget in [10_000, 3_000, 1_000] {
+        let short = shorten(&message, &robot, budget);
+        assert!(short.size() <= budget, "{budget}: {} bytes", short.size());
+        assert!(short.title.contains(KEYWORD) && short.text.contains(KEYWORD));
+        assert!(
+            short.text.contains("(shortened: DingTalk refused"),
+            "{}",
+            short.text
+        );
+        assert!(
+            short.text.ends_with(&format!("@{MOBILE}")),
+            "{}",
+            short.text
+        );
+        assert_eq!(short.mention, message.mention);
+        let kept = short
+            .text
+            .split("\n\n…(shortened")
+            .next()
+            .unwrap_or_default();
+        assert!(
+            message.text.starts_with(kept),
+            "the start of the text is kept"
+        );
+        assert!(
+            message.text[kept.len()..].starts_with('\n'),
+            "cut at a line end: {:?}",
+            &message.text[kept.len()..kept.len() + 20]
+        );
+    }
 }

@@ -1,19 +1,25 @@
-//! The HTTP front door: the Alertmanager webhook, the drop-in robot path, metrics, health,
+//! The HTTP front door: routing of paths, the bearer-token check, metrics, health,
 //! readiness and reload, plus the serve loop with signal handling and graceful shutdown.
+//! The webhooks are in [`webhook`], the admin API's JSON views in [`api`].
 //!
-//! Handlers answer every bad request with a 4xx and a one-line reason. Everything past
-//! parsing happens in [`App::accept`]. With `auth:` configured, webhooks, reload and the
-//! queue API need the bearer token; metrics and health stay open for probes and scrapers.
+//! Each request takes one snapshot of the configuration and uses it throughout. Handlers
+//! answer every bad request with a 4xx and a one-line reason; they parse, and leave
+//! routing, rendering and delivery to [`crate::accept`]. With `auth:` configured,
+//! webhooks, reload and the queue API need the bearer token; metrics and health stay open
+//! for probes and scrapers.
+
+pub mod api;
+mod webhook;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,9 +27,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::app::{AcceptError, App};
-use crate::config::DeliveryMode;
-use crate::payload;
+use crate::app::{App, Reloaded};
+use crate::queue::QueueError;
+use crate::runtime::Runtime;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -43,16 +49,17 @@ fn reply(status: StatusCode, body: impl Into<String>) -> Reply {
 
 /// Answers one request.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
+    let runtime = app.config.snapshot();
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let robot = robot_name(&path);
     let is_webhook = path == "/alertmanager" || robot.is_some();
     let needs_token = is_webhook || path == "/-/reload" || path.starts_with("/api/");
-    if needs_token && !admitted(&app, &request) {
+    if needs_token && !admitted(&runtime, &request) {
         let reason =
             "missing or wrong bearer token: send Authorization: Bearer <auth.bearer_token>";
         if is_webhook {
-            app.count_webhook("unauthorized");
+            app.metrics.webhook("unauthorized");
             tracing::warn!(message = "Webhook not accepted.", status = 401, %reason);
         } else {
             tracing::warn!(message = "Request refused.", %method, %path, %reason);
@@ -64,11 +71,13 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
         return response;
     }
     match (&method, path.as_str()) {
-        (&Method::POST, "/alertmanager") => webhook(&app, request, None).await,
-        (&Method::POST, _) if robot.is_some() => webhook(&app, request, robot).await,
+        (&Method::POST, "/alertmanager") => webhook::webhook(&app, &runtime, request, None).await,
+        (&Method::POST, _) if robot.is_some() => {
+            webhook::webhook(&app, &runtime, request, robot).await
+        }
         (&Method::GET, "/metrics") => metrics(&app, &request),
-        (&Method::GET, "/api/v1/queue") => json_reply(app.queue_report().await),
-        (&Method::GET, "/api/v1/dead-letters") => json_reply(dead_letters(&app)),
+        (&Method::GET, "/api/v1/queue") => json_reply(api::queue_report(&app)),
+        (&Method::GET, "/api/v1/dead-letters") => json_reply(api::dead_letters(&app)),
         (&Method::POST, "/api/v1/dead-letters/retry") => match app.retry_dead_letters() {
             Ok(robots) => reply(
                 StatusCode::OK,
@@ -82,7 +91,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
             reply(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down")
         }
         (&Method::POST | &Method::PUT, "/-/reload") => match app.reload() {
-            Ok(summary) => reply(StatusCode::OK, format!("reloaded: {summary}")),
+            Ok(reloaded) => reply(StatusCode::OK, reload_answer(&reloaded)),
             Err(errors) => reply(
                 StatusCode::BAD_REQUEST,
                 format!("reload failed; the running configuration stays in force:\n{errors}"),
@@ -106,9 +115,19 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     }
 }
 
-/// Whether `request` may proceed under the current `auth:` setting.
-fn admitted(app: &App, request: &Request<Incoming>) -> bool {
-    match &app.runtime().config.bearer_token {
+/// `reloaded: <summary>`, then a line per restart-only setting the reload left alone.
+fn reload_answer(reloaded: &Reloaded) -> String {
+    let mut answer = format!("reloaded: {}", reloaded.summary);
+    for kept in &reloaded.kept {
+        answer.push_str("\nnot applied until a restart: ");
+        answer.push_str(kept);
+    }
+    answer
+}
+
+/// Whether `request` may proceed under the `auth:` setting of `runtime`.
+fn admitted(runtime: &Runtime, request: &Request<Incoming>) -> bool {
+    match &runtime.config.bearer_token {
         Some(token) => token.admits(request.headers().get(AUTHORIZATION)),
         None => true,
     }
@@ -120,158 +139,7 @@ fn robot_name(path: &str) -> Option<&str> {
     (!robot.is_empty() && !robot.contains('/')).then_some(robot)
 }
 
-async fn webhook(app: &Arc<App>, request: Request<Incoming>, robot: Option<&str>) -> Reply {
-    let (status, outcome, text) = match read_notification(app, request).await {
-        Err(rejection) => rejection,
-        Ok(notification) => match app.runtime().config.mode {
-            DeliveryMode::Queued => queue_notification(app, &notification, robot).await,
-            DeliveryMode::Passthrough => pass_through(app, &notification, robot).await,
-        },
-    };
-    app.count_webhook(outcome);
-    if status != StatusCode::OK {
-        tracing::warn!(message = "Webhook not accepted.", status = status.as_u16(), reason = %text);
-    }
-    reply(status, text)
-}
-
-async fn queue_notification(
-    app: &Arc<App>,
-    notification: &payload::Notification,
-    robot: Option<&str>,
-) -> Rejection {
-    match app.accept(notification, robot).await {
-        Ok(queued) => (
-            StatusCode::OK,
-            "accepted",
-            format!(
-                "ok: {} alerts, {queued} messages queued",
-                notification.alerts.len()
-            ),
-        ),
-        Err(error) => accept_error(error),
-    }
-}
-
-async fn pass_through(
-    app: &Arc<App>,
-    notification: &payload::Notification,
-    robot: Option<&str>,
-) -> Rejection {
-    match app.send_now(notification, robot).await {
-        Ok(answer) => {
-            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let outcome = if status.is_success() {
-                "delivered"
-            } else {
-                "delivery_failed"
-            };
-            (status, outcome, answer.text)
-        }
-        Err(error) => accept_error(error),
-    }
-}
-
-fn accept_error(error: AcceptError) -> Rejection {
-    match error {
-        AcceptError::UnknownRobot(_) => (StatusCode::NOT_FOUND, "unknown_robot", error.to_string()),
-        AcceptError::Queue(_) => {
-            tracing::error!(message = "Cannot queue messages.", %error);
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_error",
-                error.to_string(),
-            )
-        }
-    }
-}
-
-type Rejection = (StatusCode, &'static str, String);
-
-async fn read_notification(
-    app: &App,
-    request: Request<Incoming>,
-) -> Result<payload::Notification, Rejection> {
-    if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
-        let is_json = content_type
-            .to_str()
-            .ok()
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err((
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send Content-Type: application/json".to_owned(),
-            ));
-        }
-    }
-    let limit = app.runtime().config.max_body_bytes;
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("body is larger than max_body_bytes ({limit} bytes)"),
-        )
-    };
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
-    let body = Limited::new(request.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                (
-                    StatusCode::BAD_REQUEST,
-                    "unreadable",
-                    format!("cannot read the request body: {error}"),
-                )
-            }
-        })?
-        .to_bytes();
-    payload::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
-}
-
-/// A dead letter as `GET /api/v1/dead-letters` shows it: no message body, no secrets.
-#[derive(serde::Serialize)]
-struct DeadLetterView {
-    id: u64,
-    robot: String,
-    strategy: String,
-    title: String,
-    alerts: Vec<String>,
-    accepted_at: String,
-    dead_at: String,
-    reason: String,
-}
-
-fn dead_letters(app: &App) -> Result<Vec<DeadLetterView>, crate::queue::QueueError> {
-    Ok(app
-        .queue
-        .dead_letters()?
-        .into_iter()
-        .map(|dead| DeadLetterView {
-            id: dead.envelope.id,
-            robot: dead.envelope.robot,
-            strategy: dead.envelope.strategy,
-            title: dead.envelope.summary.title,
-            alerts: dead.envelope.summary.alerts,
-            accepted_at: dead.envelope.accepted_at.to_string(),
-            dead_at: dead.at.to_string(),
-            reason: dead.reason,
-        })
-        .collect())
-}
-
-fn json_reply<T: serde::Serialize>(result: Result<T, crate::queue::QueueError>) -> Reply {
+fn json_reply<T: serde::Serialize>(result: Result<T, QueueError>) -> Reply {
     let (status, body) = match result.map(|value| serde_json::to_string_pretty(&value)) {
         Ok(Ok(json)) => (StatusCode::OK, json),
         Ok(Err(error)) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
@@ -287,7 +155,7 @@ fn json_reply<T: serde::Serialize>(result: Result<T, crate::queue::QueueError>) 
 }
 
 fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
-    app.update_queue_gauges();
+    app.delivery.refresh_gauges();
     let openmetrics = request
         .headers()
         .get(hyper::header::ACCEPT)
@@ -346,8 +214,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     {
         tracing::warn!(message = "Open connections did not finish in time; closing them.");
     }
-    let timeout = app.runtime().config.shutdown_timeout;
-    let left = app.drain(timeout).await;
+    let timeout = app.config.snapshot().config.shutdown_timeout;
+    let left = app.delivery.drain(timeout).await;
     if left > 0 {
         tracing::error!(
             message = "Shutdown timeout reached; pending messages were not delivered.",
@@ -355,6 +223,16 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         );
     } else {
         tracing::info!(message = "All pending messages delivered.");
+    }
+    if let Err(error) = app.delivery.queue.sync() {
+        tracing::error!(message = "Cannot sync the queue file; messages delivered in the last second may be sent again after the restart.", %error);
+    }
+    let unsettled = app.delivery.queue.total_unsettled();
+    if unsettled > 0 {
+        tracing::error!(
+            message = "The queue file could not be written for some delivered or given-up messages; they will be sent again after the restart.",
+            unsettled,
+        );
     }
 }
 

@@ -1,0 +1,143 @@
+//! Passthrough mode: the messages of a notification are sent before the webhook is
+//! answered, through the same gates and [`deliver::send`] as the queue's workers, and the
+//! webhook gets DingTalk's verdict, so Alertmanager owns the retries. Nothing is queued.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{AcceptError, plan};
+use crate::dedup::{self, Dedup};
+use crate::deliver::{self, Delivery, Failure, MIN_BUDGET};
+use crate::dingtalk::{Retry, Robot};
+use crate::payload::Notification;
+use crate::plan::PlannedMessage;
+use crate::render;
+use crate::runtime::Runtime;
+
+/// What became of a notification sent at once.
+#[derive(Debug)]
+pub enum Passed {
+    /// DingTalk accepted every message (none when routing sent nothing).
+    Delivered {
+        /// How many messages.
+        messages: usize,
+    },
+    /// A copy of a notification delivered within `delivery.dedup_window`.
+    Duplicate,
+    /// The robot's rate window, or a pause, has no slot within
+    /// `delivery.passthrough_max_wait`.
+    RateLimited {
+        /// The robot.
+        robot: String,
+        /// When the next slot opens, from now.
+        wait: Duration,
+    },
+    /// Another send to the robot held its lane for all of `delivery.passthrough_max_wait`.
+    Busy {
+        /// The robot.
+        robot: String,
+    },
+    /// DingTalk refused a message or could not be reached; messages before it were
+    /// delivered and are sent again when Alertmanager retries.
+    Failed {
+        /// The robot.
+        robot: String,
+        /// What DingTalk said, and whether a retry can help.
+        failure: Failure,
+    },
+}
+
+/// Sends the messages of `notification` (or, with `direct_robot`, all of it to that robot)
+/// now, within the robots' rate windows, and says what DingTalk made of them.
+pub async fn send_now(
+    delivery: &Delivery,
+    dedup: &Dedup,
+    runtime: &Runtime,
+    notification: &Notification,
+    direct_robot: Option<&str>,
+) -> Result<Passed, AcceptError> {
+    let config = &runtime.config;
+    let identity = dedup::identity(notification, direct_robot);
+    if dedup.seen(&identity, config.dedup_window) {
+        return Ok(Passed::Duplicate);
+    }
+    let planned = plan(&delivery.metrics, config, notification, direct_robot)?;
+    for message in &planned {
+        let Some(robot) = config.robots.get(&message.robot) else {
+            continue;
+        };
+        if let Err(refused) = send_one(delivery, runtime, robot, message).await {
+            return Ok(refused);
+        }
+    }
+    // Remembered only once delivered: Alertmanager's retry of a failed one is no
+    // duplicate.
+    dedup.remember(&identity, config.dedup_window);
+    Ok(Passed::Delivered {
+        messages: planned.len(),
+    })
+}
+
+/// Sends one message, shortened as often as DingTalk says it is too long.
+async fn send_one(
+    delivery: &Delivery,
+    runtime: &Runtime,
+    robot: &Robot,
+    planned: &PlannedMessage,
+) -> Result<(), Passed> {
+    let gate = delivery.gate(&robot.name);
+    let limit = robot.rate_limit;
+    let now = Instant::now();
+    let deadline = now + runtime.config.passthrough_max_wait;
+    let rate_limited = |slot: Instant| {
+        delivery.metrics.message(&robot.name, "retried");
+        Passed::RateLimited {
+            robot: robot.name.clone(),
+            wait: slot.saturating_duration_since(Instant::now()),
+        }
+    };
+    let slot = gate.next_slot(limit, now);
+    if slot > deadline {
+        return Err(rate_limited(slot));
+    }
+    let Ok(lane) = tokio::time::timeout_at(deadline, gate.lane()).await else {
+        delivery.metrics.message(&robot.name, "retried");
+        return Err(Passed::Busy {
+            robot: robot.name.clone(),
+        });
+    };
+    let mut message = render::shorten(&planned.message, robot, gate.size_budget());
+    loop {
+        lane.reserve(limit, Some(deadline))
+            .await
+            .map_err(rate_limited)?;
+        let sent = deliver::send(&lane, &*runtime.sender, robot, &delivery.metrics, &message).await;
+        match sent {
+            Ok(()) => {
+                tracing::info!(
+                    message = "Delivered message.",
+                    robot = %robot.name,
+                    strategy = %planned.strategy,
+                    alerts = planned.summary.alerts.len(),
+                );
+                return Ok(());
+            }
+            Err(failure) if failure.retry == Retry::Shorter && failure.budget >= MIN_BUDGET => {
+                message = render::shorten(&message, robot, failure.budget);
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    message = "Send failed; answering Alertmanager with the error.",
+                    robot = %robot.name,
+                    error = %failure.error,
+                    hint = %failure.hint,
+                );
+                return Err(Passed::Failed {
+                    robot: robot.name.clone(),
+                    failure,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The per-robot worker: waits for a slot in the robot's gate, takes the robot's oldest
+//! pending messages, sends them (merged into a digest when more are pending than the
+//! window can send), and acts on DingTalk's answer.
+//!
+//! Messages leave the queue only when DingTalk accepted them, or as dead letters: after a
+//! permanent error, when older than `delivery.max_age`, or when their robot was removed
+//! from the config. Retryable failures back off exponentially with jitter; a rate-limit
+//! answer pauses the robot (in the gate); a "too long" answer lowers the robot's size
+//! budget and the same alerts go again in shorter messages. The worker holds the robot's
+//! lane only from choosing what to send to DingTalk's answer, never while it waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::time::Instant;
+
+use super::{Delivery, Failure, MIN_BUDGET};
+use crate::coalesce;
+use crate::dingtalk::{Message, Retry, Robot};
+use crate::gate::{Gate, paced_slots};
+use crate::metrics::RobotLabels;
+use crate::queue::{Envelope, QueueError};
+use crate::render;
+use crate::runtime::Runtime;
+
+/// First retry delay after a retryable failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How many pending messages a worker looks at, and merges at most, per send.
+const BATCH: usize = 1000;
+/// More messages than this pending for one robot is a storm, however wide its window: they
+/// are merged into digests, so the group reads a few messages instead of hundreds and the
+/// queue drains at a digest's pace, not one message per round trip. (At DingTalk's 20 a
+/// minute the window decides long before.)
+const STORM: usize = 100;
+
+/// The delay before retry number `attempt` (1-based): doubling from 1 s up to 60 s, then
+/// scaled by `jitter` in [0.5, 1] so that robots failing together do not retry together.
+pub fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let doubled = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    doubled.min(MAX_BACKOFF).mul_f64(jitter.clamp(0.5, 1.0))
+}
+
+fn jittered_backoff(attempt: u32) -> Duration {
+    backoff(attempt, 0.5 + fastrand::f64() / 2.0)
+}
+
+/// Messages chosen for one send.
+struct Send {
+    /// The queued messages it covers.
+    envelopes: Vec<Envelope>,
+    message: Message,
+    strategy: String,
+}
+
+impl Send {
+    fn ids(&self) -> Vec<u64> {
+        self.envelopes.iter().map(|m| m.id).collect()
+    }
+
+    fn alerts(&self) -> usize {
+        self.envelopes.iter().map(|m| m.summary.alerts.len()).sum()
+    }
+}
+
+/// Delivers `robot`'s queue until the task is aborted.
+pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
+    let gate = delivery.gate(&robot);
+    let queue = &delivery.queue;
+    // Consecutive failures of a retryable kind, and of writing to or reading the queue.
+    let mut attempt = 0u32;
+    let mut queue_failures = 0u32;
+    let mut settle_at = Instant::now();
+    loop {
+        if queue.unsettled(&robot) > 0 && Instant::now() >= settle_at {
+            match queue.settle(&robot) {
+                Ok(()) => queue_failures = 0,
+                Err(error) => {
+                    queue_failures += 1;
+                    settle_at = Instant::now() + jittered_backoff(queue_failures);
+                    tracing::warn!(
+                        message = "Cannot write deliveries and dead letters to the queue yet; will retry.",
+                        %robot,
+                        unsettled = queue.unsettled(&robot),
+                        %error,
+                    );
+                }
+            }
+        }
+        if queue.unsettled(&robot) > 0 {
+            tokio::select! {
+                () = queue.wait_pending(&robot) => {}
+                () = tokio::time::sleep_until(settle_at) => continue,
+            }
+        } else {
+            queue.wait_pending(&robot).await;
+        }
+
+        let runtime = delivery.config.snapshot();
+        let Some(robot_config) = runtime.config.robots.get(&robot).cloned() else {
+            let removed = "the robot is no longer configured";
+            if let Err(error) = bury_all(&delivery, &robot, "robot_removed", removed) {
+                queue_failures += 1;
+                tracing::error!(message = "Cannot read the queue.", %robot, %error);
+                tokio::time::sleep(jittered_backoff(queue_failures)).await;
+            }
+            continue;
+        };
+        let limit = robot_config.rate_limit;
+        let now = Instant::now();
+        let slot = gate.next_slot(limit, now);
+        if slot > now {
+            // Waited for without the lane, and looked at again with the config then in
+            // force.
+            tokio::time::sleep_until(slot).await;
+            continue;
+        }
+
+        let lane = gate.lane().await;
+        let send = match choose(&delivery, &runtime, &robot_config, &gate) {
+            Ok(Some(send)) => send,
+            Ok(None) => continue,
+            Err(error) => {
+                queue_failures += 1;
+                tracing::error!(message = "Cannot read the queue.", %robot, %error);
+                tokio::time::sleep(jittered_backoff(queue_failures)).await;
+                continue;
+            }
+        };
+        // Only a passthrough webhook can have taken the slot since it was seen free.
+        if lane.reserve(limit, Some(Instant::now())).await.is_err() {
+            continue;
+        }
+        attempt += 1;
+        let result = super::send(
+            &lane,
+            &*runtime.sender,
+            &robot_config,
+            &delivery.metrics,
+            &send.message,
+        )
+        .await;
+        drop(lane);
+        match result {
+            Ok(()) => {
+                delivered(&delivery, &robot_config, &send, attempt);
+                attempt = 0;
+            }
+            Err(failure) => {
+                let retry = failure.retry;
+                failed(&delivery, &robot_config, &send, failure, attempt);
+                match retry {
+                    Retry::Later => tokio::time::sleep(jittered_backoff(attempt)).await,
+                    Retry::AfterPause | Retry::Shorter => {}
+                    Retry::Never => attempt = 0,
+                }
+            }
+        }
+    }
+}
+
+/// Picks what to send: the oldest message, or a digest when more are pending than the
+/// window can take (or than [`STORM`]). Reads only the oldest message unless it makes a
+/// digest, and buries what it read that is older than `max_age`. Everything fits the
+/// gate's size budget.
+fn choose(
+    delivery: &Delivery,
+    runtime: &Runtime,
+    robot: &Robot,
+    gate: &Gate,
+) -> Result<Option<Send>, QueueError> {
+    let queue = &delivery.queue;
+    let depth = queue.depth(&robot.name);
+    let room = gate.room(robot.rate_limit, Instant::now());
+    let merge = depth > 1 && (depth > room.min(STORM) || room <= paced_slots(robot.rate_limit));
+    let pending = queue.oldest(&robot.name, if merge { BATCH } else { 1 })?;
+    let max_age = runtime.config.max_age;
+    let now = Timestamp::now();
+    let (expired, live): (Vec<Envelope>, Vec<Envelope>) = pending.into_iter().partition(|m| {
+        now.duration_since(m.accepted_at)
+            .try_into()
+            .is_ok_and(|age: Duration| age > max_age)
+    });
+    bury(
+        delivery,
+        &robot.name,
+        &expired,
+        "expired",
+        "older than delivery.max_age",
+    );
+    let budget = gate.size_budget();
+    if live.len() <= 1 {
+        let Some(first) = live.into_iter().next() else {
+            return Ok(None);
+        };
+        return Ok(Some(Send {
+            message: render::shorten(&first.message, robot, budget),
+            strategy: first.strategy.clone(),
+            envelopes: vec![first],
+        }));
+    }
+    let Some(digest) = coalesce::digests(&live, robot.primary_keyword(), budget)
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let merged: Vec<Envelope> = live
+        .into_iter()
+        .filter(|m| digest.ids.contains(&m.id))
+        .collect();
+    if let [only] = merged.as_slice() {
+        // Not even two groups fit the budget.
+        return Ok(Some(Send {
+            message: render::shorten(&only.message, robot, budget),
+            strategy: only.strategy.clone(),
+            envelopes: merged,
+        }));
+    }
+    delivery
+        .metrics
+        .coalesced_messages
+        .get_or_create(&RobotLabels {
+            robot: robot.name.clone(),
+        })
+        .inc_by(merged.len() as u64);
+    Ok(Some(Send {
+        strategy: "digest".to_owned(),
+        message: digest.message,
+        envelopes: merged,
+    }))
+}
+
+/// Acknowledges what DingTalk accepted.
+fn delivered(delivery: &Delivery, robot: &Robot, send: &Send, attempt: u32) {
+    if let Err(error) = delivery.queue.ack(&robot.name, &send.ids()) {
+        tracing::error!(
+            message = "Cannot remove delivered messages from the queue file yet; they are kept from being sent again, and removed once the file can be written.",
+            robot = %robot.name,
+            %error,
+        );
+    }
+    tracing::info!(
+        message = "Delivered message.",
+        robot = %robot.name,
+        strategy = %send.strategy,
+        alerts = send.alerts(),
+        merged = send.envelopes.len(),
+        attempt,
+    );
+}
+
+/// Logs a failed send, and buries its messages if it cannot succeed.
+fn failed(delivery: &Delivery, robot: &Robot, send: &Send, failure: Failure, attempt: u32) {
+    let Failure {
+        error,
+        hint,
+        retry,
+        budget,
+    } = failure;
+    match retry {
+        Retry::Never => {
+            tracing::error!(
+                message = "DingTalk refused the message; giving up on it.",
+                robot = %robot.name,
+                url = %robot.redacted_url(),
+                strategy = %send.strategy,
+                alerts = send.alerts(),
+                %error,
+                %hint,
+            );
+            let detail = format!("{error}; {hint}");
+            bury(
+                delivery,
+                &robot.name,
+                &send.envelopes,
+                &error.metric_code(),
+                &detail,
+            );
+        }
+        Retry::Shorter if budget < MIN_BUDGET => {
+            let detail = format!(
+                "{error}; DingTalk refused even a {}-byte message as too long",
+                send.message.size()
+            );
+            bury(
+                delivery,
+                &robot.name,
+                &send.envelopes,
+                &error.metric_code(),
+                &detail,
+            );
+        }
+        Retry::Later => tracing::warn!(
+            message = "Send failed; will retry.",
+            robot = %robot.name,
+            strategy = %send.strategy,
+            attempt,
+            %error,
+            %hint,
+        ),
+        Retry::AfterPause | Retry::Shorter => {}
+    }
+}
+
+/// Moves `messages` to the dead letters, counted under `reason`.
+fn bury(delivery: &Delivery, robot: &str, messages: &[Envelope], reason: &str, detail: &str) {
+    if messages.is_empty() {
+        return;
+    }
+    if let Err(error) = delivery
+        .queue
+        .bury(robot, messages, &format!("{reason}: {detail}"))
+    {
+        tracing::error!(
+            message = "Cannot move messages to the dead letters in the queue file yet; they are kept from being sent again, and moved once the file can be written.",
+            %robot,
+            %error,
+        );
+    }
+    delivery.metrics.dead_letter(robot, reason, messages.len());
+    tracing::error!(
+        message = "Messages moved to the dead letters.",
+        %robot,
+        count = messages.len(),
+        %reason,
+        %detail,
+    );
+}
+
+/// Moves every pending message of `robot` to the dead letters.
+fn bury_all(
+    delivery: &Delivery,
+    robot: &str,
+    reason: &str,
+    detail: &str,
+) -> Result<(), QueueError> {
+    let messages = delivery.queue.oldest(robot, usize::MAX)?;
+    bury(delivery, robot, &messages, reason, detail);
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The JSON views of the admin API: `GET /api/v1/queue` (per robot: depth, age, rate
+//! window, pause, last delivery and error) and `GET /api/v1/dead-letters`. Built from the
+//! queue's counts and the gates' state, both read under short locks, so the API answers
+//! while a send to DingTalk hangs. No credentials appear here.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::queue::QueueError;
+
+/// One robot's line in `GET /api/v1/queue`.
+#[derive(Debug, Serialize)]
+pub struct RobotQueue {
+    /// Robot name.
+    pub robot: String,
+    /// Whether the robot is in the configuration in force (a removed robot is listed
+    /// while messages of it are queued).
+    pub configured: bool,
+    /// Pending messages.
+    pub depth: usize,
+    /// Age of the oldest pending message.
+    pub oldest_age_seconds: Option<f64>,
+    /// Sends in the current rate window.
+    pub sent_in_window: usize,
+    /// The robot's `rate_limit`, e.g. `20/60s`.
+    pub rate_limit: Option<String>,
+    /// When a rate-limit pause ends, if paused.
+    pub paused_until: Option<String>,
+    /// When DingTalk last accepted a message of the robot.
+    pub last_delivery: Option<String>,
+    /// Bytes of title and text a message may take: `dingtalk::MESSAGE_BUDGET` unless
+    /// DingTalk refused one as too long.
+    pub size_budget: usize,
+    /// The last failure since the last success, with what to check.
+    pub last_error: Option<ErrorView>,
+}
+
+/// A failure as the queue API shows it.
+#[derive(Debug, Serialize)]
+pub struct ErrorView {
+    /// What went wrong.
+    pub error: String,
+    /// What to check.
+    pub hint: String,
+    /// When.
+    pub at: String,
+}
+
+/// Per-robot queue state: configured robots in name order, then removed ones that still
+/// have messages queued.
+pub fn queue_report(app: &App) -> Result<Vec<RobotQueue>, QueueError> {
+    let delivery = &app.delivery;
+    let stats = delivery.queue.stats()?;
+    let runtime = delivery.config.snapshot();
+    let robots = &runtime.config.robots;
+    let mut names: Vec<&String> = robots.keys().collect();
+    names.extend(stats.keys().filter(|r| !robots.contains_key(*r)));
+    let now = Timestamp::now();
+    let instant_now = Instant::now();
+    // An instant of the gate as wall-clock time.
+    let wall = |at: Instant| {
+        let left = SignedDuration::try_from(at.saturating_duration_since(instant_now)).ok()?;
+        Some(now.checked_add(left).ok()?.to_string())
+    };
+    Ok(names
+        .into_iter()
+        .map(|robot| {
+            let robot_stats = stats.get(robot).copied().unwrap_or_default();
+            let gate = delivery.gate(robot).view(instant_now);
+            RobotQueue {
+                configured: robots.contains_key(robot),
+                depth: robot_stats.depth,
+                oldest_age_seconds: robot_stats
+                    .oldest
+                    .map(|t| now.duration_since(t).as_secs_f64().max(0.0)),
+                sent_in_window: gate.in_window,
+                rate_limit: robots.get(robot).map(|r| r.rate_limit.to_string()),
+                paused_until: gate.paused_until.and_then(wall),
+                last_delivery: gate.last_delivery.map(|t| t.to_string()),
+                size_budget: gate.size_budget,
+                last_error: gate.last_error.map(|e| ErrorView {
+                    error: e.error,
+                    hint: e.hint,
+                    at: e.at.to_string(),
+                }),
+                robot: robot.clone(),
+            }
+        })
+        .collect())
+}
+
+/// A dead letter as `GET /api/v1/dead-letters` shows it: no message body, no secrets.
+#[derive(Debug, Serialize)]
+pub struct DeadLetterView {
+    id: u64,
+    robot: String,
+    strategy: String,
+    title: String,
+    alerts: Vec<String>,
+    accepted_at: String,
+    dead_at: String,
+    reason: String,
+}
+
+/// Every dead letter, oldest first.
+pub fn dead_letters(app: &App) -> Result<Vec<DeadLetterView>, QueueError> {
+    Ok(app
+        .delivery
+        .queue
+        .dead_letters()?
+        .into_iter()
+        .map(|dead| DeadLetterView {
+            id: dead.envelope.id,
+            robot: dead.envelope.robot,
+            strategy: dead.envelope.strategy,
+            title: dead.envelope.summary.title,
+            alerts: dead.envelope.summary.alerts,
+            accepted_at: dead.envelope.accepted_at.to_string(),
+            dead_at: dead.at.to_string(),
+            reason: dead.reason,
+        })
+        .collect())
+}

@@ -1,0 +1,183 @@
+//! The webhook endpoints, `POST /alertmanager` and the drop-in `/dingtalk/{robot}/send`:
+//! read and parse the body, hand the notification to queued or passthrough delivery as
+//! the mode pinned at start says, and turn the outcome into a status and a one-line
+//! answer. Every request is counted by outcome; everything but a 200 is logged.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::Request;
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+
+use super::{Reply, reply};
+use crate::accept::passthrough::{self, Passed};
+use crate::accept::{AcceptError, queued};
+use crate::app::App;
+use crate::config::DeliveryMode;
+use crate::dingtalk::Retry;
+use crate::payload::{self, Notification};
+use crate::queue::QueueError;
+use crate::runtime::Runtime;
+
+/// A status, the outcome label it is counted under, and the one-line answer.
+type Answer = (StatusCode, &'static str, String);
+
+/// Answers one webhook under the configuration snapshot `runtime`.
+pub(super) async fn webhook(
+    app: &Arc<App>,
+    runtime: &Runtime,
+    request: Request<Incoming>,
+    robot: Option<&str>,
+) -> Reply {
+    let (status, outcome, text) = match read_notification(runtime, request).await {
+        Err(rejection) => rejection,
+        Ok(notification) => match app.pinned().mode {
+            DeliveryMode::Queued => queue(app, runtime, &notification, robot).await,
+            DeliveryMode::Passthrough => pass_through(app, runtime, &notification, robot).await,
+        },
+    };
+    app.metrics.webhook(outcome);
+    if status != StatusCode::OK {
+        tracing::warn!(message = "Webhook not accepted.", status = status.as_u16(), reason = %text);
+    }
+    reply(status, text)
+}
+
+async fn queue(
+    app: &Arc<App>,
+    runtime: &Runtime,
+    notification: &Notification,
+    robot: Option<&str>,
+) -> Answer {
+    match queued::accept(&app.delivery, &app.dedup, runtime, notification, robot).await {
+        Ok(queued) => (
+            StatusCode::OK,
+            "accepted",
+            format!(
+                "ok: {} alerts, {queued} messages queued",
+                notification.alerts.len()
+            ),
+        ),
+        Err(error) => accept_error(error),
+    }
+}
+
+async fn pass_through(
+    app: &Arc<App>,
+    runtime: &Runtime,
+    notification: &Notification,
+    robot: Option<&str>,
+) -> Answer {
+    let passed =
+        passthrough::send_now(&app.delivery, &app.dedup, runtime, notification, robot).await;
+    let retryable = StatusCode::SERVICE_UNAVAILABLE;
+    match passed {
+        Ok(Passed::Delivered { messages }) => (
+            StatusCode::OK,
+            "delivered",
+            format!("ok: {messages} messages delivered"),
+        ),
+        Ok(Passed::Duplicate) => (
+            StatusCode::OK,
+            "delivered",
+            "ok: duplicate of a notification already delivered".to_owned(),
+        ),
+        Ok(Passed::RateLimited { robot, wait }) => (
+            retryable,
+            "delivery_failed",
+            format!(
+                "robot {robot}: rate limit reached; the next slot is in {}s (more than delivery.passthrough_max_wait)",
+                wait.as_secs()
+            ),
+        ),
+        Ok(Passed::Busy { robot }) => (
+            retryable,
+            "delivery_failed",
+            format!(
+                "robot {robot}: another send to it is still waiting for DingTalk (longer than delivery.passthrough_max_wait)"
+            ),
+        ),
+        Ok(Passed::Failed { robot, failure }) => {
+            let status = match failure.retry {
+                Retry::Never | Retry::Shorter => StatusCode::BAD_REQUEST,
+                Retry::Later => StatusCode::BAD_GATEWAY,
+                Retry::AfterPause => retryable,
+            };
+            let (error, hint) = (failure.error, failure.hint);
+            (
+                status,
+                "delivery_failed",
+                format!("robot {robot}: {error}; hint: {hint}"),
+            )
+        }
+        Err(error) => accept_error(error),
+    }
+}
+
+fn accept_error(error: AcceptError) -> Answer {
+    let outcome = match &error {
+        AcceptError::UnknownRobot(_) => {
+            return (StatusCode::NOT_FOUND, "unknown_robot", error.to_string());
+        }
+        AcceptError::Queue(QueueError::Full { .. }) => "queue_full",
+        AcceptError::Queue(QueueError::Store(_)) => {
+            tracing::error!(message = "Cannot queue messages.", %error);
+            "queue_error"
+        }
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, outcome, error.to_string())
+}
+
+async fn read_notification(
+    runtime: &Runtime,
+    request: Request<Incoming>,
+) -> Result<Notification, Answer> {
+    if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
+        let is_json = content_type
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json".to_owned(),
+            ));
+        }
+    }
+    let limit = runtime.config.max_body_bytes;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("body is larger than max_body_bytes ({limit} bytes)"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "unreadable",
+                    format!("cannot read the request body: {error}"),
+                )
+            }
+        })?
+        .to_bytes();
+    payload::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+}

@@ -1,0 +1,235 @@
+//! `queue::Queue` over its stores: what every `Store` keeps (the same checks for the
+//! memory store and the redb file), the per-robot counts and their bound, an append that
+//! races a read, and removals the store cannot write yet.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use alertmanager_dingtalk::queue::{
+    DeadLetter, DurableStore, Envelope, Inventory, MemoryStore, Queue, QueueError, Store,
+};
+use jiff::Timestamp;
+
+use crate::scripted::{FailingWrites, envelope};
+
+fn ids(messages: &[Envelope]) -> Vec<u64> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+/// What any store must do, checked on `store` (empty at first).
+fn check_store(store: &dyn Store) {
+    assert_eq!(store.scan().unwrap(), Inventory::default());
+    // Appended out of order, kept in id order per robot.
+    store
+        .append(&[
+            envelope(3, "a", "A3"),
+            envelope(1, "a", "A1"),
+            envelope(2, "b", "B2"),
+        ])
+        .unwrap();
+    store.append(&[envelope(4, "a", "A4")]).unwrap();
+    assert_eq!(ids(&store.oldest("a", 10).unwrap()), [1, 3, 4]);
+    assert_eq!(ids(&store.oldest("a", 2).unwrap()), [1, 3]);
+    assert_eq!(ids(&store.oldest("b", 10).unwrap()), [2]);
+    assert!(store.oldest("c", 10).unwrap().is_empty());
+    let inventory = store.scan().unwrap();
+    assert_eq!(inventory.last_id, 4);
+    assert_eq!(inventory.robots["a"].depth, 3);
+    assert_eq!(inventory.robots["b"].depth, 1);
+
+    // Removal counts only what was pending for that robot.
+    assert_eq!(store.remove("a", &[1, 2, 99]).unwrap(), 1);
+    assert_eq!(ids(&store.oldest("a", 10).unwrap()), [3, 4]);
+
+    // Burial moves to the dead letters with the reason; revival brings them back in order.
+    let at = Timestamp::now();
+    let buried = store.oldest("a", 10).unwrap();
+    assert_eq!(store.bury(&buried, "310000: keyword", at).unwrap(), 2);
+    assert!(store.oldest("a", 10).unwrap().is_empty());
+    let dead: Vec<DeadLetter> = store.dead_letters().unwrap();
+    assert_eq!(
+        ids(&dead.iter().map(|d| d.envelope.clone()).collect::<Vec<_>>()),
+        [3, 4]
+    );
+    assert!(
+        dead.iter()
+            .all(|d| d.reason == "310000: keyword" && d.at == at)
+    );
+    assert_eq!(
+        store.scan().unwrap().last_id,
+        4,
+        "dead letters keep their ids taken"
+    );
+    assert_eq!(ids(&store.revive_all().unwrap()), [3, 4]);
+    assert!(store.dead_letters().unwrap().is_empty());
+    assert_eq!(ids(&store.oldest("a", 10).unwrap()), [3, 4]);
+    store.sync().unwrap();
+    assert_eq!(store.scan().unwrap().robots.len(), 2);
+}
+
+#[test]
+fn the_memory_store_keeps_order_removals_and_dead_letters() {
+    check_store(&MemoryStore::default());
+}
+
+#[test]
+fn the_durable_store_keeps_order_removals_and_dead_letters() {
+    let dir = std::env::temp_dir().join(format!("amdt-unit-queue-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (store, recovery) = DurableStore::open(&dir).unwrap();
+    assert!(recovery.is_none());
+    check_store(&store);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_push_past_max_pending_is_refused_and_counts_nothing() {
+    let queue = Queue::new(Arc::new(MemoryStore::default())).unwrap();
+    queue
+        .push(vec![envelope(1, "a", "A1"), envelope(2, "a", "A2")], 3)
+        .await
+        .unwrap();
+    let refused = queue
+        .push(vec![envelope(3, "a", "A3"), envelope(4, "a", "A4")], 3)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        QueueError::Full {
+            robot: "a".to_owned(),
+            limit: 3
+        }
+    );
+    assert!(
+        refused.to_string().contains("delivery.max_pending"),
+        "{refused}"
+    );
+    assert_eq!(queue.depth("a"), 2);
+    assert_eq!(ids(&queue.oldest("a", 10).unwrap()), [1, 2]);
+    // The bound is per robot.
+    queue.push(vec![envelope(5, "b", "B5")], 3).await.unwrap();
+    queue.push(vec![envelope(6, "a", "A6")], 3).await.unwrap();
+    assert_eq!((queue.depth("a"), queue.depth("b")), (3, 1));
+}
+
+/// A store whose next read of the oldest messages finds nothing readable, while another
+/// webhook's append commits during that read.
+struct RacingRead {
+    inner: MemoryStore,
+    queue: OnceLock<Arc<Queue>>,
+    racing: Mutex<Option<Envelope>>,
+}
+
+impl Store for RacingRead {
+    fn append(&self, messages: &[Envelope]) -> Result<(), QueueError> {
+        self.inner.append(messages)
+    }
+    fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
+        let Some(racing) = self.racing.lock().unwrap().take() else {
+            return self.inner.oldest(robot, limit);
+        };
+        let queue = self.queue.get().unwrap().clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(queue.push(vec![racing], 10)).unwrap();
+        })
+        .join()
+        .unwrap();
+        Ok(Vec::new())
+    }
+    fn remove(&self, robot: &str, ids: &[u64]) -> Result<usize, QueueError> {
+        self.inner.remove(robot, ids)
+    }
+    fn bury(
+        &self,
+        messages: &[Envelope],
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<usize, QueueError> {
+        self.inner.bury(messages, reason, at)
+    }
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
+        self.inner.dead_letters()
+    }
+    fn revive_all(&self) -> Result<Vec<Envelope>, QueueError> {
+        self.inner.revive_all()
+    }
+    fn scan(&self) -> Result<Inventory, QueueError> {
+        self.inner.scan()
+    }
+    fn sync(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+    fn syncs_to_disk(&self) -> bool {
+        false
+    }
+}
+
+/// When the store has nothing readable for a robot, the queue takes off what it had
+/// counted, not everything: a message appended meanwhile keeps its count, and its worker
+/// is not left waiting for the next webhook.
+#[tokio::test]
+async fn an_append_racing_a_read_of_nothing_keeps_its_count() {
+    let store = Arc::new(RacingRead {
+        inner: MemoryStore::default(),
+        queue: OnceLock::new(),
+        racing: Mutex::new(None),
+    });
+    let queue = Arc::new(Queue::new(store.clone()).unwrap());
+    let _ = store.queue.set(queue.clone());
+    queue
+        .push(vec![envelope(1, "a", "Unreadable")], 10)
+        .await
+        .unwrap();
+    *store.racing.lock().unwrap() = Some(envelope(2, "a", "Racing"));
+
+    assert!(queue.oldest("a", 1).unwrap().is_empty());
+    assert_eq!(queue.depth("a"), 1, "the racing append is still counted");
+    tokio::time::timeout(Duration::from_secs(1), queue.wait_pending("a"))
+        .await
+        .expect("the worker is woken for it");
+}
+
+/// A removal the store cannot write is taken off the count and out of what the queue
+/// hands out, and written by `settle` once the store works.
+#[tokio::test]
+async fn an_unwritten_removal_is_not_handed_out_again_and_settles_later() {
+    let store = Arc::new(FailingWrites::default());
+    let queue = Queue::new(store.clone()).unwrap();
+    queue
+        .push(vec![envelope(1, "a", "A1"), envelope(2, "a", "A2")], 10)
+        .await
+        .unwrap();
+    store.failing.store(true, Ordering::Relaxed);
+    assert!(queue.ack("a", &[1]).is_err());
+    assert_eq!(queue.depth("a"), 1);
+    assert_eq!(queue.unsettled("a"), 1);
+    assert_eq!(ids(&queue.oldest("a", 10).unwrap()), [2], "1 was delivered");
+    assert!(
+        queue
+            .bury("a", &[envelope(2, "a", "A2")], "310000: keyword")
+            .is_err()
+    );
+    assert_eq!((queue.depth("a"), queue.unsettled("a")), (0, 2));
+    assert!(queue.oldest("a", 10).unwrap().is_empty());
+    assert!(queue.settle("a").is_err());
+    assert_eq!(queue.unsettled("a"), 2, "kept for the next try");
+
+    store.failing.store(false, Ordering::Relaxed);
+    queue.settle("a").unwrap();
+    assert_eq!((queue.depth("a"), queue.unsettled("a")), (0, 0));
+    assert!(store.inner.oldest("a", 10).unwrap().is_empty());
+    assert_eq!(
+        ids(&queue
+            .dead_letters()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.envelope)
+            .collect::<Vec<_>>()),
+        [2]
+    );
+}
