@@ -18,81 +18,23 @@
 //! accepted is not sent twice while the process lives.
 
 mod durable;
+mod envelope;
+mod ledger;
 mod memory;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, oneshot};
 
 pub use durable::{DurableStore, Recovery};
+pub use envelope::{DeadLetter, Envelope, GroupSummary, Inventory, RobotStats};
 pub use memory::MemoryStore;
 
-use crate::dingtalk::Message;
-use crate::payload::Status;
-
-/// One message waiting to be sent to one robot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// Queue position: unique and increasing, also across restarts.
-    pub id: u64,
-    /// Robot the message is for.
-    pub robot: String,
-    /// Strategy that produced it, or `direct` for `/dingtalk/{robot}/send`.
-    pub strategy: String,
-    /// The rendered message.
-    pub message: Message,
-    /// What a digest needs to list this message's alert group.
-    pub summary: GroupSummary,
-    /// When the message was accepted.
-    pub accepted_at: Timestamp,
-}
-
-/// The alert group of a message, in brief: what a digest lists when it merges messages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupSummary {
-    /// Firing if any alert of the message fires.
-    pub status: Status,
-    /// The message's title, e.g. `[FIRING:3] HighCPU · critical`.
-    pub title: String,
-    /// The name of every alert of the message, including any the text had to leave out.
-    pub alerts: Vec<String>,
-    /// Alertmanager's URL, for the digest's link.
-    pub external_url: String,
-}
-
-/// A message given up on, with why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// The message.
-    pub envelope: Envelope,
-    /// Why it was given up on: DingTalk's error and hint, or its age.
-    pub reason: String,
-    /// When it was given up on.
-    pub at: Timestamp,
-}
-
-/// Pending messages of one robot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RobotStats {
-    /// How many.
-    pub depth: usize,
-    /// When the oldest was accepted.
-    pub oldest: Option<Timestamp>,
-}
-
-/// What a store holds, read in one pass at start.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Inventory {
-    /// Pending messages per robot that has any.
-    pub robots: BTreeMap<String, RobotStats>,
-    /// The highest id pending or dead, 0 when empty.
-    pub last_id: u64,
-}
+use ledger::{Burial, Depths, Unsettled};
 
 /// Why the queue could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,78 +95,6 @@ pub struct Queue {
     unsettled: Mutex<BTreeMap<String, Unsettled>>,
     arrivals: Mutex<BTreeMap<String, Arc<Notify>>>,
     changes: Notify,
-}
-
-/// Pending messages per robot, kept alongside the store so that the worker's every send
-/// and every scrape need not count the store. Counts are signed: an acknowledgement may
-/// be counted just before the append it follows, and the two still add up.
-#[derive(Default)]
-struct Depths(Mutex<BTreeMap<String, i64>>);
-
-impl Depths {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, i64>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn add(&self, robot: &str, count: usize) {
-        *self.lock().entry(robot.to_owned()).or_default() += signed(count);
-    }
-
-    fn take(&self, robot: &str, count: usize) {
-        *self.lock().entry(robot.to_owned()).or_default() -= signed(count);
-    }
-
-    fn get(&self, robot: &str) -> usize {
-        self.lock()
-            .get(robot)
-            .map_or(0, |d| usize::try_from(*d).unwrap_or(0))
-    }
-
-    fn all(&self) -> Vec<(String, usize)> {
-        self.lock()
-            .iter()
-            .map(|(robot, d)| (robot.clone(), usize::try_from(*d).unwrap_or(0)))
-            .collect()
-    }
-}
-
-fn signed(count: usize) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
-}
-
-/// What the store still has to be told about one robot's messages.
-#[derive(Debug, Default)]
-struct Unsettled {
-    /// Delivered messages still in the store.
-    removals: BTreeSet<u64>,
-    /// Messages given up on, still pending in the store: one burial per entry.
-    burials: Vec<Burial>,
-}
-
-/// Messages to move to the dead letters, with why and when.
-#[derive(Debug, Clone)]
-struct Burial {
-    messages: Vec<Envelope>,
-    reason: String,
-    at: Timestamp,
-}
-
-impl Unsettled {
-    fn contains(&self, id: u64) -> bool {
-        self.removals.contains(&id)
-            || self
-                .burials
-                .iter()
-                .any(|b| b.messages.iter().any(|m| m.id == id))
-    }
-
-    fn len(&self) -> usize {
-        self.removals.len() + self.burials.iter().map(|b| b.messages.len()).sum::<usize>()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.removals.is_empty() && self.burials.is_empty()
-    }
 }
 
 impl Queue {

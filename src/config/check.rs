@@ -1,0 +1,286 @@
+//! Validation: the raw config, as written, into the runtime [`Config`], collecting every
+//! error with its position. Robots are checked in [`super::robots`], strategies in
+//! [`super::strategies`], single values in [`super::values`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+
+use super::raw::{RawAuth, RawConfig};
+use super::values::{duration, http_url, time_zone};
+use super::{
+    Config, ConfigError, DEFAULT_API_URL, DEFAULT_KEYWORD, DEFAULT_MAX_PENDING_DURABLE,
+    DEFAULT_MAX_PENDING_IN_MEMORY, Path, Segment, SourceMap,
+};
+use crate::auth::BearerToken;
+use crate::render::{Renderer, TemplatePart, TemplateSource};
+
+/// Validation state: collects errors with their positions while building the runtime types.
+pub(super) struct Checker {
+    pub(super) file: PathBuf,
+    pub(super) dir: PathBuf,
+    pub(super) map: SourceMap,
+    pub(super) errors: Vec<ConfigError>,
+}
+
+impl Checker {
+    pub(super) fn error(&mut self, path: &Path, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            position: self.map.position(path),
+            message: message.into(),
+        });
+    }
+
+    /// Records `result`'s error at `path`, passing its value on.
+    pub(super) fn check<T>(&mut self, path: &Path, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.error(path, message)).ok()
+    }
+
+    pub(super) fn unknown_key(&mut self, path: &Path) {
+        let (parent, key) = match path.0.split_last() {
+            Some((Segment::Key(key), parent)) => (Path(parent.to_vec()), key.clone()),
+            _ => (Path::default(), path.to_string()),
+        };
+        let within = if parent.0.is_empty() {
+            "at the top level".to_owned()
+        } else {
+            format!("in {parent}")
+        };
+        self.error(path, format!("unknown key `{key}` {within}"));
+    }
+
+    /// An empty keyword is "contained" in every text, so it would let messages out
+    /// without a real one.
+    pub(super) fn check_keywords(&mut self, at: &Path, keywords: &[String]) {
+        if keywords.iter().any(|k| k.trim().is_empty()) {
+            self.error(at, "keywords must not be empty strings");
+        }
+    }
+
+    pub(super) fn resolve(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    pub(super) fn read_file(&mut self, at: &Path, file: &str) -> Option<String> {
+        let full = self.resolve(file);
+        let read = std::fs::read_to_string(&full)
+            .map_err(|e| format!("cannot read {}: {e}", full.display()));
+        self.check(at, read)
+    }
+
+    pub(super) fn config(&mut self, raw: RawConfig) -> Option<Config> {
+        let top = Path::default();
+        let listen = raw.listen.as_deref().unwrap_or("0.0.0.0:8060");
+        let listen = self.check(
+            &top.key("listen"),
+            listen.parse::<SocketAddr>().map_err(|_| {
+                format!("listen address {listen:?} is not host:port (e.g. 0.0.0.0:8060)")
+            }),
+        );
+        let bearer_token = self.bearer_token(&top.key("auth"), raw.auth);
+        let zone_name = raw.timezone.as_deref().unwrap_or("Asia/Shanghai");
+        let timezone = self.check(&top.key("timezone"), time_zone(zone_name));
+        let dingtalk = top.key("dingtalk");
+        let api_url = raw.dingtalk.api_url.as_deref().unwrap_or(DEFAULT_API_URL);
+        let api_url = self.check(&dingtalk.key("api_url"), http_url(api_url));
+        let timeout = self.check(
+            &dingtalk.key("timeout"),
+            duration(raw.dingtalk.timeout.as_deref().unwrap_or("5s")),
+        );
+        let proxy_url = match raw.dingtalk.proxy_url.as_deref().filter(|p| !p.is_empty()) {
+            Some(proxy) => self
+                .check(&dingtalk.key("proxy_url"), http_url(proxy))
+                .map(Some),
+            None => Some(None),
+        };
+        let shutdown_timeout = self.check(
+            &top.key("delivery").key("shutdown_timeout"),
+            duration(raw.delivery.shutdown_timeout.as_deref().unwrap_or("10s")),
+        );
+        let delivery = top.key("delivery");
+        let dedup_window = self.check(
+            &delivery.key("dedup_window"),
+            duration(raw.delivery.dedup_window.as_deref().unwrap_or("60s")),
+        );
+        let max_age = self.check(
+            &delivery.key("max_age"),
+            duration(raw.delivery.max_age.as_deref().unwrap_or("24h")),
+        );
+        let passthrough_max_wait = self.check(
+            &delivery.key("passthrough_max_wait"),
+            duration(
+                raw.delivery
+                    .passthrough_max_wait
+                    .as_deref()
+                    .unwrap_or("10s"),
+            ),
+        );
+        let queue_dir = raw
+            .delivery
+            .queue_dir
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(|d| self.resolve(d));
+        let max_pending = match raw.delivery.max_pending {
+            Some(0) => {
+                self.error(
+                    &delivery.key("max_pending"),
+                    "delivery.max_pending must be at least 1",
+                );
+                None
+            }
+            Some(limit) => Some(usize::try_from(limit).unwrap_or(usize::MAX)),
+            None if queue_dir.is_some() => Some(DEFAULT_MAX_PENDING_DURABLE),
+            None => Some(DEFAULT_MAX_PENDING_IN_MEMORY),
+        };
+        let keywords = raw
+            .keywords
+            .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
+        self.check_keywords(&top.key("keywords"), &keywords);
+
+        let declared: BTreeSet<String> = raw.robots.keys().cloned().collect();
+        let mut robots = BTreeMap::new();
+        for (name, raw_robot) in raw.robots {
+            let at = top.key("robots").key(&name);
+            if let Some(robot) = self.robot(&at, &name, raw_robot, &keywords, api_url.as_ref()) {
+                robots.insert(name, Arc::new(robot));
+            }
+        }
+
+        let mut sources = Vec::new();
+        for (name, template) in raw.templates {
+            let at = top.key("templates").key(&name);
+            let text = match (template.text, template.text_file) {
+                (Some(text), None) => Some(text),
+                (None, Some(file)) => self.read_file(&at.key("text_file"), &file),
+                (None, None) => {
+                    self.error(
+                        &at,
+                        format!("template `{name}` needs `text` or `text_file`"),
+                    );
+                    None
+                }
+                (Some(_), Some(_)) => {
+                    self.error(
+                        &at,
+                        format!("template `{name}` has both `text` and `text_file`"),
+                    );
+                    None
+                }
+            };
+            let title = template
+                .title
+                .unwrap_or_else(|| include_str!("../templates/default.title.j2").to_owned());
+            if let Some(text) = text {
+                sources.push(TemplateSource { name, title, text });
+            }
+        }
+        let zone = timezone.clone().unwrap_or(TimeZone::UTC);
+        let renderer = match Renderer::new(&sources, zone) {
+            Ok(renderer) => Some(renderer),
+            Err(errors) => {
+                for e in errors {
+                    let at = top.key("templates").key(&e.name).key(match e.part {
+                        TemplatePart::Title => "title",
+                        TemplatePart::Text => "text",
+                    });
+                    let line = e
+                        .line
+                        .map(|l| format!(" (template line {l})"))
+                        .unwrap_or_default();
+                    self.error(&at, format!("template `{}`{line}: {}", e.name, e.message));
+                }
+                None
+            }
+        };
+
+        let mut strategies = Vec::new();
+        let mut names = BTreeSet::new();
+        for (index, raw_strategy) in raw.strategies.into_iter().enumerate() {
+            let at = top.key("strategies").index(index);
+            if !raw_strategy.name.is_empty() && !names.insert(raw_strategy.name.clone()) {
+                self.error(
+                    &at.key("name"),
+                    format!("strategy name `{}` is used twice", raw_strategy.name),
+                );
+            }
+            let zone = timezone.clone().unwrap_or(TimeZone::UTC);
+            let strategy = self.strategy(&at, raw_strategy, &declared, renderer.as_ref(), zone);
+            if let Some(strategy) = strategy {
+                strategies.push(strategy);
+            }
+        }
+
+        Some(Config {
+            file: self.file.clone(),
+            listen: listen?,
+            max_body_bytes: raw
+                .max_body_bytes
+                .map_or(8 << 20, |b| usize::try_from(b).unwrap_or(usize::MAX)),
+            bearer_token: bearer_token?,
+            timezone: timezone?,
+            timeout: timeout?,
+            proxy_url: proxy_url?,
+            shutdown_timeout: shutdown_timeout?,
+            dedup_window: dedup_window?,
+            mode: raw.delivery.mode,
+            queue_dir,
+            max_age: max_age?,
+            passthrough_max_wait: passthrough_max_wait?,
+            max_pending: max_pending?,
+            robots,
+            strategies,
+            renderer: renderer?,
+        })
+    }
+
+    /// `auth:`: `Some(None)` when absent. An empty token is an error rather than "no
+    /// authentication", so that an unset variable cannot turn authentication off.
+    pub(super) fn bearer_token(&mut self, at: &Path, raw: RawAuth) -> Option<Option<BearerToken>> {
+        let given = (raw.bearer_token, raw.bearer_token_file);
+        let Some((key, token)) = self.inline_or_file(at, "auth", "bearer_token", given) else {
+            return Some(None);
+        };
+        if token.is_empty() {
+            self.error(
+                &key,
+                "the bearer token is empty; remove `auth:` to accept requests without one",
+            );
+            return None;
+        }
+        Some(Some(BearerToken::new(token)))
+    }
+
+    /// A credential given inline as `key` or in the file named by `key_file` (the two
+    /// values of `given`), trimmed, with where it was given. `None` when neither is given,
+    /// or both (an error, reported for `owner`).
+    pub(super) fn inline_or_file(
+        &mut self,
+        at: &Path,
+        owner: &str,
+        key: &str,
+        given: (Option<String>, Option<String>),
+    ) -> Option<(Path, String)> {
+        let file_key = format!("{key}_file");
+        match given {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                self.error(
+                    at,
+                    format!("{owner} has both `{key}` and `{file_key}`; keep one"),
+                );
+                None
+            }
+            (Some(value), None) => Some((at.key(key), value.trim().to_owned())),
+            (None, Some(file)) => {
+                let at = at.key(&file_key);
+                let value = self.read_file(&at, &file)?;
+                Some((at, value.trim().to_owned()))
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Rendering: one DingTalk message for the alerts of a notification that go to one robot
+//! through one strategy.
+//!
+//! Templates are minijinja, compiled once per config load. Whatever a template produces,
+//! the message leaving this module carries one of the robot's keywords in its title and
+//! its text, the `@` text of every mention, and fits the size budget (title and text
+//! together; [`MESSAGE_BUDGET`] unless DingTalk was seen to take less): when the alerts do
+//! not fit, as many as fit are rendered and the text ends with "…and N more alerts" and a
+//! link to Alertmanager. Finding how many fit takes a few renders of about
+//! that many alerts, however many the group has: a render stops once its text passes the
+//! limit, and each alert becomes a template value once, when a template first reads it.
+//! Rendering does no I/O.
+
+mod attempts;
+mod fit;
+mod view;
+
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+use minijinja::Environment;
+use minijinja::value::{Serde, Value};
+
+use crate::dingtalk::{MAX_TITLE_BYTES, MESSAGE_BUDGET, Mention, Message, Robot};
+use crate::payload::{Alert, Notification};
+use attempts::{Attempt, Attempts, LimitedOutput, map_entries};
+use fit::alerts_that_fit;
+use view::GroupView;
+
+/// Name of the built-in template, which a config may override.
+pub const DEFAULT_TEMPLATE: &str = "default";
+/// The built-in template stays reachable under this name as the fallback for templates
+/// that fail at render time.
+const BUILTIN: &str = "builtin";
+
+const BUILTIN_TITLE: &str = include_str!("../templates/default.title.j2");
+const BUILTIN_TEXT: &str = include_str!("../templates/default.text.j2");
+
+/// Alerts converted to template values before the first render: about one and a half
+/// messages' worth with the built-in template. More are converted when a template reads
+/// further.
+const FIRST_CONVERTED: usize = 64;
+
+/// A message template as written in the config.
+#[derive(Debug, Clone)]
+pub struct TemplateSource {
+    /// Name strategies refer to.
+    pub name: String,
+    /// Template for the message title.
+    pub title: String,
+    /// Template for the message text.
+    pub text: String,
+}
+
+/// Which part of a template a compile error is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplatePart {
+    /// The `title` template.
+    Title,
+    /// The `text` template.
+    Text,
+}
+
+/// A template that does not compile.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("template {name:?}: {message}")]
+pub struct TemplateError {
+    /// The template's name.
+    pub name: String,
+    /// Title or text.
+    pub part: TemplatePart,
+    /// Line within that template, when known (1-based).
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Compiled templates plus what rendering needs from the config.
+#[derive(Debug)]
+pub struct Renderer {
+    env: Environment<'static>,
+    timezone: TimeZone,
+}
+
+impl Renderer {
+    /// Compiles the built-in template and `sources`, collecting every error.
+    pub fn new(sources: &[TemplateSource], timezone: TimeZone) -> Result<Self, Vec<TemplateError>> {
+        let mut env = Environment::new();
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .expect("the default delimiters are valid");
+        env.set_syntax(syntax);
+        let builtin = [
+            (BUILTIN, BUILTIN_TITLE, BUILTIN_TEXT),
+            (DEFAULT_TEMPLATE, BUILTIN_TITLE, BUILTIN_TEXT),
+        ];
+        let mut errors = Vec::new();
+        let all = builtin.into_iter().chain(
+            sources
+                .iter()
+                .map(|s| (s.name.as_str(), s.title.as_str(), s.text.as_str())),
+        );
+        for (name, title, text) in all {
+            for (part, source) in [(TemplatePart::Title, title), (TemplatePart::Text, text)] {
+                if let Err(e) = env.add_template_owned(key(name, part), source.to_owned()) {
+                    errors.push(TemplateError {
+                        name: name.to_owned(),
+                        part,
+                        line: e.line(),
+                        message: e.detail().unwrap_or("syntax error").to_owned(),
+                    });
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Renderer { env, timezone })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether a template of that name exists.
+    pub fn has_template(&self, name: &str) -> bool {
+        self.env
+            .get_template(&key(name, TemplatePart::Text))
+            .is_ok()
+    }
+
+    /// Renders the alerts at `alert_indexes` of `notification` for `robot`, mentioning
+    /// the robot's people plus `extra_mention`, within the full [`MESSAGE_BUDGET`].
+    pub fn render(
+        &self,
+        template: &str,
+        notification: &Notification,
+        alert_indexes: &[usize],
+        robot: &Robot,
+        extra_mention: &Mention,
+    ) -> Message {
+        self.render_within(
+            template,
+            notification,
+            alert_indexes,
+            robot,
+            extra_mention,
+            MESSAGE_BUDGET,
+        )
+    }
+
+    /// Like [`render`](Self::render), within `budget` bytes of title and text.
+    pub fn render_within(
+        &self,
+        template: &str,
+        notification: &Notification,
+        alert_indexes: &[usize],
+        robot: &Robot,
+        extra_mention: &Mention,
+        budget: usize,
+    ) -> Message {
+        // The title is cut to its longest; the text takes the rest.
+        let text_limit = budget.saturating_sub(MAX_TITLE_BYTES);
+        let alerts: Vec<&Alert> = alert_indexes
+            .iter()
+            .filter_map(|&i| notification.alerts.get(i))
+            .collect();
+        let group = GroupView::new(notification, &alerts, robot.primary_keyword());
+        let mention = robot.mention.merged(extra_mention);
+        let finish = Finisher::new(&robot.keywords, &mention, &notification.external_url);
+        let mut attempts = Attempts {
+            renderer: self,
+            template,
+            group_context: map_entries(&Value::from(Serde(&group))),
+            group: &group,
+            alerts: &alerts,
+            values: Arc::default(),
+            reads: Arc::default(),
+            finish: &finish,
+            hidden_upstream: notification.truncated_alerts,
+        };
+        attempts.convert(FIRST_CONVERTED);
+
+        // The render with the most alerts that fitted, kept so the answer is not rendered
+        // twice. Each that fits shows more alerts than the one before.
+        let mut best: Option<(usize, Attempt)> = None;
+        let shown = alerts_that_fit(alerts.len(), text_limit, |shown| {
+            let attempt = attempts.render(shown, text_limit);
+            let probe = attempt.probe();
+            if probe.fits(text_limit) {
+                best = Some((shown, attempt));
+            }
+            probe
+        });
+        // Only when not even one alert fits was the answer not rendered already.
+        let Attempt { title, text, .. } = match best {
+            Some((most, attempt)) if most == shown => attempt,
+            _ => attempts.render(shown, usize::MAX),
+        };
+        // A render without a limit is never stopped.
+        let text = text.unwrap_or_default();
+        let text = if text.len() <= text_limit {
+            text
+        } else {
+            // A single alert larger than the limit: cut its body, keep what `finish` adds.
+            finish.cut(&text, attempts.omitted(shown), "…", text_limit)
+        };
+        Message {
+            title,
+            text,
+            mention,
+        }
+    }
+
+    /// The output of one part of a template, or `None` if it passed the output's limit:
+    /// the template is stopped there, as nothing it could write after would make it fit.
+    fn render_part(
+        &self,
+        template: &str,
+        part: TemplatePart,
+        context: &Value,
+        output: &mut LimitedOutput,
+    ) -> Result<Option<String>, minijinja::Error> {
+        let template = self.env.get_template(&key(template, part))?;
+        match template.render_captured_to(context.clone(), &mut *output) {
+            Ok(_) => Ok(Some(output.take())),
+            Err(_) if output.passed() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn key(name: &str, part: TemplatePart) -> String {
+    match part {
+        TemplatePart::Title => format!("{name}.title"),
+        TemplatePart::Text => format!("{name}.text"),
+    }
+}
+
+/// Adds to a rendered message what every message must have, whatever the template said.
+struct Finisher<'a> {
+    keywords: &'a [String],
+    /// The `@` text of the mentions.
+    at: String,
+    external_url: &'a str,
+}
+
+impl<'a> Finisher<'a> {
+    fn new(keywords: &'a [String], mention: &Mention, external_url: &'a str) -> Self {
+        Finisher {
+            keywords,
+            at: mention.at_text(),
+            external_url,
+        }
+    }
+
+    /// The title cut to [`MAX_TITLE_BYTES`], with a keyword if it lacks one.
+    fn title(&self, title: &str) -> String {
+        let title = title.trim();
+        let cut = cut_at_char_boundary(title, MAX_TITLE_BYTES);
+        match self.missing_keyword(cut) {
+            Some(keyword) => {
+                let suffix = format!(" · {keyword}");
+                let room = MAX_TITLE_BYTES.saturating_sub(suffix.len());
+                format!("{}{suffix}", cut_at_char_boundary(title, room))
+            }
+            None => cut.to_owned(),
+        }
+    }
+
+    /// `text` cut to `limit` bytes in all, ending in `marker` and what [`text`](Self::text)
+    /// adds.
+    fn cut(&self, text: &str, omitted: u64, marker: &str, limit: usize) -> String {
+        let tail_bytes = self.text(String::new(), omitted).len() + marker.len();
+        let cut = cut_at_char_boundary(text, limit.saturating_sub(tail_bytes));
+        let text = self.text(format!("{cut}{marker}"), omitted);
+        cut_at_char_boundary(&text, limit).to_owned()
+    }
+
+    fn text(&self, mut text: String, omitted: u64) -> String {
+        if omitted > 0 {
+            let alerts = if omitted == 1 { "alert" } else { "alerts" };
+            text.push_str(&format!("\n\n…and {omitted} more {alerts}"));
+            if !self.external_url.is_empty() {
+                text.push_str(&format!(
+                    " · [see all in Alertmanager]({})",
+                    self.external_url
+                ));
+            }
+        }
+        if let Some(keyword) = self.missing_keyword(&text) {
+            text.push_str(&format!("\n\n{keyword}"));
+        }
+        if !self.at.is_empty() {
+            text.push_str("\n\n");
+            text.push_str(&self.at);
+        }
+        text
+    }
+
+    fn missing_keyword(&self, text: &str) -> Option<&str> {
+        let first = self.keywords.first()?;
+        (!self.keywords.iter().any(|k| text.contains(k.as_str()))).then_some(first.as_str())
+    }
+}
+
+/// `message`, rendered before for `robot`, cut to `budget` bytes of title and text: for a
+/// robot that DingTalk said the message was too long for. The text is cut at the end of a
+/// line, says so, and keeps the keyword and the `@` text.
+pub fn shorten(message: &Message, robot: &Robot, budget: usize) -> Message {
+    if message.size() <= budget {
+        return message.clone();
+    }
+    let finish = Finisher::new(&robot.keywords, &message.mention, "");
+    let title = finish.title(&message.title);
+    let limit = budget.saturating_sub(title.len());
+    let marker = "\n\n…(shortened: DingTalk refused the whole message as too long)";
+    let tail_bytes = finish.text(String::new(), 0).len() + marker.len();
+    let body = cut_at_char_boundary(&message.text, limit.saturating_sub(tail_bytes));
+    let body = body.rfind('\n').map_or(body, |end| &body[..end]);
+    Message {
+        text: finish.cut(body, 0, marker, limit),
+        title,
+        mention: message.mention.clone(),
+    }
+}
+
+/// The longest prefix of `text` no longer than `max` bytes that ends on a char boundary.
+pub fn cut_at_char_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
