@@ -17,6 +17,7 @@
 //! meanwhile those messages are neither counted nor handed out again, so what DingTalk
 //! accepted is not sent twice while the process lives.
 
+mod commit;
 mod durable;
 mod envelope;
 mod ledger;
@@ -34,6 +35,7 @@ pub use durable::{DurableStore, Recovery};
 pub use envelope::{DeadLetter, Envelope, GroupSummary, Inventory, RobotStats};
 pub use memory::MemoryStore;
 
+use commit::{Commit, append, commit_loop};
 use ledger::{Burial, Depths, Unsettled};
 
 /// Why the queue could not do what was asked.
@@ -79,11 +81,6 @@ pub trait Store: Send + Sync {
     /// into one commit.
     fn syncs_to_disk(&self) -> bool;
 }
-
-/// How often the commit thread makes changes left unsynced durable when no commit does.
-const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-type Commit = (Vec<Envelope>, oneshot::Sender<Result<(), QueueError>>);
 
 /// The queue the HTTP handlers push to and the delivery workers drain.
 pub struct Queue {
@@ -374,42 +371,5 @@ impl Queue {
     fn arrival(&self, robot: &str) -> Arc<Notify> {
         let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
         arrivals.entry(robot.to_owned()).or_default().clone()
-    }
-}
-
-/// Appends `messages` to `store` and counts them in.
-fn append(store: &dyn Store, depths: &Depths, messages: &[Envelope]) -> Result<(), QueueError> {
-    store.append(messages)?;
-    for message in messages {
-        depths.add(&message.robot, 1);
-    }
-    Ok(())
-}
-
-/// Writes what is waiting in one transaction: while one commit (and its fsync) runs,
-/// the next webhooks' messages gather and share the following one. When no webhook comes
-/// for a while, makes what the workers left unsynced durable.
-fn commit_loop(store: &dyn Store, depths: &Depths, commits: &mpsc::Receiver<Commit>) {
-    loop {
-        let first = match commits.recv_timeout(SYNC_EVERY) {
-            Ok(first) => first,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                // A failure is logged by the store, and tried again at the next tick.
-                let _ = store.sync();
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut batch = vec![first];
-        batch.extend(commits.try_iter());
-        let messages: Vec<Envelope> = batch
-            .iter()
-            .flat_map(|(messages, _)| messages.iter().cloned())
-            .collect();
-        let result = append(store, depths, &messages);
-        for (_, done) in batch {
-            // The webhook may have gone away; its messages are stored all the same.
-            let _ = done.send(result.clone());
-        }
     }
 }

@@ -14,6 +14,7 @@ mod durable;
 mod env;
 mod errcode;
 mod gate;
+mod layout;
 mod matcher;
 mod message;
 mod passthrough;

@@ -22,6 +22,7 @@
 //! unreadable value is skipped with a warning and left in place), delete a file it could
 //! not read, or take over a file another process has open.
 
+mod codec;
 mod open;
 
 use std::fmt::Display;
@@ -37,6 +38,7 @@ use redb::{
     WriteTransaction,
 };
 
+use codec::{DeadKey, PendingKey};
 pub use open::Recovery;
 
 use super::{DeadLetter, Envelope, Inventory, QueueError, RobotStats, Store};
@@ -143,49 +145,6 @@ impl DurableStore {
     /// The error of a failed operation, naming the file.
     fn fail(&self, error: impl Display) -> QueueError {
         QueueError::Store(format!("queue file {}: {error}", self.path.display()))
-    }
-
-    /// Decodes a stored value, or warns (naming its key) and returns `None`.
-    fn decode<T: serde::de::DeserializeOwned>(&self, key: &dyn Display, bytes: &[u8]) -> Option<T> {
-        match serde_json::from_slice(bytes) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                tracing::warn!(
-                    message = "Skipping a queue entry that cannot be read.",
-                    file = %self.path.display(),
-                    key = %key,
-                    %error,
-                );
-                None
-            }
-        }
-    }
-
-    /// Encodes a value to store.
-    fn encode<T: serde::Serialize>(
-        &self,
-        what: &dyn Display,
-        value: &T,
-    ) -> Result<Vec<u8>, QueueError> {
-        serde_json::to_vec(value).map_err(|e| self.fail(format!("cannot encode {what}: {e}")))
-    }
-}
-
-/// The key of a pending message, for log messages.
-struct PendingKey<'a>(&'a str, u64);
-
-impl Display for PendingKey<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pending ({}, {})", self.0, self.1)
-    }
-}
-
-/// The key of a dead letter, for log messages.
-struct DeadKey(u64);
-
-impl Display for DeadKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "dead {}", self.0)
     }
 }
 
