@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::bridge::{Bridge, payload, run_command};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Mode, Request};
+use testkit::{FakeDingTalk, FakeRobot, Mode, Request};
 
 fn one_robot_config(api_url: &str, robot_extra: &str, top_extra: &str) -> String {
     format!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::alertmanager::{Alertmanager, TestAlert};
 use crate::bridge::Bridge;
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Request};
+use testkit::{FakeDingTalk, FakeRobot, Request};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -4,7 +4,6 @@
 mod alertmanager;
 mod bridge;
 mod daemon;
-mod fake_dingtalk;
 mod prometheus;
 
 mod delivery;

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::bridge::{Bridge, payload, run_command, temp_dir};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot};
+use testkit::{FakeDingTalk, FakeRobot};
 
 fn config(api_url: &str, robot: &str) -> String {
     format!(

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::alertmanager::{Alertmanager, TestAlert};
 use crate::bridge::{Bridge, payload};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Mode, Request};
+use testkit::{FakeDingTalk, FakeRobot, Mode, Request};
 
 /// One robot, a durable queue under the bridge's directory, and `extra` delivery keys.
 fn durable_config(api_url: &str, robot_extra: &str, delivery_extra: &str) -> String {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::bridge::{Bridge, payload};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Mode};
 use crate::prometheus::{JOB, Prometheus};
+use testkit::{FakeDingTalk, FakeRobot, Mode};
 
 const RULES: &str = "deploy/prometheus/rules.yaml";
 const RULES_TEST: &str = "deploy/prometheus/rules.test.yaml";

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::bridge::{Bridge, payload};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot};
+use testkit::{FakeDingTalk, FakeRobot};
 
 const SECRET: &str = "SECb90923e19e58b466481e9e7b7a5b4f108a4531abde590ad3967fb29f0eae5c68";
 const FIXTURE: &str = include_str!("../data/firing_db_and_web.json");
