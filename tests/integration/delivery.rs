@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::bridge::{Bridge, payload, run_command};
-use testkit::{FakeDingTalk, FakeRobot, Mode, Request};
+use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Request, payload, run_command};
+
+use crate::BINARY;
 
 fn one_robot_config(api_url: &str, robot_extra: &str, top_extra: &str) -> String {
     format!(
@@ -65,7 +66,7 @@ async fn a_storm_is_merged_into_digests_within_the_window() {
     let window = Duration::from_secs(2);
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token").rate(5, window)]).await;
     let config = one_robot_config(&dingtalk.api_url(), "    rate_limit: 5/2s", "");
-    let bridge = Bridge::start(&config).await;
+    let bridge = Bridge::start(BINARY, &config).await;
 
     let names = storm(&bridge, 30).await;
 
@@ -97,7 +98,7 @@ async fn more_than_100_waiting_are_merged_however_wide_the_window() {
     let window = Duration::from_secs(1);
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token").rate(1000, window)]).await;
     let config = one_robot_config(&dingtalk.api_url(), "    rate_limit: 1000/s", "");
-    let bridge = Bridge::start(&config).await;
+    let bridge = Bridge::start(BINARY, &config).await;
 
     // The first send hangs, so the rest of the storm waits behind it.
     dingtalk.set_mode(Mode::Hang);
@@ -117,7 +118,7 @@ async fn more_than_100_waiting_are_merged_however_wide_the_window() {
 #[tokio::test]
 async fn a_120_group_storm_arrives_within_90s_without_exceeding_20_per_minute() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
-    let bridge = Bridge::start(&one_robot_config(&dingtalk.api_url(), "", "")).await;
+    let bridge = Bridge::start(BINARY, &one_robot_config(&dingtalk.api_url(), "", "")).await;
 
     let names = storm(&bridge, 120).await;
 
@@ -138,7 +139,7 @@ async fn a_120_group_storm_arrives_within_90s_without_exceeding_20_per_minute() 
 async fn retryable_failures_are_retried_until_delivered_once() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     dingtalk.set_mode(Mode::Http500);
-    let bridge = Bridge::start(&one_robot_config(&dingtalk.api_url(), "", "")).await;
+    let bridge = Bridge::start(BINARY, &one_robot_config(&dingtalk.api_url(), "", "")).await;
 
     bridge.notify(&payload("firing", &[("Outage", &[])])).await;
     dingtalk
@@ -175,7 +176,7 @@ async fn retryable_failures_are_retried_until_delivered_once() {
 async fn timeouts_are_retried() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     dingtalk.set_mode(Mode::Hang);
-    let mut bridge = Bridge::start(&one_robot_config(&dingtalk.api_url(), "", "")).await;
+    let mut bridge = Bridge::start(BINARY, &one_robot_config(&dingtalk.api_url(), "", "")).await;
 
     bridge
         .notify(&payload("firing", &[("SlowDingTalk", &[])]))
@@ -205,7 +206,7 @@ async fn a_missing_keyword_is_a_permanent_failure_with_a_hint() {
     // The robot's security keyword is HertzBeat; the config promises another one.
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     let config = one_robot_config(&dingtalk.api_url(), "    keywords: [Prometheus]", "");
-    let mut bridge = Bridge::start(&config).await;
+    let mut bridge = Bridge::start(BINARY, &config).await;
 
     bridge
         .notify(&payload("firing", &[("NoKeyword", &[])]))
@@ -253,7 +254,7 @@ async fn a_missing_keyword_is_a_permanent_failure_with_a_hint() {
 async fn a_rate_limit_answer_pauses_the_robot() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     dingtalk.set_mode(Mode::Errcode(130101, "send too fast".into()));
-    let mut bridge = Bridge::start(&one_robot_config(&dingtalk.api_url(), "", "")).await;
+    let mut bridge = Bridge::start(BINARY, &one_robot_config(&dingtalk.api_url(), "", "")).await;
 
     bridge.notify(&payload("firing", &[("Paused", &[])])).await;
     let line = bridge
@@ -298,7 +299,8 @@ strategies:
         dingtalk.api_url(),
         dingtalk.api_url()
     );
-    let mut bridge = Bridge::start_with_env(&config, &[("TOKEN", token), ("SECRET", secret)]).await;
+    let mut bridge =
+        Bridge::start_with_env(BINARY, &config, &[("TOKEN", token), ("SECRET", secret)]).await;
     bridge.notify(&payload("firing", &[("Leak", &[])])).await;
     bridge
         .wait_for_log("the failure", Duration::from_secs(10), |l| {
@@ -325,6 +327,7 @@ strategies:
     let payload_file = bridge.dir().join("payload.json");
     std::fs::write(&payload_file, payload("firing", &[("Leak", &[])])).expect("write payload");
     let output = run_command(
+        BINARY,
         bridge.dir(),
         &["render", "payload.json"],
         &[("TOKEN", token), ("SECRET", secret)],

@@ -2,8 +2,6 @@
 //! end, a real Alertmanager.
 
 mod alertmanager;
-mod bridge;
-mod daemon;
 mod prometheus;
 
 mod delivery;
@@ -13,3 +11,6 @@ mod operations;
 mod reliability;
 mod self_monitoring;
 mod webhook;
+
+/// The binary under test, for the test kit's process harness.
+const BINARY: &str = env!("CARGO_BIN_EXE_alertmanager-dingtalk");
