@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::rules::{Answer, Call};
-use super::{Mode, POLL_INTERVAL, Shared};
+use super::{Mode, POLL_INTERVAL, Request, Shared};
 
 /// Binds a listener with `SO_REUSEADDR` (set by std on Unix) so the port can be re-bound.
 pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -97,13 +97,16 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
     }
 }
 
-/// Records and answers one request according to the current mode.
+/// Records and answers one request according to the current mode. Under load this is
+/// all the fake does per request: parse the query and the JSON body once, run the checks,
+/// and count.
 async fn handle(
     shared: Arc<Shared>,
     request: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, io::Error> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(io::Error::other)?.to_bytes();
+    let arrived = Instant::now();
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
             .into_owned()
@@ -119,8 +122,8 @@ async fn handle(
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         query,
     };
-    let token = call.param("access_token").unwrap_or_default().to_owned();
-    let index = shared.record(token, call.body.clone());
+    let token = call.param("access_token").unwrap_or_default();
+    let index = shared.record(token, &call.body, arrived);
 
     let mode = match shared.mode.subscribe().wait_for(|m| *m != Mode::Hang).await {
         Ok(mode) => mode.clone(),
@@ -129,7 +132,7 @@ async fn handle(
     let answer = match mode {
         Mode::Normal => shared.evaluate(&call),
         Mode::Http500 => Answer::Plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-        Mode::Errcode(errcode, errmsg) => Answer::Json(errcode, errmsg),
+        Mode::Errcode(errcode, errmsg) => Answer::Json(errcode, errmsg.into()),
         Mode::Hang | Mode::Refuse => {
             // Makes hyper drop the connection without answering.
             return Err(io::Error::new(
@@ -138,6 +141,18 @@ async fn handle(
             ));
         }
     };
+    if let Some(on_delivered) = &shared.on_delivered
+        && answer.errcode() == Some(0)
+    {
+        let token = call.param("access_token").unwrap_or_default().to_owned();
+        on_delivered(&Request {
+            token,
+            at: arrived,
+            body: call.body,
+            errcode: Some(0),
+            http_status: answer.status().as_u16(),
+        });
+    }
     shared.answered(index, &answer);
     Ok(answer.into_response())
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::json;
 use tokio::net::TcpStream;
 
-use super::rules::{MAX_CONTENT_BYTES, TOO_FAST, expected_sign, now_ms};
+use super::rules::{MAX_MESSAGE_BYTES, TOO_FAST, expected_sign, now_ms};
 use super::*;
 
 const TOKEN: &str = "tok";
@@ -23,6 +23,11 @@ fn client() -> reqwest::Client {
 /// A markdown message body.
 fn markdown(title: &str, text: &str) -> Value {
     json!({ "msgtype": "markdown", "markdown": { "title": title, "text": text } })
+}
+
+/// A text message body.
+fn text_message(content: &str) -> Value {
+    json!({ "msgtype": "text", "text": { "content": content } })
 }
 
 /// The URL addressing robot `token`.
@@ -92,6 +97,11 @@ async fn delivers_markdown_and_text() {
     assert_eq!(delivered[1].text(), "HertzBeat text");
     assert_eq!(delivered[1].http_status, 200);
     assert_eq!(fake.requests().len(), 2);
+    let counts = Counts {
+        answered: 2,
+        delivered: 2,
+    };
+    assert_eq!(fake.counts(), counts);
 }
 
 #[tokio::test]
@@ -191,22 +201,50 @@ async fn rejects_malformed_body() {
     }
 }
 
+/// The limit counts the title and the text together, in UTF-8 bytes (the content alone
+/// for a text message), up to each robot's own limit, and the errmsg names it.
 #[tokio::test]
-async fn rejects_content_over_20000_bytes() {
-    let fake = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+async fn rejects_messages_over_the_limit_counting_title_and_text() {
+    let fake = FakeDingTalk::start(vec![
+        FakeRobot::new(TOKEN),
+        FakeRobot::new("small").max_bytes(100),
+    ])
+    .await;
     let client = client();
-    let url = url_for(&fake, TOKEN);
+    let max = MAX_MESSAGE_BYTES;
+    let title = "0123456789";
+    // (what, robot, markdown title or `None` for a text message, bytes of text, the
+    // limit it exceeds)
+    #[rustfmt::skip]
+    let cases = [
+        ("title and text at the limit", TOKEN, Some(title), max - 10, None),
+        ("a byte more in the title", TOKEN, Some("0123456789!"), max - 10, Some(max)),
+        ("a byte more in the text", TOKEN, Some(title), max - 9, Some(max)),
+        ("no title, text at the limit", TOKEN, Some(""), max, None),
+        ("text message at the limit", TOKEN, None, max, None),
+        ("text message a byte over", TOKEN, None, max + 1, Some(max)),
+        ("own limit reached", "small", Some(title), 90, None),
+        ("own limit, a byte over", "small", Some(title), 91, Some(100)),
+        ("own limit, text message", "small", None, 101, Some(100)),
+    ];
+    for (what, token, title, text_bytes, exceeded) in cases {
+        let text = format!("HertzBeat{}", "x".repeat(text_bytes - 9));
+        let body = match title {
+            Some(title) => markdown(title, &text),
+            None => text_message(&text),
+        };
+        let expected = match exceeded {
+            None => (200, 0, "ok".to_owned()),
+            Some(max) => (200, 460101, format!("message too long, exceed {max} bytes")),
+        };
+        let answer = post(&client, &url_for(&fake, token), &body).await;
+        assert_eq!(answer, expected, "{what}");
+    }
 
-    let exact = "HertzBeat".to_owned() + &"x".repeat(MAX_CONTENT_BYTES - 9);
-    let answer = post(&client, &url, &markdown("t", &exact)).await;
-    assert_eq!(answer, (200, 0, "ok".to_owned()));
-
-    // 10_001 two-byte characters: fewer than 20000 chars, more than 20000 bytes.
-    let long = "HertzBeat".to_owned() + &"é".repeat(10_001);
-    let too_long = (200, 460101, "message too long".to_owned());
-    assert_eq!(post(&client, &url, &markdown("t", &long)).await, too_long);
-    let text = json!({ "msgtype": "text", "text": { "content": long } });
-    assert_eq!(post(&client, &url, &text).await, too_long);
+    // Bytes, not characters: 10_005 characters are 20_001 bytes here.
+    let text = format!("HertzBeat{}", "é".repeat(9_996));
+    let answer = post(&client, &url_for(&fake, TOKEN), &markdown("", &text)).await;
+    assert_eq!(answer.1, 460101);
 }
 
 #[tokio::test]
@@ -381,4 +419,106 @@ async fn dropping_the_fake_releases_hanging_requests() {
         .await;
     drop(fake);
     assert!(pending.await.unwrap().is_err());
+}
+
+/// Quiet is counted from the latest request, or from the call when none came after it;
+/// what arrived in between is returned.
+#[tokio::test]
+async fn wait_until_quiet_waits_out_the_last_request() {
+    let fake = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let quiet = Duration::from_millis(300);
+
+    let called = Instant::now();
+    assert!(fake.wait_until_quiet(quiet, WAIT).await.is_empty());
+    assert!(called.elapsed() >= quiet);
+
+    let url = url_for(&fake, TOKEN);
+    let sender = tokio::spawn(async move {
+        let client = client();
+        for i in 0..3 {
+            post(&client, &url, &markdown("HertzBeat", &i.to_string())).await;
+            // Shorter than `quiet`: the wait goes on past each of these gaps.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let requests = fake.wait_until_quiet(quiet, WAIT).await;
+    let texts: Vec<&str> = requests.iter().map(Request::text).collect();
+    assert_eq!(texts, ["0", "1", "2"]);
+    assert!(requests[2].at.elapsed() >= quiet);
+    assert!(requests.iter().all(|r| r.errcode == Some(0)));
+    sender.await.unwrap();
+}
+
+#[tokio::test]
+async fn wait_until_quiet_gives_up_while_requests_keep_coming() {
+    let fake = Arc::new(FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await);
+    let url = url_for(&fake, TOKEN);
+    let sender = tokio::spawn(async move {
+        let client = client();
+        for _ in 0..30 {
+            post(&client, &url, &markdown("HertzBeat", "busy")).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let waiting = tokio::spawn({
+        let fake = Arc::clone(&fake);
+        async move {
+            fake.wait_until_quiet(Duration::from_millis(200), Duration::from_millis(600))
+                .await
+        }
+    });
+    let error = waiting.await.expect_err("never quiet");
+    let message = error.into_panic();
+    let message = message.downcast_ref::<String>().expect("a panic message");
+    assert!(
+        message.starts_with("not quiet for 200ms within 600ms"),
+        "{message}"
+    );
+    sender.await.unwrap();
+}
+
+/// Under load the fake keeps nothing per request: it counts, and hands each delivered
+/// message to the callback.
+#[tokio::test]
+async fn a_counting_fake_keeps_no_request_and_hands_over_each_delivered_one() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let on_delivered = {
+        let seen = Arc::clone(&seen);
+        move |request: &Request| {
+            let mut seen = seen.lock().unwrap();
+            seen.push((request.token.clone(), request.text().to_owned()));
+        }
+    };
+    let fake = FakeDingTalk::start_counting(vec![FakeRobot::new(TOKEN)], on_delivered).await;
+    let client = client();
+    let url = url_for(&fake, TOKEN);
+
+    let ok = (200, 0, "ok".to_owned());
+    assert_eq!(post(&client, &url, &markdown("HertzBeat", "one")).await, ok);
+    assert_eq!(
+        post(&client, &url, &text_message("HertzBeat two")).await,
+        ok
+    );
+    let answer = post(&client, &url, &markdown("alert", "no keyword")).await;
+    assert_eq!(answer.1, 310000);
+    let answer = post(
+        &client,
+        &url_for(&fake, "other"),
+        &markdown("HertzBeat", "x"),
+    )
+    .await;
+    assert_eq!(answer.1, 300001);
+
+    let delivered = [
+        (TOKEN.to_owned(), "one".to_owned()),
+        (TOKEN.to_owned(), "HertzBeat two".to_owned()),
+    ];
+    assert_eq!(*seen.lock().unwrap(), delivered);
+    let counts = Counts {
+        answered: 4,
+        delivered: 2,
+    };
+    assert_eq!(fake.counts(), counts);
+    assert_eq!(fake.connections(), 1);
+    assert!(fake.shared.lock().requests.is_empty());
 }
