@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Request, payload, run_command};
 
-use crate::BINARY;
+use crate::{BINARY, QUIET, QUIET_WITHIN};
 
 fn one_robot_config(api_url: &str, robot_extra: &str, top_extra: &str) -> String {
     format!(
@@ -45,11 +45,12 @@ async fn wait_for_every_name(
             .filter(|r| r.errcode == Some(0) && r.text().contains(&format!("{name}\n")))
             .count()
     };
-    let requests = dingtalk
+    dingtalk
         .wait_until("every alert name", timeout, |r| {
             names.iter().all(|name| carrying(r, name) > 0)
         })
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     for name in names {
         assert_eq!(
             carrying(&requests, name),
@@ -153,6 +154,7 @@ async fn retryable_failures_are_retried_until_delivered_once() {
             r.iter().any(|r| r.errcode == Some(0))
         })
         .await;
+    dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
 
     assert_eq!(dingtalk.delivered("ops-token").len(), 1);
     assert!(
@@ -232,7 +234,7 @@ async fn a_missing_keyword_is_a_permanent_failure_with_a_hint() {
         "{line}"
     );
     assert_eq!(
-        dingtalk.requests().len(),
+        dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await.len(),
         1,
         "a permanent failure is not retried"
     );
@@ -275,8 +277,8 @@ async fn a_rate_limit_answer_pauses_the_robot() {
     assert!(queue[0]["paused_until"].is_string(), "{queue}");
     // Asserting that something does not happen needs a wait: without the pause, the
     // retry backoff (at most 1 s after the first failure) would send again within it.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(dingtalk.requests().len(), 1, "the robot was not paused");
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    assert_eq!(requests.len(), 1, "the robot was not paused");
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Integration tests: the real binary over loopback against a fake DingTalk and, end to
 //! end, a real Alertmanager.
 
+use std::time::Duration;
+
 mod alertmanager;
 mod prometheus;
 
@@ -14,3 +16,9 @@ mod webhook;
 
 /// The binary under test, for the test kit's process harness.
 const BINARY: &str = env!("CARGO_BIN_EXE_alertmanager-dingtalk");
+
+/// How long nothing more may reach the fake DingTalk before a test counts "exactly once"
+/// or "not again": longer than the bridge's first retry backoff (at most 1 s).
+const QUIET: Duration = Duration::from_secs(2);
+/// Upper bound for a quiet period to come.
+const QUIET_WITHIN: Duration = Duration::from_secs(20);

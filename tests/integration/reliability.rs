@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Request, payload};
 
-use crate::BINARY;
 use crate::alertmanager::{Alertmanager, TestAlert};
+use crate::{BINARY, QUIET, QUIET_WITHIN};
 
 /// One robot, a durable queue under the bridge's directory, and `extra` delivery keys.
 fn durable_config(api_url: &str, robot_extra: &str, delivery_extra: &str) -> String {
@@ -52,11 +52,12 @@ async fn an_alert_accepted_during_a_30s_outage_is_delivered_once_after_recovery(
     tokio::time::sleep(Duration::from_secs(30)).await;
     dingtalk.set_mode(Mode::Normal);
 
-    let requests = dingtalk
+    dingtalk
         .wait_until("delivery after the outage", Duration::from_secs(70), |r| {
             delivered_with(r, "DuringOutage") > 0
         })
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "DuringOutage"), 1);
     assert!(
         bridge
@@ -81,11 +82,12 @@ async fn kill_9_after_the_200_loses_nothing() {
     dingtalk.set_mode(Mode::Normal);
     let bridge = bridge.restart().await;
 
-    let requests = dingtalk
+    dingtalk
         .wait_until("delivery after the restart", Duration::from_secs(20), |r| {
             delivered_with(r, "SurvivesKill") > 0
         })
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "SurvivesKill"), 1);
     assert!(
         bridge
@@ -123,13 +125,14 @@ async fn sigterm_with_messages_pending_exits_0_and_keeps_them_for_the_restart() 
     assert_eq!(report["undelivered"], 1);
 
     let _bridge = bridge.restart().await;
-    let requests = dingtalk
+    dingtalk
         .wait_until(
             "the queued message after the restart",
             Duration::from_secs(10),
             |r| delivered_with(r, "StillQueued") > 0,
         )
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "StillQueued"), 1);
     assert_eq!(delivered_with(&requests, "SentFirst"), 1);
 }
@@ -312,10 +315,11 @@ async fn in_passthrough_mode_a_real_alertmanager_retries_through_an_outage() {
         .await;
     dingtalk.set_mode(Mode::Normal);
 
-    let requests = dingtalk
+    dingtalk
         .wait_until("delivery after the outage", Duration::from_secs(60), |r| {
             delivered_with(r, "RetriedByAlertmanager") > 0
         })
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "RetriedByAlertmanager"), 1);
 }

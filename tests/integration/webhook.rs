@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use testkit::{Bridge, FakeDingTalk, FakeRobot, payload};
 
-use crate::BINARY;
+use crate::{BINARY, QUIET, QUIET_WITHIN};
 
 const SECRET: &str = "SECb90923e19e58b466481e9e7b7a5b4f108a4531abde590ad3967fb29f0eae5c68";
 const FIXTURE: &str = include_str!("../data/firing_db_and_web.json");
@@ -57,6 +57,7 @@ async fn routes_each_alert_to_its_strategies_robots() {
             r.iter().filter(|r| r.errcode == Some(0)).count() == 2
         })
         .await;
+    dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     let dba = dingtalk.delivered("dba-token");
     let ops = dingtalk.delivered("ops-token");
     assert_eq!((dba.len(), ops.len()), (1, 1), "{:?}", dingtalk.requests());
@@ -192,6 +193,7 @@ async fn resolved_alerts_are_sent_unless_the_strategy_says_not_to() {
             .await,
         1.0
     );
+    bridge.wait_idle().await;
     assert!(dingtalk.delivered("ops-token").is_empty());
 }
 
@@ -219,6 +221,7 @@ async fn drop_in_path_sends_everything_to_the_named_robot() {
     assert!(
         ops[0].text().contains("MySQLReplicationLag") && ops[0].text().contains("HTTPErrorRate")
     );
+    bridge.wait_idle().await;
     assert!(
         dingtalk.delivered("dba-token").is_empty(),
         "no routing on the drop-in path"
