@@ -16,10 +16,11 @@
 //! - `memory`, `durable`, `passthrough`: the release binary with one robot, in queued
 //!   mode without and with `delivery.queue_dir`, and in passthrough mode.
 //!
-//! The robots post to a fake DingTalk inside this process that answers
-//! `{"errcode":0,"errmsg":"ok"}` at once and counts messages, the alerts they name and
-//! the TCP connections opened to it (passthrough must reuse one pooled connection per
-//! robot).
+//! The robots post to the test kit's fake DingTalk inside this process, counting only
+//! (it keeps no request, so its memory stays flat): it checks each message as DingTalk
+//! does (token, JSON, size, keyword; its rate limit is set never to trigger) and answers
+//! at once. The benchmark counts the messages it accepted, the alerts they name and the
+//! TCP connections opened to it (passthrough must reuse one pooled connection per robot).
 //!
 //! The client holds 16 keep-alive HTTP/1.1 connections in a closed loop, each sending
 //! `benches/data/one_alert.json` with its `groupKey` and alert name made unique per
@@ -32,13 +33,14 @@
 //! or an alert neither delivered nor still queued. Slowness is judged against the
 //! issue's targets in the report, never asserted, so the CI smoke run cannot flake.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
@@ -47,8 +49,9 @@ use hyper::client::conn::http1 as client_http1;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use testkit::{FakeDingTalk, FakeRobot, free_port, temp_dir};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The release binary under test (cargo builds it with the bench profile).
@@ -71,6 +74,11 @@ const READY_POLL: Duration = Duration::from_millis(1);
 /// Rate limit of the benchmark robot: high enough that the window never throttles, so
 /// every message is sent on its own (no digests).
 const RATE_LIMIT: &str = "100000/s";
+/// The fake DingTalk's limit per second for the robot: ten times the bridge's own, so it
+/// never answers 130101.
+const DINGTALK_RATE_LIMIT: u32 = 1_000_000;
+/// The robot's `access_token`.
+const TOKEN: &str = "loadbench";
 
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench` to harness-less benchmarks.
@@ -185,7 +193,7 @@ impl Mode {
         Some(format!(
             "dingtalk:\n  api_url: \"{dingtalk_url}\"\n\
              delivery:\n  {delivery}\n\
-             robots:\n  ops:\n    access_token: loadbench\n    rate_limit: {RATE_LIMIT}\n\
+             robots:\n  ops:\n    access_token: {TOKEN}\n    rate_limit: {RATE_LIMIT}\n\
              strategies:\n  - name: default\n    robots: [ops]\n"
         ))
     }
@@ -237,8 +245,8 @@ struct Figures {
     delivered: u64,
     messages: u64,
     dingtalk_connections: u64,
-    /// Requests to the fake DingTalk that were not a robot message.
-    dingtalk_unexpected: u64,
+    /// Requests the fake DingTalk did not answer errcode 0.
+    dingtalk_refused: u64,
     /// From the end of the load until the last message reached the fake DingTalk; `None`
     /// if some had not within the timeout.
     delivery_lag: Option<Duration>,
@@ -281,10 +289,10 @@ impl Figures {
                     self.load.accepted, self.delivered, self.still_queued
                 ));
             }
-            if self.dingtalk_unexpected > 0 {
+            if self.dingtalk_refused > 0 {
                 problems.push(format!(
-                    "{name}: {} unexpected requests to DingTalk",
-                    self.dingtalk_unexpected
+                    "{name}: DingTalk refused {} requests",
+                    self.dingtalk_refused
                 ));
             }
         }
@@ -299,12 +307,12 @@ async fn scenario(
     settings: &Settings,
     payload: &Arc<Payload>,
 ) -> Result<Figures, String> {
-    let dingtalk = FakeDingTalk::start().await?;
+    let dingtalk = DingTalk::start().await;
     let mut startups = Vec::new();
     let mut server = None;
     for _ in 0..settings.startups {
         drop(server.take());
-        let started = Server::start(mode, &dingtalk.url()).await?;
+        let started = Server::start(mode, &dingtalk.fake.api_url()).await?;
         startups.push(started.startup);
         server = Some(started);
     }
@@ -332,6 +340,7 @@ async fn scenario(
     server.check_alive()?;
 
     let cpu = (after.cpu_ticks - idle.cpu_ticks) as f64 / clock_ticks_per_second();
+    let counts = dingtalk.fake.counts();
     Ok(Figures {
         mode,
         binary_bytes: std::fs::metadata(mode.executable()?)
@@ -341,10 +350,10 @@ async fn scenario(
         idle_rss_kib: idle.rss_kib,
         peak_rss_kib: after.hwm_kib,
         cpu_per_10k: cpu / load.accepted.max(1) as f64 * 10_000.0,
-        delivered: dingtalk.counters.alerts_seen(),
-        messages: dingtalk.counters.messages.load(Ordering::Relaxed),
-        dingtalk_connections: dingtalk.counters.connections.load(Ordering::Relaxed),
-        dingtalk_unexpected: dingtalk.counters.unexpected.load(Ordering::Relaxed),
+        delivered: dingtalk.alerts.count(),
+        messages: counts.delivered,
+        dingtalk_connections: dingtalk.fake.connections() as u64,
+        dingtalk_refused: counts.answered - counts.delivered,
         delivery_lag,
         still_queued,
         load,
@@ -365,8 +374,8 @@ struct Server {
 
 impl Server {
     async fn start(mode: Mode, dingtalk_url: &str) -> Result<Server, String> {
-        let dir = temp_dir(mode.name())?;
-        let addr = free_port()?;
+        let dir = temp_dir(&format!("loadbench-{}", mode.name()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut command = Command::new(mode.executable()?);
         match mode.config(dingtalk_url) {
             None => {
@@ -478,24 +487,6 @@ async fn queue_depth(addr: SocketAddr) -> Result<u64, String> {
         .sum())
 }
 
-/// A port on loopback that was free a moment ago.
-fn free_port() -> Result<SocketAddr, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    listener.local_addr().context("find a free port")
-}
-
-fn temp_dir(what: &str) -> Result<PathBuf, String> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "loadbench-{what}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).context("create temp dir")?;
-    Ok(dir)
-}
-
 /// CPU time and memory of a process, from `/proc`.
 struct ProcessStats {
     /// User plus system time of all its threads, in clock ticks.
@@ -576,79 +567,31 @@ fn serve_baseline(addr: &str) -> Result<(), String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The fake DingTalk.
+// The fake DingTalk: the test kit's, counting only.
 
-/// A DingTalk robot API on loopback that accepts everything at once.
-struct FakeDingTalk {
-    addr: SocketAddr,
-    counters: Arc<DingTalkCounters>,
-    accept_loop: tokio::task::JoinHandle<()>,
+/// The fake DingTalk of the test kit, keeping no request, and the webhooks whose alert
+/// the messages it accepted named.
+struct DingTalk {
+    fake: FakeDingTalk,
+    alerts: Arc<AlertsSeen>,
 }
 
-#[derive(Default)]
-struct DingTalkCounters {
-    /// Robot messages accepted.
-    messages: AtomicU64,
-    /// The sequence numbers of the webhooks whose alert a message named.
-    alerts: std::sync::Mutex<std::collections::HashSet<u64>>,
-    /// TCP connections accepted.
-    connections: AtomicU64,
-    /// Anything that was not a robot message.
-    unexpected: AtomicU64,
-}
-
-impl DingTalkCounters {
-    fn alerts_seen(&self) -> u64 {
-        self.alerts.lock().map_or(0, |alerts| alerts.len() as u64)
-    }
-
-    /// Records every alert a message body names (`ALERT_NAME` followed by its webhook's
-    /// sequence number), whether the message is one webhook's or a digest of many.
-    fn record_alerts(&self, body: &[u8]) {
-        let Ok(mut alerts) = self.alerts.lock() else {
-            return;
+impl DingTalk {
+    async fn start() -> DingTalk {
+        let alerts = Arc::new(AlertsSeen::default());
+        let robot = FakeRobot::new(TOKEN).rate(DINGTALK_RATE_LIMIT, Duration::from_secs(1));
+        let on_delivered = {
+            let alerts = Arc::clone(&alerts);
+            move |request: &testkit::Request| alerts.record(request.text())
         };
-        let mut rest = body;
-        while let Some(at) = find(rest, ALERT_NAME.as_bytes()) {
-            rest = &rest[at + ALERT_NAME.len()..];
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            if let Some(sequence) = std::str::from_utf8(&rest[..digits])
-                .ok()
-                .and_then(|d| d.parse().ok())
-            {
-                alerts.insert(sequence);
-            }
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-impl FakeDingTalk {
-    async fn start() -> Result<FakeDingTalk, String> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("bind fake DingTalk")?;
-        let addr = listener.local_addr().context("fake DingTalk address")?;
-        let counters = Arc::new(DingTalkCounters::default());
-        let accept_loop = tokio::spawn(accept_dingtalk(listener, counters.clone()));
-        Ok(FakeDingTalk {
-            addr,
-            counters,
-            accept_loop,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/robot/send", self.addr)
+        let fake = FakeDingTalk::start_counting(vec![robot], on_delivered).await;
+        DingTalk { fake, alerts }
     }
 
     /// Waits until the alerts of `expected` webhooks arrived; false on timeout.
     async fn wait_for_alerts(&self, expected: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        while self.counters.alerts_seen() < expected {
+        while self.alerts.count() < expected {
             if Instant::now() > deadline {
                 return false;
             }
@@ -658,53 +601,30 @@ impl FakeDingTalk {
     }
 }
 
-impl Drop for FakeDingTalk {
-    fn drop(&mut self) {
-        self.accept_loop.abort();
-    }
-}
+/// The sequence numbers of the webhooks whose alert a delivered message named.
+#[derive(Default)]
+struct AlertsSeen(Mutex<HashSet<u64>>);
 
-async fn accept_dingtalk(listener: TcpListener, counters: Arc<DingTalkCounters>) {
-    while let Ok((stream, _)) = listener.accept().await {
-        counters.connections.fetch_add(1, Ordering::Relaxed);
-        let counters = counters.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
-            let counters = counters.clone();
-            async move { Ok::<_, Infallible>(answer_dingtalk(request, &counters).await) }
-        });
-        tokio::spawn(server_http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+impl AlertsSeen {
+    fn count(&self) -> u64 {
+        self.0.lock().map_or(0, |alerts| alerts.len() as u64)
     }
-}
 
-/// `{"errcode":0}` for a robot message (a POST to `/robot/send` with a `msgtype`).
-async fn answer_dingtalk(
-    request: Request<Incoming>,
-    counters: &DingTalkCounters,
-) -> Response<Full<Bytes>> {
-    let is_send = request.method() == Method::POST && request.uri().path() == "/robot/send";
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let is_message = find(&body, b"\"msgtype\"").is_some();
-    if !(is_send && is_message) {
-        counters.unexpected.fetch_add(1, Ordering::Relaxed);
-        let mut response = Response::new(Full::new(Bytes::from_static(b"not a robot message")));
-        *response.status_mut() = StatusCode::NOT_FOUND;
-        return response;
+    /// Records every alert a message text names (`ALERT_NAME` followed by its webhook's
+    /// sequence number), whether the message is one webhook's or a digest of many.
+    fn record(&self, text: &str) {
+        let Ok(mut alerts) = self.0.lock() else {
+            return;
+        };
+        let mut rest = text;
+        while let Some(at) = rest.find(ALERT_NAME) {
+            rest = &rest[at + ALERT_NAME.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if let Ok(sequence) = rest[..digits].parse() {
+                alerts.insert(sequence);
+            }
+        }
     }
-    counters.messages.fetch_add(1, Ordering::Relaxed);
-    counters.record_alerts(&body);
-    let mut response = Response::new(Full::new(Bytes::from_static(
-        br#"{"errcode":0,"errmsg":"ok"}"#,
-    )));
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1170,7 +1090,8 @@ fn report(settings: &Settings, payload: &Payload, results: &[Figures]) -> String
     let _ = writeln!(
         out,
         "- Bridge: one robot, `rate_limit: {RATE_LIMIT}`, default `dedup_window` (60s), \
-         log level `info` to a file; a fake DingTalk in the benchmark process answers errcode 0"
+         log level `info` to a file; the test kit's fake DingTalk in the benchmark process checks \
+         each message and answers errcode 0"
     );
     let _ = writeln!(out);
     let _ = writeln!(

@@ -15,9 +15,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use testkit::{Daemon, installed};
 use tokio::net::TcpStream;
-
-use crate::daemon::{Daemon, installed};
 
 /// Where Debian's `prometheus-alertmanager` package installs the binary.
 const DEFAULT_BIN: &str = "/usr/bin/prometheus-alertmanager";

@@ -14,8 +14,9 @@ use std::process::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
+use testkit::temp_dir;
 
-use crate::bridge::{BINARY, temp_dir};
+use crate::BINARY;
 
 /// The kustomize directories, relative to deploy/kubernetes.
 const DIRECTORIES: [&str; 3] = [

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use testkit::{Bridge, FakeDingTalk, FakeRobot, Request};
+
+use crate::BINARY;
 use crate::alertmanager::{Alertmanager, TestAlert};
-use crate::bridge::Bridge;
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Request};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -39,7 +40,7 @@ strategies:
 "#,
         dingtalk.api_url()
     );
-    let bridge = Bridge::start(&config).await;
+    let bridge = Bridge::start(BINARY, &config).await;
     let alertmanager = Alertmanager::start(&format!("{}/alertmanager", bridge.url)).await;
 
     let db = [

@@ -1,10 +1,9 @@
 //! Integration tests: the real binary over loopback against a fake DingTalk and, end to
 //! end, a real Alertmanager.
 
+use std::time::Duration;
+
 mod alertmanager;
-mod bridge;
-mod daemon;
-mod fake_dingtalk;
 mod prometheus;
 
 mod delivery;
@@ -14,3 +13,12 @@ mod operations;
 mod reliability;
 mod self_monitoring;
 mod webhook;
+
+/// The binary under test, for the test kit's process harness.
+const BINARY: &str = env!("CARGO_BIN_EXE_alertmanager-dingtalk");
+
+/// How long nothing more may reach the fake DingTalk before a test counts "exactly once"
+/// or "not again": longer than the bridge's first retry backoff (at most 1 s).
+const QUIET: Duration = Duration::from_secs(2);
+/// Upper bound for a quiet period to come.
+const QUIET_WITHIN: Duration = Duration::from_secs(20);

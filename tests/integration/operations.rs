@@ -4,8 +4,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::bridge::{Bridge, payload, run_command, temp_dir};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot};
+use testkit::{Bridge, FakeDingTalk, FakeRobot, payload, run_command, temp_dir};
+
+use crate::BINARY;
 
 fn config(api_url: &str, robot: &str) -> String {
     format!(
@@ -27,7 +28,7 @@ async fn reload_applies_a_valid_config_and_keeps_the_old_one_on_errors() {
         FakeRobot::new("second-token"),
     ])
     .await;
-    let mut bridge = Bridge::start(&config(&dingtalk.api_url(), "first")).await;
+    let mut bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "first")).await;
     let config_file = bridge.dir().join("config.yaml");
 
     // A broken config: reload answers 400 with the errors, the old config keeps working.
@@ -103,7 +104,7 @@ async fn reload_applies_a_valid_config_and_keeps_the_old_one_on_errors() {
 #[tokio::test]
 async fn metrics_pass_promtool_and_name_every_series() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("first-token")]).await;
-    let bridge = Bridge::start(&config(&dingtalk.api_url(), "first")).await;
+    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "first")).await;
     bridge.notify(&payload("firing", &[("Scraped", &[])])).await;
     dingtalk
         .wait_until("delivery", Duration::from_secs(10), |r| {
@@ -186,7 +187,7 @@ strategies:
 "#,
     )
     .unwrap();
-    let output = run_command(&dir, &["check", "--config", "bad.yaml"], &[]);
+    let output = run_command(BINARY, &dir, &["check", "--config", "bad.yaml"], &[]);
     assert!(!output.success);
     for expected in [
         "bad.yaml:3:5: unknown key `acces_token` in robots.ops",
@@ -202,6 +203,7 @@ strategies:
 
     let root_config = concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml");
     let output = run_command(
+        BINARY,
         &dir,
         &["check", "--config", root_config],
         &[("DINGTALK_ACCESS_TOKEN", "0123456789abcdef")],

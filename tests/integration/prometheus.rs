@@ -9,9 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use crate::bridge::http;
-use crate::daemon::{Daemon, installed};
+use testkit::{Daemon, http, installed};
 
 /// Where Debian's `prometheus` package installs the binary.
 const DEFAULT_BIN: &str = "/usr/bin/prometheus";

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Request, payload};
 
 use crate::alertmanager::{Alertmanager, TestAlert};
-use crate::bridge::{Bridge, payload};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Mode, Request};
+use crate::{BINARY, QUIET, QUIET_WITHIN};
 
 /// One robot, a durable queue under the bridge's directory, and `extra` delivery keys.
 fn durable_config(api_url: &str, robot_extra: &str, delivery_extra: &str) -> String {
@@ -43,7 +43,7 @@ fn delivered_with(requests: &[Request], name: &str) -> usize {
 async fn an_alert_accepted_during_a_30s_outage_is_delivered_once_after_recovery() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     dingtalk.set_mode(Mode::Refuse);
-    let bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+    let bridge = Bridge::start(BINARY, &durable_config(&dingtalk.api_url(), "", "")).await;
 
     bridge
         .notify(&payload("firing", &[("DuringOutage", &[])]))
@@ -52,11 +52,12 @@ async fn an_alert_accepted_during_a_30s_outage_is_delivered_once_after_recovery(
     tokio::time::sleep(Duration::from_secs(30)).await;
     dingtalk.set_mode(Mode::Normal);
 
-    let requests = dingtalk
+    dingtalk
         .wait_until("delivery after the outage", Duration::from_secs(70), |r| {
             delivered_with(r, "DuringOutage") > 0
         })
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "DuringOutage"), 1);
     assert!(
         bridge
@@ -72,7 +73,7 @@ async fn kill_9_after_the_200_loses_nothing() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     // DingTalk unreachable: the message cannot be delivered before the kill.
     dingtalk.set_mode(Mode::Refuse);
-    let bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+    let bridge = Bridge::start(BINARY, &durable_config(&dingtalk.api_url(), "", "")).await;
     bridge
         .notify(&payload("firing", &[("SurvivesKill", &[])]))
         .await;
@@ -81,11 +82,12 @@ async fn kill_9_after_the_200_loses_nothing() {
     dingtalk.set_mode(Mode::Normal);
     let bridge = bridge.restart().await;
 
-    let requests = dingtalk
+    dingtalk
         .wait_until("delivery after the restart", Duration::from_secs(20), |r| {
             delivered_with(r, "SurvivesKill") > 0
         })
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "SurvivesKill"), 1);
     assert!(
         bridge
@@ -98,7 +100,7 @@ async fn kill_9_after_the_200_loses_nothing() {
 async fn sigterm_with_messages_pending_exits_0_and_keeps_them_for_the_restart() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     let config = durable_config(&dingtalk.api_url(), "    rate_limit: 1/min", "");
-    let mut bridge = Bridge::start(&config).await;
+    let mut bridge = Bridge::start(BINARY, &config).await;
     bridge
         .notify(&payload("firing", &[("SentFirst", &[])]))
         .await;
@@ -123,13 +125,14 @@ async fn sigterm_with_messages_pending_exits_0_and_keeps_them_for_the_restart() 
     assert_eq!(report["undelivered"], 1);
 
     let _bridge = bridge.restart().await;
-    let requests = dingtalk
+    dingtalk
         .wait_until(
             "the queued message after the restart",
             Duration::from_secs(10),
             |r| delivered_with(r, "StillQueued") > 0,
         )
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "StillQueued"), 1);
     assert_eq!(delivered_with(&requests, "SentFirst"), 1);
 }
@@ -137,7 +140,7 @@ async fn sigterm_with_messages_pending_exits_0_and_keeps_them_for_the_restart() 
 #[tokio::test]
 async fn a_corrupt_queue_file_is_moved_aside_and_alerts_flow() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
-    let bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+    let bridge = Bridge::start(BINARY, &durable_config(&dingtalk.api_url(), "", "")).await;
     bridge.signal("KILL");
     let queue_file = bridge.dir().join("data/queue/queue.redb");
     let length = std::fs::metadata(&queue_file).expect("queue file").len();
@@ -172,7 +175,7 @@ async fn a_corrupt_queue_file_is_moved_aside_and_alerts_flow() {
 async fn permanent_failures_become_dead_letters_that_can_be_retried() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     dingtalk.set_mode(Mode::Errcode(300001, "token is not exist".into()));
-    let mut bridge = Bridge::start(&durable_config(&dingtalk.api_url(), "", "")).await;
+    let mut bridge = Bridge::start(BINARY, &durable_config(&dingtalk.api_url(), "", "")).await;
 
     bridge.notify(&payload("firing", &[("Refused", &[])])).await;
     bridge
@@ -230,7 +233,7 @@ async fn messages_older_than_max_age_become_dead_letters() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     dingtalk.set_mode(Mode::Refuse);
     let config = durable_config(&dingtalk.api_url(), "", "  max_age: 2s");
-    let bridge = Bridge::start(&config).await;
+    let bridge = Bridge::start(BINARY, &config).await;
 
     bridge.notify(&payload("firing", &[("TooOld", &[])])).await;
 
@@ -261,7 +264,7 @@ strategies:
 #[tokio::test]
 async fn passthrough_answers_with_dingtalks_verdict() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
-    let bridge = Bridge::start(&passthrough_config(&dingtalk.api_url())).await;
+    let bridge = Bridge::start(BINARY, &passthrough_config(&dingtalk.api_url())).await;
     let post = |name: &str| {
         let body = payload("firing", &[(name, &[])]);
         let bridge = &bridge;
@@ -301,7 +304,7 @@ async fn passthrough_answers_with_dingtalks_verdict() {
 async fn in_passthrough_mode_a_real_alertmanager_retries_through_an_outage() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     dingtalk.set_mode(Mode::Http500);
-    let bridge = Bridge::start(&passthrough_config(&dingtalk.api_url())).await;
+    let bridge = Bridge::start(BINARY, &passthrough_config(&dingtalk.api_url())).await;
     let alertmanager = Alertmanager::start(&format!("{}/alertmanager", bridge.url)).await;
 
     alertmanager
@@ -312,10 +315,11 @@ async fn in_passthrough_mode_a_real_alertmanager_retries_through_an_outage() {
         .await;
     dingtalk.set_mode(Mode::Normal);
 
-    let requests = dingtalk
+    dingtalk
         .wait_until("delivery after the outage", Duration::from_secs(60), |r| {
             delivered_with(r, "RetriedByAlertmanager") > 0
         })
         .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "RetriedByAlertmanager"), 1);
 }

@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, payload};
 
-use crate::bridge::{Bridge, payload};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot, Mode};
+use crate::BINARY;
 use crate::prometheus::{JOB, Prometheus};
 
 const RULES: &str = "deploy/prometheus/rules.yaml";
@@ -210,7 +210,7 @@ strategies:
 "#,
         dingtalk.api_url()
     );
-    let bridge = Bridge::start(&config).await;
+    let bridge = Bridge::start(BINARY, &config).await;
     let target = bridge.url.trim_start_matches("http://");
     let prometheus = Prometheus::start(target, &[&repo_path(RULES)]).await;
 

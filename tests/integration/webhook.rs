@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::bridge::{Bridge, payload};
-use crate::fake_dingtalk::{FakeDingTalk, FakeRobot};
+use testkit::{Bridge, FakeDingTalk, FakeRobot, payload};
+
+use crate::{BINARY, QUIET, QUIET_WITHIN};
 
 const SECRET: &str = "SECb90923e19e58b466481e9e7b7a5b4f108a4531abde590ad3967fb29f0eae5c68";
 const FIXTURE: &str = include_str!("../data/firing_db_and_web.json");
@@ -47,7 +48,7 @@ async fn fake() -> FakeDingTalk {
 #[tokio::test]
 async fn routes_each_alert_to_its_strategies_robots() {
     let dingtalk = fake().await;
-    let bridge = Bridge::start(&two_robot_config(&dingtalk.api_url(), "")).await;
+    let bridge = Bridge::start(BINARY, &two_robot_config(&dingtalk.api_url(), "")).await;
 
     bridge.notify(FIXTURE).await;
 
@@ -56,6 +57,7 @@ async fn routes_each_alert_to_its_strategies_robots() {
             r.iter().filter(|r| r.errcode == Some(0)).count() == 2
         })
         .await;
+    dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     let dba = dingtalk.delivered("dba-token");
     let ops = dingtalk.delivered("ops-token");
     assert_eq!((dba.len(), ops.len()), (1, 1), "{:?}", dingtalk.requests());
@@ -137,7 +139,7 @@ strategies:
 "#,
         dingtalk.api_url()
     );
-    let bridge = Bridge::start(&config).await;
+    let bridge = Bridge::start(BINARY, &config).await;
     bridge
         .notify(&payload("firing", &[("Lonely", &[("team", "web")])]))
         .await;
@@ -153,10 +155,10 @@ strategies:
 #[tokio::test]
 async fn resolved_alerts_are_sent_unless_the_strategy_says_not_to() {
     let dingtalk = fake().await;
-    let bridge = Bridge::start(&two_robot_config(
-        &dingtalk.api_url(),
-        "    send_resolved: false\n",
-    ))
+    let bridge = Bridge::start(
+        BINARY,
+        &two_robot_config(&dingtalk.api_url(), "    send_resolved: false\n"),
+    )
     .await;
     let resolved = payload(
         "resolved",
@@ -191,13 +193,14 @@ async fn resolved_alerts_are_sent_unless_the_strategy_says_not_to() {
             .await,
         1.0
     );
+    bridge.wait_idle().await;
     assert!(dingtalk.delivered("ops-token").is_empty());
 }
 
 #[tokio::test]
 async fn drop_in_path_sends_everything_to_the_named_robot() {
     let dingtalk = fake().await;
-    let bridge = Bridge::start(&two_robot_config(&dingtalk.api_url(), "")).await;
+    let bridge = Bridge::start(BINARY, &two_robot_config(&dingtalk.api_url(), "")).await;
 
     let (status, _) = bridge
         .post("/dingtalk/ops/send", FIXTURE, Some("application/json"))
@@ -218,6 +221,7 @@ async fn drop_in_path_sends_everything_to_the_named_robot() {
     assert!(
         ops[0].text().contains("MySQLReplicationLag") && ops[0].text().contains("HTTPErrorRate")
     );
+    bridge.wait_idle().await;
     assert!(
         dingtalk.delivered("dba-token").is_empty(),
         "no routing on the drop-in path"
@@ -228,7 +232,7 @@ async fn drop_in_path_sends_everything_to_the_named_robot() {
 async fn bad_requests_get_a_4xx_with_a_one_line_reason() {
     let dingtalk = fake().await;
     let config = two_robot_config(&dingtalk.api_url(), "max_body_bytes: 4096\n");
-    let bridge = Bridge::start(&config).await;
+    let bridge = Bridge::start(BINARY, &config).await;
 
     let cases: [(&str, String, Option<&str>, u16, &str); 6] = [
         (
@@ -301,7 +305,7 @@ async fn bad_requests_get_a_4xx_with_a_one_line_reason() {
 #[tokio::test]
 async fn an_identical_notification_within_the_dedup_window_is_sent_once() {
     let dingtalk = fake().await;
-    let bridge = Bridge::start(&two_robot_config(&dingtalk.api_url(), "")).await;
+    let bridge = Bridge::start(BINARY, &two_robot_config(&dingtalk.api_url(), "")).await;
 
     let first = bridge.post("/alertmanager", FIXTURE, None).await;
     let second = bridge.post("/alertmanager", FIXTURE, None).await;
@@ -336,8 +340,8 @@ async fn with_auth_configured_webhooks_and_admin_endpoints_need_the_bearer_token
         &dingtalk.api_url(),
         "auth:\n  bearer_token: \"${WEBHOOK_TOKEN}\"\n",
     );
-    let bridge = Bridge::start_with_env(&config, &[("WEBHOOK_TOKEN", TOKEN)]).await;
-    let client = crate::bridge::http();
+    let bridge = Bridge::start_with_env(BINARY, &config, &[("WEBHOOK_TOKEN", TOKEN)]).await;
+    let client = testkit::http();
     let send = |method: reqwest::Method, path: &str, authorization: Option<&str>| {
         let mut request = client
             .request(method, format!("{}{path}", bridge.url))

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bridge::temp_dir;
+use crate::scratch::{free_port, temp_dir};
 
 /// How many times to retry start-up when the picked port was taken in the meantime.
 const START_ATTEMPTS: u32 = 3;
@@ -148,15 +148,4 @@ pub fn installed(env_var: &str, default: &str, package: &str) -> PathBuf {
         bin.display()
     );
     bin
-}
-
-/// A free TCP port on 127.0.0.1 (bound, read, released; another process could grab it
-/// meanwhile, which [`Daemon::start`] retries).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap_or_else(|err| panic!("cannot bind 127.0.0.1:0: {err}"));
-    listener
-        .local_addr()
-        .unwrap_or_else(|err| panic!("cannot read local address: {err}"))
-        .port()
 }

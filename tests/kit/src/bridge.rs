@@ -1,32 +1,22 @@
 //! Runs the real `alertmanager-dingtalk` binary as a child process on loopback, with a
 //! config written to a temporary directory, and talks to it over HTTP.
 //!
-//! The bridge logs JSON to a file; start-up waits for its "Listening." line, which names
-//! the port it bound (`--listen 127.0.0.1:0`), and then polls `/-/ready`.
+//! The binary's path is a parameter: only the root package's tests and benches know it
+//! (`env!("CARGO_BIN_EXE_alertmanager-dingtalk")`). The bridge logs JSON to a file;
+//! start-up waits for its "Listening." line, which names the port it bound (`--listen
+//! 127.0.0.1:0`), and then polls `/-/ready`. This module knows the bridge only by its
+//! flags, its log lines and its HTTP endpoints, never by its code.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The binary under test.
-pub const BINARY: &str = env!("CARGO_BIN_EXE_alertmanager-dingtalk");
+use crate::scratch::temp_dir;
 
-static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh, empty temporary directory (removed by its owner).
-pub fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "amdt-{what}-{}-{}",
-        std::process::id(),
-        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
+/// How long [`Bridge::wait_idle`] waits for the queue to empty.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What an offline subcommand (`check`, `render`) printed.
 pub struct CommandOutput {
@@ -38,9 +28,14 @@ pub struct CommandOutput {
     pub stderr: String,
 }
 
-/// Runs the binary with `args` in `dir`, with extra environment variables.
-pub fn run_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> CommandOutput {
-    let output = Command::new(BINARY)
+/// Runs `binary` with `args` in `dir`, with extra environment variables, and waits for it.
+pub fn run_command(
+    binary: impl AsRef<Path>,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> CommandOutput {
+    let output = Command::new(binary.as_ref())
         .current_dir(dir)
         .args(args)
         .envs(env.iter().copied())
@@ -62,8 +57,9 @@ pub fn http() -> reqwest::Client {
         .expect("build client")
 }
 
-/// A running bridge.
+/// A running bridge; dropping it kills the process and removes its directory.
 pub struct Bridge {
+    binary: PathBuf,
     child: Option<Child>,
     dir: PathBuf,
     env: Vec<(String, String)>,
@@ -73,20 +69,24 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Starts the bridge with `config` (YAML) and waits until it is ready.
-    pub async fn start(config: &str) -> Bridge {
-        Bridge::start_with_env(config, &[]).await
+    /// Starts the bridge `binary` with `config` (YAML) and waits until it is ready.
+    pub async fn start(binary: impl AsRef<Path>, config: &str) -> Bridge {
+        Bridge::start_with_env(binary, config, &[]).await
     }
 
     /// Like [`start`](Self::start), with extra environment variables.
-    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Bridge {
+    pub async fn start_with_env(
+        binary: impl AsRef<Path>,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Bridge {
         let dir = temp_dir("bridge");
         std::fs::write(dir.join("config.yaml"), config).expect("write config");
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Bridge::spawn(dir, env).await
+        Bridge::spawn(binary.as_ref().to_owned(), dir, env).await
     }
 
     /// Starts the bridge again in the same directory (same config and queue) after it
@@ -96,15 +96,16 @@ impl Bridge {
         let mut child = old.child.take().expect("started");
         let _ = child.kill();
         let _ = child.wait();
+        let binary = std::mem::take(&mut old.binary);
         let dir = std::mem::take(&mut old.dir);
         let env = std::mem::take(&mut old.env);
         std::fs::rename(dir.join("bridge.log"), dir.join("bridge.log.1")).expect("keep log");
-        Bridge::spawn(dir, env).await
+        Bridge::spawn(binary, dir, env).await
     }
 
-    async fn spawn(dir: PathBuf, env: Vec<(String, String)>) -> Bridge {
+    async fn spawn(binary: PathBuf, dir: PathBuf, env: Vec<(String, String)>) -> Bridge {
         let log = std::fs::File::create(dir.join("bridge.log")).expect("create log");
-        let child = Command::new(BINARY)
+        let child = Command::new(&binary)
             .current_dir(&dir)
             .args(["--config", "config.yaml", "--listen", "127.0.0.1:0"])
             .args(["--log-format", "json", "--log-level", "debug"])
@@ -115,6 +116,7 @@ impl Bridge {
             .spawn()
             .expect("spawn the bridge");
         let mut bridge = Bridge {
+            binary,
             child: Some(child),
             dir,
             env,
@@ -248,6 +250,27 @@ impl Bridge {
         }
     }
 
+    /// Polls `GET /api/v1/queue` until no robot has a message pending: everything
+    /// accepted was delivered or buried as a dead letter. Call it before asserting that
+    /// nothing went somewhere; panics with the queue and the log after 10 s.
+    pub async fn wait_idle(&self) {
+        let deadline = Instant::now() + IDLE_TIMEOUT;
+        loop {
+            let (status, body) = self.get("/api/v1/queue").await;
+            let robots: Option<Vec<Value>> = serde_json::from_str(&body).ok();
+            let idle = robots.is_some_and(|robots| robots.iter().all(|r| r["depth"] == 0));
+            if status == 200 && idle {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the queue did not empty within {IDLE_TIMEOUT:?}: {status} {body}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends a signal (`TERM`, `HUP`, `KILL`) to the bridge.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();
@@ -289,40 +312,4 @@ impl Drop for Bridge {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// A minimal valid webhook payload: one alert per name in `alertnames`, all in one group.
-pub fn payload(status: &str, alerts: &[(&str, &[(&str, &str)])]) -> String {
-    let alerts: Vec<Value> = alerts
-        .iter()
-        .map(|(name, labels)| {
-            let mut label_map = serde_json::Map::new();
-            label_map.insert("alertname".into(), (*name).into());
-            for (k, v) in *labels {
-                label_map.insert((*k).into(), (*v).into());
-            }
-            serde_json::json!({
-                "status": status,
-                "labels": label_map,
-                "annotations": { "summary": format!("{name} needs attention") },
-                "startsAt": "2024-05-01T00:00:00Z",
-                "endsAt": if status == "resolved" { "2024-05-01T01:00:00Z" } else { "0001-01-01T00:00:00Z" },
-                "generatorURL": "http://prometheus.example/graph",
-                "fingerprint": format!("fp-{name}"),
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "version": "4",
-        "groupKey": "{}:{alertname=\"x\"}",
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": "dingtalk",
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager.example:9093",
-        "alerts": alerts,
-    })
-    .to_string()
 }
