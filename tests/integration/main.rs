@@ -1,5 +1,6 @@
 //! Integration tests: the real binary over loopback against a fake DingTalk and, end to
 //! end, a real Alertmanager.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

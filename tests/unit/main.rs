@@ -3,6 +3,7 @@
 //! environment expansion, config loading, the durable queue file, the rate window, payload
 //! parsing and retry backoff. Each module is one area with one `check` helper and many
 //! small cases. No sleeping: time is passed in as values.
+#![allow(clippy::unwrap_used)]
 
 mod auth;
 mod backoff;

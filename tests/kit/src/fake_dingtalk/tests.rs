@@ -1,4 +1,5 @@
 //! Tests of the fake itself, through its HTTP API as a client sees it.
+#![allow(clippy::unwrap_used)]
 
 use std::io;
 use std::time::Instant;
