@@ -41,7 +41,6 @@ pub struct Reloaded {
 /// The running service.
 pub struct App {
     config_file: PathBuf,
-    listen_override: Option<SocketAddr>,
     pinned: Pinned,
     /// The configuration in force.
     pub config: Arc<ConfigHandle>,
@@ -63,7 +62,7 @@ impl App {
         config_file: PathBuf,
         listen_override: Option<SocketAddr>,
     ) -> Result<Arc<Self>, StartError> {
-        let pinned = Pinned::of(&config);
+        let pinned = Pinned::of(&config, listen_override);
         let queue = Arc::new(Queue::new(open_store(&config)?)?);
         let metrics = Arc::new(Metrics::new());
         let config = Arc::new(ConfigHandle::new(Runtime::new(config)?));
@@ -74,7 +73,6 @@ impl App {
         ));
         let app = Arc::new(App {
             config_file,
-            listen_override,
             pinned,
             config,
             delivery,
@@ -95,16 +93,13 @@ impl App {
         &self.pinned
     }
 
-    /// Where the server listens: `--listen`, or the file's `listen:` at start.
-    pub fn listen(&self) -> SocketAddr {
-        self.listen_override.unwrap_or(self.pinned.listen)
-    }
-
     /// Loads the config file again; on any error the running config stays in force.
     /// Restart-only settings keep their running values, and the answer says which the file
     /// changed.
     pub fn reload(&self) -> Result<Reloaded, ConfigErrors> {
-        let loaded = config::load(&self.config_file).and_then(|config| {
+        let mut kept = Vec::new();
+        let loaded = config::load(&self.config_file).and_then(|mut config| {
+            kept = self.pinned.keep(&mut config);
             Runtime::new(config).map_err(|e| {
                 ConfigErrors(vec![config::ConfigError {
                     file: self.config_file.clone(),
@@ -126,7 +121,7 @@ impl App {
         };
         let reloaded = Reloaded {
             summary: runtime.config.summary(),
-            kept: self.pinned.changes(&runtime.config),
+            kept,
         };
         for kept in &reloaded.kept {
             tracing::warn!(message = "A restart-only setting changed; it applies after a restart.", %kept);

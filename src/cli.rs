@@ -10,17 +10,14 @@ use crate::config::{self, ConfigErrors};
 use crate::dingtalk;
 use crate::payload;
 use crate::plan;
-use crate::runtime::Pinned;
+use crate::runtime::{Pinned, queue_dir_text};
 
 /// `check`: the one-line summary of a valid config and its restart-only settings, or
 /// every error in it.
 pub fn check(config_file: &Path) -> Result<String, ConfigErrors> {
     let config = config::load(config_file)?;
-    let pinned = Pinned::of(&config);
-    let queue_dir = pinned.queue_dir.as_ref().map_or_else(
-        || "none (in memory)".to_owned(),
-        |d| d.display().to_string(),
-    );
+    let pinned = Pinned::of(&config, None);
+    let queue_dir = queue_dir_text(pinned.queue_dir.as_deref());
     Ok(format!(
         "OK: {}\nrestart-only (a reload keeps the running values): listen {}, delivery.mode {}, delivery.queue_dir {queue_dir}",
         config.summary(),

@@ -103,7 +103,7 @@ fn serve(flags: Flags) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let listen = app.listen();
+        let listen = app.pinned().listen;
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(listener) => listener,
             Err(error) => {

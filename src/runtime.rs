@@ -60,12 +60,13 @@ impl ConfigHandle {
 }
 
 /// The settings a reload does not change: what the process listens on, how it answers
-/// webhooks, and where its queue lives. Read from the config at start.
+/// webhooks, and where its queue lives. Read at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pinned {
-    /// `listen:` as the file said at start (`--listen` may override where the server
-    /// really listens).
+    /// Where the server listens: `--listen`, or else the file's `listen:`.
     pub listen: SocketAddr,
+    /// `listen:` as the file said at start: what a reloaded file is compared with.
+    pub file_listen: SocketAddr,
     /// `delivery.mode`.
     pub mode: DeliveryMode,
     /// `delivery.queue_dir`.
@@ -73,45 +74,53 @@ pub struct Pinned {
 }
 
 impl Pinned {
-    /// The restart-only settings of `config`.
-    pub fn of(config: &Config) -> Self {
+    /// The restart-only settings of `config`, with `--listen` if given.
+    pub fn of(config: &Config, listen_override: Option<SocketAddr>) -> Self {
         Pinned {
-            listen: config.listen,
+            listen: listen_override.unwrap_or(config.listen),
+            file_listen: config.listen,
             mode: config.mode,
             queue_dir: config.queue_dir.clone(),
         }
     }
 
-    /// One line per restart-only setting that `config` changes, naming the value that
-    /// stays in force: what a reload reports.
-    pub fn changes(&self, config: &Config) -> Vec<String> {
-        let new = Pinned::of(config);
+    /// Puts the running values of the restart-only settings back into `config`, a
+    /// reloaded file, so that nothing reads what the file says of them; returns one line
+    /// per setting the file changed, naming the value that stays in force.
+    pub fn keep(&self, config: &mut Config) -> Vec<String> {
+        let changes = self.changes(config);
+        config.listen = self.file_listen;
+        config.mode = self.mode;
+        config.queue_dir.clone_from(&self.queue_dir);
+        changes
+    }
+
+    fn changes(&self, config: &Config) -> Vec<String> {
+        let kept = |key: &str, running: &dyn std::fmt::Display, new: &dyn std::fmt::Display| {
+            format!("{key}: {running} stays in force until a restart (the file now says {new})")
+        };
         let mut changes = Vec::new();
-        if new.listen != self.listen {
-            changes.push(format!(
-                "listen: {} stays in force until a restart (the file now says {})",
-                self.listen, new.listen
-            ));
+        if config.listen != self.file_listen {
+            changes.push(kept("listen", &self.listen, &config.listen));
         }
-        if new.mode != self.mode {
-            changes.push(format!(
-                "delivery.mode: {} stays in force until a restart (the file now says {})",
-                self.mode, new.mode
-            ));
+        if config.mode != self.mode {
+            changes.push(kept("delivery.mode", &self.mode, &config.mode));
         }
-        if new.queue_dir != self.queue_dir {
-            let show = |dir: &Option<PathBuf>| {
-                dir.as_ref().map_or_else(
-                    || "none (in memory)".to_owned(),
-                    |d| d.display().to_string(),
-                )
-            };
-            changes.push(format!(
-                "delivery.queue_dir: {} stays in force until a restart (the file now says {})",
-                show(&self.queue_dir),
-                show(&new.queue_dir)
+        if config.queue_dir != self.queue_dir {
+            changes.push(kept(
+                "delivery.queue_dir",
+                &queue_dir_text(self.queue_dir.as_deref()),
+                &queue_dir_text(config.queue_dir.as_deref()),
             ));
         }
         changes
     }
+}
+
+/// A `delivery.queue_dir` as operators read it.
+pub fn queue_dir_text(dir: Option<&std::path::Path>) -> String {
+    dir.map_or_else(
+        || "none (in memory)".to_owned(),
+        |d| d.display().to_string(),
+    )
 }

@@ -342,3 +342,71 @@ strategies:
     );
     assert!(!stdout.contains("never-log-me"), "{stdout}");
 }
+
+/// A group of 300 alerts renders to about as much as a message may take. DingTalk's limit
+/// may count the title with the text (the fake does), so the budget covers both with a
+/// margin: the message goes through on the first attempt.
+#[tokio::test]
+async fn a_group_as_large_as_a_message_may_be_arrives_on_the_first_attempt() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let bridge = Bridge::start(BINARY, &one_robot_config(&dingtalk.api_url(), "", "")).await;
+    let names: Vec<String> = (0..300).map(|i| format!("DiskFull{i:03}")).collect();
+    let alerts: Vec<(&str, &[(&str, &str)])> = names
+        .iter()
+        .map(|n| {
+            (
+                n.as_str(),
+                &[("instance", "a-rather-long-host-name.example.internal:9100")][..],
+            )
+        })
+        .collect();
+    bridge.notify(&payload("firing", &alerts)).await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let message = &requests[0];
+    assert_eq!(message.errcode, Some(0));
+    let size = message.title().len() + message.text().len();
+    assert!(
+        (15_000..=19_000).contains(&size),
+        "title and text: {size} bytes"
+    );
+    assert!(message.text().contains("more alerts"));
+}
+
+/// A DingTalk that takes less than the bridge's budget: each "too long" answer lowers the
+/// robot's budget, digests are cut smaller, and every alert of the storm arrives once;
+/// nothing becomes a dead letter.
+#[tokio::test]
+async fn a_digest_dingtalk_finds_too_long_is_sent_again_in_smaller_ones() {
+    let window = Duration::from_secs(1);
+    let robot = FakeRobot::new("ops-token")
+        .rate(1000, window)
+        .max_bytes(3000);
+    let dingtalk = FakeDingTalk::start(vec![robot]).await;
+    let config = one_robot_config(&dingtalk.api_url(), "    rate_limit: 1000/s", "");
+    let bridge = Bridge::start(BINARY, &config).await;
+
+    // The first send hangs, so the storm waits behind it and goes out as digests.
+    dingtalk.set_mode(Mode::Hang);
+    let names = storm(&bridge, 120).await;
+    dingtalk.set_mode(Mode::Normal);
+
+    let requests = wait_for_every_name(&dingtalk, &names, Duration::from_secs(30)).await;
+    assert!(
+        requests.iter().any(|r| r.errcode == Some(460101)),
+        "the first digests were too long for this DingTalk"
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.errcode == Some(0))
+            .all(|r| r.title().len() + r.text().len() <= 3000)
+    );
+    assert_eq!(bridge.get("/api/v1/dead-letters").await.1.trim(), "[]");
+    let (_, queue) = bridge.get("/api/v1/queue").await;
+    let queue: serde_json::Value = serde_json::from_str(&queue).unwrap();
+    assert!(queue[0]["size_budget"].as_u64().unwrap() <= 3000, "{queue}");
+    assert!(bridge.log().contains(
+        "DingTalk refused a message as too long; sending its alerts in shorter messages."
+    ));
+}

@@ -82,8 +82,11 @@ strategies:
         "{}",
         ops[0].title()
     );
+    // Only once every robot's worker is idle can nothing more reach ops.
+    bridge.wait_idle().await;
     assert!(
-        requests
+        dingtalk
+            .requests()
             .iter()
             .all(|r| !(r.token == "ops-token" && r.text().contains("PostgresDown"))),
         "the db alert must not reach ops (first match wins)"

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use testkit::{Bridge, FakeDingTalk, FakeRobot, payload, run_command, temp_dir};
+use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, payload, run_command, temp_dir};
 
 use crate::BINARY;
 
@@ -26,9 +26,10 @@ async fn reload_applies_a_valid_config_and_keeps_the_old_one_on_errors() {
     let dingtalk = FakeDingTalk::start(vec![
         FakeRobot::new("first-token"),
         FakeRobot::new("second-token"),
+        FakeRobot::new("third-token"),
     ])
     .await;
-    let mut bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "first")).await;
+    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "first")).await;
     let config_file = bridge.dir().join("config.yaml");
 
     // A broken config: reload answers 400 with the errors, the old config keeps working.
@@ -87,18 +88,133 @@ async fn reload_applies_a_valid_config_and_keeps_the_old_one_on_errors() {
         )
         .await;
 
-    // And by SIGHUP.
-    std::fs::write(&config_file, config(&dingtalk.api_url(), "first")).unwrap();
+    // And by SIGHUP, to a robot only the file on disk has: nothing but that reload can
+    // make the bridge know it.
+    std::fs::write(&config_file, config(&dingtalk.api_url(), "third")).unwrap();
     bridge.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, queue) = bridge.get("/api/v1/queue").await;
+        let robots: serde_json::Value = serde_json::from_str(&queue).unwrap();
+        if robots
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["robot"] == "third")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no SIGHUP reload:\n{}",
+            bridge.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reloads = bridge
+        .log_lines()
+        .iter()
+        .filter(|l| l["message"] == "Configuration reloaded.")
+        .count();
+    assert_eq!(reloads, 2, "one over HTTP, one by SIGHUP");
     bridge
-        .wait_for_log("the SIGHUP reload", Duration::from_secs(10), |l| {
-            l["message"] == "Configuration reloaded."
-                && l["summary"]
-                    .as_str()
-                    .is_some_and(|s| s.contains("1 robots"))
-        })
+        .notify(&payload("firing", &[("AfterSighup", &[])]))
+        .await;
+    dingtalk
+        .wait_until(
+            "delivery to the robot of the SIGHUP config",
+            Duration::from_secs(10),
+            |r| {
+                r.iter()
+                    .any(|r| r.token == "third-token" && r.errcode == Some(0))
+            },
+        )
         .await;
     assert_eq!(bridge.get("/-/healthy").await.0, 200);
+}
+
+/// `listen`, `delivery.mode` and `delivery.queue_dir` change only on restart: a reload
+/// that changes them applies the rest, keeps their running values, and says so.
+#[tokio::test]
+async fn a_reload_keeps_restart_only_settings_and_says_so() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("first-token")]).await;
+    let mut bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "first")).await;
+    let changed = format!(
+        "listen: 127.0.0.1:1\ndelivery: {{ mode: passthrough, queue_dir: elsewhere }}\n{}",
+        config(&dingtalk.api_url(), "first")
+    );
+    std::fs::write(bridge.dir().join("config.yaml"), changed).unwrap();
+    let (status, body) = bridge.post("/-/reload", "", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with(
+            "reloaded: config.yaml: 1 robots (0 signed), 1 strategies, queue in memory,"
+        ),
+        "the running values: {body}"
+    );
+    for kept in [
+        // --listen is what stays in force, not the file's value at start.
+        "not applied until a restart: listen: 127.0.0.1:0 stays in force until a restart (the file now says 127.0.0.1:1)",
+        "not applied until a restart: delivery.mode: queued stays in force until a restart (the file now says passthrough)",
+        "not applied until a restart: delivery.queue_dir: none (in memory) stays in force",
+    ] {
+        assert!(body.contains(kept), "{kept:?} missing from:\n{body}");
+    }
+    bridge
+        .wait_for_log("the warning", Duration::from_secs(5), |l| {
+            l["message"] == "A restart-only setting changed; it applies after a restart."
+                && l["kept"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with("delivery.mode"))
+        })
+        .await;
+    // Still queued: the answer comes before DingTalk's.
+    let (status, body) = bridge
+        .post(
+            "/alertmanager",
+            payload("firing", &[("StillQueued", &[])]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body.trim()),
+        (200, "ok: 1 alerts, 1 messages queued")
+    );
+    assert!(
+        !bridge.dir().join("elsewhere").exists(),
+        "no queue opened there"
+    );
+}
+
+/// Reading the queue API and the metrics takes no lock a send holds: both answer while a
+/// request to DingTalk hangs.
+#[tokio::test]
+async fn the_queue_api_and_metrics_answer_while_dingtalk_hangs() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("first-token")]).await;
+    dingtalk.set_mode(Mode::Hang);
+    let slow = config(&dingtalk.api_url(), "first").replace("api_url:", "timeout: 60s, api_url:");
+    let bridge = Bridge::start(BINARY, &slow).await;
+    bridge.notify(&payload("firing", &[("Hanging", &[])])).await;
+    dingtalk
+        .wait_until("the hanging send", Duration::from_secs(10), |r| {
+            r.len() == 1
+        })
+        .await;
+    for path in ["/api/v1/queue", "/metrics", "/api/v1/dead-letters"] {
+        let answered = tokio::time::timeout(Duration::from_millis(200), bridge.get(path)).await;
+        let (status, body) = answered.unwrap_or_else(|_| panic!("{path} waited for DingTalk"));
+        assert_eq!(status, 200, "{path}: {body}");
+        if path == "/api/v1/queue" {
+            let robots: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(robots[0]["depth"], 1, "{body}");
+            assert_eq!(robots[0]["sent_in_window"], 1, "{body}");
+        }
+    }
+    assert_eq!(
+        dingtalk.requests()[0].http_status,
+        0,
+        "the send still hangs"
+    );
 }
 
 #[tokio::test]
@@ -211,6 +327,14 @@ strategies:
     assert!(output.success, "{}", output.stderr);
     assert!(
         output.stdout.starts_with("OK: ") && output.stdout.contains("1 robots"),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output.stdout.contains(
+            "restart-only (a reload keeps the running values): listen 0.0.0.0:8060, \
+             delivery.mode queued, delivery.queue_dir "
+        ),
         "{}",
         output.stdout
     );

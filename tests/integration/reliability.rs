@@ -323,3 +323,176 @@ async fn in_passthrough_mode_a_real_alertmanager_retries_through_an_outage() {
     let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(delivered_with(&requests, "RetriedByAlertmanager"), 1);
 }
+
+/// Without a queue file the backlog lives in memory; `delivery.max_pending` bounds it, and
+/// a webhook past it is answered 503 (Alertmanager retries), counted and logged.
+#[tokio::test]
+async fn a_full_queue_answers_503_and_takes_webhooks_again_once_it_drains() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Refuse);
+    let config = format!(
+        r#"
+dingtalk: {{ api_url: "{}", timeout: 1s }}
+delivery: {{ max_pending: 2 }}
+robots:
+  ops: {{ access_token: ops-token }}
+strategies:
+  - name: default
+    robots: [ops]
+"#,
+        dingtalk.api_url()
+    );
+    let mut bridge = Bridge::start(BINARY, &config).await;
+    assert_eq!(notify(&bridge, "First").await.0, 200);
+    assert_eq!(notify(&bridge, "Second").await.0, 200);
+    let (status, body) = notify(&bridge, "Third").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("queue of robot ops is full (2 messages pending, delivery.max_pending)"),
+        "{body}"
+    );
+    bridge
+        .wait_for_metric(
+            r#"alertmanager_dingtalk_webhooks_total{outcome="queue_full"}"#,
+            1.0,
+        )
+        .await;
+    bridge
+        .wait_for_log("the refusal", Duration::from_secs(5), |l| {
+            l["message"] == "Webhook not accepted." && l["status"] == 503
+        })
+        .await;
+
+    // Alertmanager's retry is taken once the backlog is delivered.
+    dingtalk.set_mode(Mode::Normal);
+    bridge.wait_idle().await;
+    assert_eq!(notify(&bridge, "Third").await.0, 200);
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    for name in ["First", "Second", "Third"] {
+        assert_eq!(delivered_with(&requests, name), 1, "{name}");
+    }
+}
+
+/// Posts a webhook of one alert named `name`; returns status and answer.
+async fn notify(bridge: &Bridge, name: &str) -> (u16, String) {
+    let body = payload("firing", &[(name, &[])]);
+    bridge.post("/alertmanager", body, None).await
+}
+
+/// A tmpfs of its own, unmounted when dropped: a disk that really fills up.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(
+            mounted.success(),
+            "this test mounts a {size} tmpfs at {} and needs root to do it (.ci/run runs as root)",
+            path.display()
+        );
+        SmallDisk(path)
+    }
+
+    /// Fills the disk with one file, leaving it full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
+        let block = vec![0x5a; 64 * 1024];
+        while filler.write_all(&block).is_ok() {}
+        // Whatever fits of a smaller write, so not even a page is left.
+        while filler.write_all(&block[..512]).is_ok() {}
+        let _ = filler.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The queue volume fills up while DingTalk is down: webhooks are answered 503 while the
+/// disk refuses writes (never 200 for what could not be stored), the bridge keeps going,
+/// and takes webhooks again as soon as there is space, without a restart; everything
+/// that got a 200 is delivered, once.
+#[tokio::test]
+async fn a_full_queue_disk_refuses_webhooks_until_space_is_back() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    dingtalk.set_mode(Mode::Refuse);
+    let bridge = Bridge::start(BINARY, &durable_config(&dingtalk.api_url(), "", "")).await;
+    // The queue directory moves onto a 2 MiB disk: restart on it.
+    let queue = bridge.dir().join("data/queue");
+    std::fs::remove_dir_all(&queue).unwrap();
+    let disk = SmallDisk::mount(queue, "2m");
+    let mut bridge = bridge.restart().await;
+    disk.fill();
+
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..50 {
+        let name = format!("OnFullDisk{i:02}");
+        let (status, body) = notify(&bridge, &name).await;
+        match status {
+            200 => accepted.push(name),
+            503 => {
+                assert!(body.contains("queue"), "{body}");
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(refused > 40, "{refused} of 50 refused on a full disk");
+    bridge
+        .wait_for_log("the queue file closed", Duration::from_secs(5), |l| {
+            l["message"] == "Queue file I/O error; closing it, and opening it again shortly."
+        })
+        .await;
+    assert!(
+        bridge
+            .metric(r#"alertmanager_dingtalk_webhooks_total{outcome="queue_error"}"#)
+            .await
+            >= 40.0
+    );
+
+    disk.free();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = bridge
+            .post(
+                "/alertmanager",
+                payload("firing", &[("AfterSpace", &[])]),
+                None,
+            )
+            .await;
+        if status == 200 {
+            accepted.push("AfterSpace".to_owned());
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never took webhooks again:\n{}",
+            bridge.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(bridge.get("/-/ready").await.0, 200);
+
+    dingtalk.set_mode(Mode::Normal);
+    bridge.wait_idle().await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    for name in &accepted {
+        assert_eq!(delivered_with(&requests, name), 1, "{name}");
+    }
+    drop(bridge);
+    drop(disk);
+}
