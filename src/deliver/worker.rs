@@ -260,7 +260,7 @@ fn failed(delivery: &Delivery, robot: &Robot, send: &Send, failure: Failure, att
         retry,
         budget,
     } = failure;
-    match retry {
+    let hopeless = match retry {
         Retry::Never => {
             tracing::error!(
                 message = "DingTalk refused the message; giving up on it.",
@@ -271,38 +271,27 @@ fn failed(delivery: &Delivery, robot: &Robot, send: &Send, failure: Failure, att
                 %error,
                 %hint,
             );
-            let detail = format!("{error}; {hint}");
-            bury(
-                delivery,
-                &robot.name,
-                &send.envelopes,
-                &error.metric_code(),
-                &detail,
-            );
+            format!("{error}; {hint}")
         }
-        Retry::Shorter if budget < MIN_BUDGET => {
-            let detail = format!(
-                "{error}; DingTalk refused even a {}-byte message as too long",
-                send.message.size()
-            );
-            bury(
-                delivery,
-                &robot.name,
-                &send.envelopes,
-                &error.metric_code(),
-                &detail,
-            );
-        }
-        Retry::Later => tracing::warn!(
-            message = "Send failed; will retry.",
-            robot = %robot.name,
-            strategy = %send.strategy,
-            attempt,
-            %error,
-            %hint,
+        Retry::Shorter if budget < MIN_BUDGET => format!(
+            "{error}; DingTalk refused even a {}-byte message as too long",
+            send.message.size()
         ),
-        Retry::AfterPause | Retry::Shorter => {}
-    }
+        Retry::Later => {
+            tracing::warn!(
+                message = "Send failed; will retry.",
+                robot = %robot.name,
+                strategy = %send.strategy,
+                attempt,
+                %error,
+                %hint,
+            );
+            return;
+        }
+        Retry::AfterPause | Retry::Shorter => return,
+    };
+    let reason = error.metric_code();
+    bury(delivery, &robot.name, &send.envelopes, &reason, &hopeless);
 }
 
 /// Moves `messages` to the dead letters, counted under `reason`.

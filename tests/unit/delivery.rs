@@ -12,8 +12,7 @@ use alertmanager_dingtalk::dingtalk::SendError;
 use alertmanager_dingtalk::queue::Store;
 
 use crate::scripted::{
-    FailingWrites, Harness, Scripted, Sent, config, envelope, names, server_error, too_fast,
-    too_long,
+    FaultyStore, Harness, Scripted, Sent, config, envelope, names, server_error, too_fast, too_long,
 };
 
 const fn secs(n: u64) -> Duration {
@@ -317,7 +316,7 @@ async fn a_message_too_long_even_when_short_becomes_a_dead_letter() {
 /// can; so are dead letters.
 #[tokio::test(start_paused = true)]
 async fn deliveries_the_queue_cannot_write_are_not_sent_again() {
-    let store = Arc::new(FailingWrites::default());
+    let store = Arc::new(FaultyStore::default());
     let dingtalk = Scripted::accepting();
     let harness = Harness::with_store(&config("", "", ""), dingtalk.clone(), store.clone());
     store.failing.store(true, Ordering::Relaxed);
@@ -344,7 +343,7 @@ async fn deliveries_the_queue_cannot_write_are_not_sent_again() {
 
 #[tokio::test(start_paused = true)]
 async fn dead_letters_the_queue_cannot_write_are_written_later() {
-    let store = Arc::new(FailingWrites::default());
+    let store = Arc::new(FaultyStore::default());
     let refused = Err(SendError::Rejected {
         errcode: 300001,
         errmsg: "token is not exist".to_owned(),

@@ -2,8 +2,8 @@
 //! memory store and the redb file), the per-robot counts and their bound, an append that
 //! races a read, and removals the store cannot write yet.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use alertmanager_dingtalk::queue::{
@@ -11,7 +11,7 @@ use alertmanager_dingtalk::queue::{
 };
 use jiff::Timestamp;
 
-use crate::scripted::{FailingWrites, envelope};
+use crate::scripted::{FaultyStore, envelope};
 
 fn ids(messages: &[Envelope]) -> Vec<u64> {
     messages.iter().map(|m| m.id).collect()
@@ -114,78 +114,31 @@ async fn a_push_past_max_pending_is_refused_and_counts_nothing() {
     assert_eq!((queue.depth("a"), queue.depth("b")), (3, 1));
 }
 
-/// A store whose next read of the oldest messages finds nothing readable, while another
-/// webhook's append commits during that read.
-struct RacingRead {
-    inner: MemoryStore,
-    queue: OnceLock<Arc<Queue>>,
-    racing: Mutex<Option<Envelope>>,
-}
-
-impl Store for RacingRead {
-    fn append(&self, messages: &[Envelope]) -> Result<(), QueueError> {
-        self.inner.append(messages)
-    }
-    fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
-        let Some(racing) = self.racing.lock().unwrap().take() else {
-            return self.inner.oldest(robot, limit);
-        };
-        let queue = self.queue.get().unwrap().clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            runtime.block_on(queue.push(vec![racing], 10)).unwrap();
-        })
-        .join()
-        .unwrap();
-        Ok(Vec::new())
-    }
-    fn remove(&self, robot: &str, ids: &[u64]) -> Result<usize, QueueError> {
-        self.inner.remove(robot, ids)
-    }
-    fn bury(
-        &self,
-        messages: &[Envelope],
-        reason: &str,
-        at: Timestamp,
-    ) -> Result<usize, QueueError> {
-        self.inner.bury(messages, reason, at)
-    }
-    fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
-        self.inner.dead_letters()
-    }
-    fn revive_all(&self) -> Result<Vec<Envelope>, QueueError> {
-        self.inner.revive_all()
-    }
-    fn scan(&self) -> Result<Inventory, QueueError> {
-        self.inner.scan()
-    }
-    fn sync(&self) -> Result<(), QueueError> {
-        Ok(())
-    }
-    fn syncs_to_disk(&self) -> bool {
-        false
-    }
-}
-
 /// When the store has nothing readable for a robot, the queue takes off what it had
 /// counted, not everything: a message appended meanwhile keeps its count, and its worker
 /// is not left waiting for the next webhook.
 #[tokio::test]
 async fn an_append_racing_a_read_of_nothing_keeps_its_count() {
-    let store = Arc::new(RacingRead {
-        inner: MemoryStore::default(),
-        queue: OnceLock::new(),
-        racing: Mutex::new(None),
-    });
+    let store = Arc::new(FaultyStore::default());
     let queue = Arc::new(Queue::new(store.clone()).unwrap());
-    let _ = store.queue.set(queue.clone());
     queue
         .push(vec![envelope(1, "a", "Unreadable")], 10)
         .await
         .unwrap();
-    *store.racing.lock().unwrap() = Some(envelope(2, "a", "Racing"));
+    let racing = queue.clone();
+    store.during_next_read(move || {
+        // Another webhook's append commits while the store is being read.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(racing.push(vec![envelope(2, "a", "Racing")], 10))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    });
 
     assert!(queue.oldest("a", 1).unwrap().is_empty());
     assert_eq!(queue.depth("a"), 1, "the racing append is still counted");
@@ -198,7 +151,7 @@ async fn an_append_racing_a_read_of_nothing_keeps_its_count() {
 /// hands out, and written by `settle` once the store works.
 #[tokio::test]
 async fn an_unwritten_removal_is_not_handed_out_again_and_settles_later() {
-    let store = Arc::new(FailingWrites::default());
+    let store = Arc::new(FaultyStore::default());
     let queue = Queue::new(store.clone()).unwrap();
     queue
         .push(vec![envelope(1, "a", "A1"), envelope(2, "a", "A2")], 10)

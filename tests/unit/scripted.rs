@@ -275,16 +275,25 @@ pub fn config(ops: &str, more: &str, delivery: &str) -> String {
     )
 }
 
-/// A store whose removals and burials fail while `failing` is set, as on a full disk.
+/// A memory store with faults: its removals and burials fail while `failing` is set, as
+/// on a full disk, and a hook given to [`during_next_read`](Self::during_next_read) runs
+/// inside the next read of the oldest messages, which then finds nothing readable.
 #[derive(Default)]
-pub struct FailingWrites {
+pub struct FaultyStore {
     /// Where the messages are.
     pub inner: MemoryStore,
     /// Whether removals and burials fail now.
     pub failing: AtomicBool,
+    next_read: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-impl FailingWrites {
+impl FaultyStore {
+    /// Runs `meanwhile` during the next read of the oldest messages, and makes that read
+    /// find nothing it can decode.
+    pub fn during_next_read(&self, meanwhile: impl FnOnce() + Send + 'static) {
+        *self.next_read.lock().unwrap() = Some(Box::new(meanwhile));
+    }
+
     fn check(&self) -> Result<(), QueueError> {
         if self.failing.load(Ordering::Relaxed) {
             return Err(QueueError::Store("No space left on device".to_owned()));
@@ -293,12 +302,19 @@ impl FailingWrites {
     }
 }
 
-impl Store for FailingWrites {
+impl Store for FaultyStore {
     fn append(&self, messages: &[Envelope]) -> Result<(), QueueError> {
         self.inner.append(messages)
     }
     fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
-        self.inner.oldest(robot, limit)
+        let meanwhile = self.next_read.lock().unwrap().take();
+        match meanwhile {
+            Some(meanwhile) => {
+                meanwhile();
+                Ok(Vec::new())
+            }
+            None => self.inner.oldest(robot, limit),
+        }
     }
     fn remove(&self, robot: &str, ids: &[u64]) -> Result<usize, QueueError> {
         self.check()?;
