@@ -152,6 +152,21 @@ impl Gate {
         }
     }
 
+    /// Waits for this robot's lane until `deadline`; `None` if it stayed taken. Takes a
+    /// free lane without setting up a timer.
+    pub async fn lane_until(&self, deadline: Instant) -> Option<Lane<'_>> {
+        let held = match self.lane.try_lock() {
+            Ok(held) => held,
+            Err(_) => tokio::time::timeout_at(deadline, self.lane.lock())
+                .await
+                .ok()?,
+        };
+        Some(Lane {
+            gate: self,
+            _held: held,
+        })
+    }
+
     /// Notes DingTalk's acceptance: pauses start again from a minute, the error is cleared.
     pub fn succeeded(&self, at: Timestamp) {
         let mut state = self.lock();

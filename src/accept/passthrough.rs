@@ -101,7 +101,7 @@ async fn send_one(
     if slot > deadline {
         return Err(rate_limited(slot));
     }
-    let Ok(lane) = tokio::time::timeout_at(deadline, gate.lane()).await else {
+    let Some(lane) = gate.lane_until(deadline).await else {
         delivery.metrics.message(&robot.name, "retried");
         return Err(Passed::Busy {
             robot: robot.name.clone(),
