@@ -118,11 +118,13 @@ async fn the_view_is_read_while_the_lane_is_held() {
             .is_err(),
         "the lane is held"
     );
+    let asked = Instant::now();
+    assert!(gate.lane_until(asked + secs(5)).await.is_none());
+    assert_eq!(Instant::now(), asked + secs(5), "waited until the deadline");
     drop(lane);
     assert!(
-        tokio::time::timeout(Duration::from_millis(1), gate.lane())
-            .await
-            .is_ok()
+        gate.lane_until(Instant::now()).await.is_some(),
+        "a free lane is taken at once"
     );
 }
 
