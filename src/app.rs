@@ -47,7 +47,7 @@ pub struct App {
     /// The queue, the robots' gates and their workers.
     pub delivery: Arc<Delivery>,
     /// Duplicate suppression.
-    pub dedup: Dedup,
+    pub dedup: Arc<Dedup>,
     /// The service's metrics.
     pub metrics: Arc<Metrics>,
     ready: AtomicBool,
@@ -76,7 +76,7 @@ impl App {
             pinned,
             config,
             delivery,
-            dedup: Dedup::new(metrics.duplicates_suppressed.clone()),
+            dedup: Arc::new(Dedup::new(metrics.duplicates_suppressed.clone())),
             metrics,
             ready: AtomicBool::new(false),
         });
@@ -144,10 +144,11 @@ impl App {
         metrics
             .config_last_reload_success_timestamp
             .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
-        for robot in self.config.snapshot().config.robots.keys() {
+        let runtime = self.config.snapshot();
+        for robot in runtime.config.robots.keys() {
             metrics.declare_robot(robot);
         }
-        self.delivery.refresh_gauges();
+        self.delivery.refresh_gauges(&runtime);
     }
 
     /// Re-queues every dead letter; returns how many robots get messages back.
@@ -156,7 +157,7 @@ impl App {
         for robot in &robots {
             self.delivery.wake(robot);
         }
-        self.delivery.refresh_gauges();
+        self.delivery.refresh_gauges(&self.config.snapshot());
         Ok(robots.len())
     }
 

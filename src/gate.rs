@@ -18,7 +18,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use crate::dingtalk::MESSAGE_BUDGET;
+use crate::dingtalk::{MESSAGE_BUDGET, MIN_BUDGET};
 use crate::rate_window::{RateLimit, RateWindow};
 
 /// Pause after DingTalk says the robot sends too fast; it blocks for 10 minutes at most.
@@ -143,8 +143,8 @@ impl Gate {
         state.window.room(now)
     }
 
-    /// Waits for this robot's lane: held for the whole of one send, from the reservation
-    /// to DingTalk's answer.
+    /// Waits for this robot's lane: held by one sender from before its reservation to
+    /// DingTalk's answer (in passthrough, across the shorter sends after a "too long").
     pub async fn lane(&self) -> Lane<'_> {
         Lane {
             gate: self,
@@ -191,12 +191,12 @@ impl Gate {
         pause
     }
 
-    /// Lowers the size budget below `refused` bytes, which DingTalk refused as too long;
-    /// returns the new budget. Each refusal takes a quarter off, so a few answers find
-    /// whatever DingTalk counts.
+    /// Lowers the size budget below `refused` bytes, which DingTalk refused as too long,
+    /// but not below [`MIN_BUDGET`]; returns the new budget. Each refusal takes a quarter
+    /// off, so a few answers find whatever DingTalk counts.
     pub fn shrink(&self, refused: usize) -> usize {
         let mut state = self.lock();
-        state.size_budget = state.size_budget.min(refused) / 4 * 3;
+        state.size_budget = (state.size_budget.min(refused) / 4 * 3).max(MIN_BUDGET);
         state.size_budget
     }
 
@@ -225,47 +225,41 @@ pub struct Lane<'a> {
     _held: tokio::sync::MutexGuard<'a, ()>,
 }
 
-impl Lane<'_> {
+impl<'g> Lane<'g> {
     /// The robot's gate.
     pub fn gate(&self) -> &Gate {
         self.gate
     }
 
-    /// Waits until a send may start; `Err` with that instant if it is after `deadline`.
-    /// Records nothing: call [`reserve`](Self::reserve) right before sending.
-    pub async fn wait_for_slot(
-        &self,
-        limit: RateLimit,
-        deadline: Option<Instant>,
-    ) -> Result<(), Instant> {
-        loop {
-            let now = Instant::now();
-            let slot = self.gate.next_slot(limit, now);
-            if slot <= now {
-                return Ok(());
-            }
-            if deadline.is_some_and(|deadline| slot > deadline) {
-                return Err(slot);
-            }
-            tokio::time::sleep_until(slot).await;
-        }
-    }
-
     /// Records a send starting now, waiting for the slot first if need be; `Err` with the
-    /// slot's instant if it is after `deadline`.
+    /// slot's instant if it is after `deadline`. The [`Reserved`] is what a send takes.
     pub async fn reserve(
         &self,
         limit: RateLimit,
         deadline: Option<Instant>,
-    ) -> Result<(), Instant> {
+    ) -> Result<Reserved<'_, 'g>, Instant> {
         loop {
             match self.gate.reserve(limit, Instant::now()) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(Reserved { lane: self }),
                 Err(slot) if deadline.is_some_and(|deadline| slot > deadline) => {
                     return Err(slot);
                 }
                 Err(slot) => tokio::time::sleep_until(slot).await,
             }
         }
+    }
+}
+
+/// One send recorded in the robot's window, on its lane: `deliver::send` takes it, so no
+/// message goes out without a reservation, and one reservation makes one send.
+#[derive(Debug)]
+pub struct Reserved<'l, 'g> {
+    lane: &'l Lane<'g>,
+}
+
+impl Reserved<'_, '_> {
+    /// The robot's gate.
+    pub fn gate(&self) -> &Gate {
+        self.lane.gate
     }
 }

@@ -336,8 +336,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the queue gauges of `robot`.
-    pub fn set_queue(&self, robot: &str, depth: usize, oldest_age_seconds: f64) {
+    /// Sets the queue gauges of `robot`; an unknown age leaves the last one.
+    pub fn set_queue(&self, robot: &str, depth: usize, oldest_age_seconds: Option<f64>) {
         self.robots_with_gauges().insert(robot.to_owned());
         let labels = RobotLabels {
             robot: robot.to_owned(),
@@ -345,9 +345,9 @@ impl Metrics {
         self.queue_depth
             .get_or_create(&labels)
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
-        self.queue_oldest_age
-            .get_or_create(&labels)
-            .set(oldest_age_seconds);
+        if let Some(age) = oldest_age_seconds {
+            self.queue_oldest_age.get_or_create(&labels).set(age);
+        }
     }
 
     /// Counts `count` messages of `robot` given up on for `reason`.

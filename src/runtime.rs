@@ -89,7 +89,7 @@ impl Pinned {
     /// per setting the file changed, naming the value that stays in force.
     pub fn keep(&self, config: &mut Config) -> Vec<String> {
         let changes = self.changes(config);
-        config.listen = self.file_listen;
+        config.listen = self.listen;
         config.mode = self.mode;
         config.queue_dir.clone_from(&self.queue_dir);
         changes

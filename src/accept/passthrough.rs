@@ -8,8 +8,8 @@ use tokio::time::Instant;
 
 use super::{AcceptError, plan};
 use crate::dedup::{self, Dedup};
-use crate::deliver::{self, Delivery, Failure, MIN_BUDGET};
-use crate::dingtalk::{Retry, Robot};
+use crate::deliver::{self, Delivery, Failure};
+use crate::dingtalk::{MIN_BUDGET, Retry, Robot};
 use crate::payload::Notification;
 use crate::plan::PlannedMessage;
 use crate::render;
@@ -63,6 +63,7 @@ pub async fn send_now(
         return Ok(Passed::Duplicate);
     }
     let planned = plan(&delivery.metrics, config, notification, direct_robot)?;
+    let mut delivered = 0;
     for message in &planned {
         let Some(robot) = config.robots.get(&message.robot) else {
             continue;
@@ -70,16 +71,18 @@ pub async fn send_now(
         if let Err(refused) = send_one(delivery, runtime, robot, message).await {
             return Ok(refused);
         }
+        delivered += 1;
     }
     // Remembered only once delivered: Alertmanager's retry of a failed one is no
     // duplicate.
     dedup.remember(&identity, config.dedup_window);
     Ok(Passed::Delivered {
-        messages: planned.len(),
+        messages: delivered,
     })
 }
 
-/// Sends one message, shortened as often as DingTalk says it is too long.
+/// Sends one message, shortened as often as DingTalk says it is too long; it waits for
+/// the robot's lane and slot up to `passthrough_max_wait`.
 async fn send_one(
     delivery: &Delivery,
     runtime: &Runtime,
@@ -97,6 +100,7 @@ async fn send_one(
             wait: slot.saturating_duration_since(Instant::now()),
         }
     };
+    // Refused at once, without waiting for a lane another send holds.
     let slot = gate.next_slot(limit, now);
     if slot > deadline {
         return Err(rate_limited(slot));
@@ -109,10 +113,18 @@ async fn send_one(
     };
     let mut message = render::shorten(&planned.message, robot, gate.size_budget());
     loop {
-        lane.reserve(limit, Some(deadline))
+        let reserved = lane
+            .reserve(limit, Some(deadline))
             .await
             .map_err(rate_limited)?;
-        let sent = deliver::send(&lane, &*runtime.sender, robot, &delivery.metrics, &message).await;
+        let sent = deliver::send(
+            reserved,
+            &*runtime.sender,
+            robot,
+            &delivery.metrics,
+            &message,
+        )
+        .await;
         match sent {
             Ok(()) => {
                 tracing::info!(
@@ -123,7 +135,7 @@ async fn send_one(
                 );
                 return Ok(());
             }
-            Err(failure) if failure.retry == Retry::Shorter && failure.budget >= MIN_BUDGET => {
+            Err(failure) if failure.retry == Retry::Shorter && message.size() >= MIN_BUDGET => {
                 message = render::shorten(&message, robot, failure.budget);
             }
             Err(failure) => {

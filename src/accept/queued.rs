@@ -1,5 +1,8 @@
 //! Queued mode: the messages of a notification are committed to the queue before the
-//! webhook is answered 200, and the robots' workers deliver them from there.
+//! webhook is answered 200, and the robots' workers deliver them from there. The commit
+//! and what follows it run in a task of their own, so a client that goes away mid-commit
+//! leaves neither a stored message without a woken worker nor a duplicate claim for a
+//! notification that was not stored.
 
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use crate::dedup::{self, Dedup};
 use crate::deliver::Delivery;
 use crate::payload::Notification;
 use crate::plan::PlannedMessage;
-use crate::queue::Envelope;
+use crate::queue::{Envelope, QueueError};
 use crate::runtime::Runtime;
 
 /// Routes, renders and durably queues `notification` (or, with `direct_robot`, all of it
@@ -18,7 +21,7 @@ use crate::runtime::Runtime;
 /// duplicate.
 pub async fn accept(
     delivery: &Arc<Delivery>,
-    dedup: &Dedup,
+    dedup: &Arc<Dedup>,
     runtime: &Runtime,
     notification: &Notification,
     direct_robot: Option<&str>,
@@ -42,15 +45,28 @@ pub async fn accept(
         .into_iter()
         .map(|m| envelope(delivery, m, accepted_at))
         .collect();
-    if let Err(error) = delivery.queue.push(envelopes, config.max_pending).await {
-        // Not queued, so Alertmanager's retry must not count as a duplicate.
-        dedup.forget(&identity);
-        return Err(error.into());
+    let committed = tokio::spawn({
+        let (delivery, dedup) = (delivery.clone(), dedup.clone());
+        let max_pending = config.max_pending;
+        async move {
+            if let Err(error) = delivery.queue.push(envelopes, max_pending).await {
+                // Not queued, so Alertmanager's retry must not count as a duplicate.
+                dedup.forget(&identity);
+                return Err(error);
+            }
+            for robot in robots {
+                delivery.wake(&robot);
+            }
+            Ok(())
+        }
+    });
+    match committed.await {
+        Ok(result) => result.map(|()| count).map_err(AcceptError::from),
+        // Only a panic in the task: the messages may or may not be stored.
+        Err(error) => Err(AcceptError::Queue(QueueError::Store(format!(
+            "queueing failed: {error}"
+        )))),
     }
-    for robot in robots {
-        delivery.wake(&robot);
-    }
-    Ok(count)
 }
 
 fn envelope(delivery: &Delivery, message: PlannedMessage, accepted_at: Timestamp) -> Envelope {

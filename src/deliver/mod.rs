@@ -5,7 +5,8 @@
 //!
 //! [`Delivery`] holds the parts the workers share: the configuration in force (looked up
 //! at send time, so a reload applies to pending messages too), the queue, the gates and
-//! the metrics. It never holds a lock across I/O, and knows nothing of HTTP requests.
+//! the metrics. No lock the API or a scrape reads is held across I/O; it knows nothing of
+//! HTTP requests.
 
 mod worker;
 
@@ -19,15 +20,11 @@ use tokio::time::Instant;
 
 pub use worker::backoff;
 
-use crate::dingtalk::{self, Message, Retry, Robot, SendError, Sender};
-use crate::gate::{Gate, Lane, LastError};
+use crate::dingtalk::{self, MIN_BUDGET, Message, Retry, Robot, SendError, Sender};
+use crate::gate::{Gate, LastError, Reserved};
 use crate::metrics::{ErrorLabels, Metrics, RobotLabels};
 use crate::queue::Queue;
-use crate::runtime::ConfigHandle;
-
-/// Below this many bytes of title and text, a "too long" answer is not about length: the
-/// message is given up on instead of being cut shorter still.
-pub const MIN_BUDGET: usize = 1000;
+use crate::runtime::{ConfigHandle, Runtime};
 
 /// The parts the delivery workers share, and the workers themselves.
 pub struct Delivery {
@@ -71,21 +68,26 @@ impl Delivery {
         workers.insert(robot.to_owned(), worker);
     }
 
-    /// Sets the queue gauges of every robot configured or with messages queued, and
-    /// removes those of robots that are neither any more.
-    pub fn refresh_gauges(&self) {
-        let Ok(stats) = self.queue.stats() else {
-            return;
-        };
-        let runtime = self.config.snapshot();
+    /// Sets the queue and pause gauges of every robot configured in `runtime` or with
+    /// messages queued, and removes those of robots that are neither any more.
+    pub fn refresh_gauges(&self, runtime: &Runtime) {
+        let stats = self.queue.stats();
         let now = Timestamp::now();
+        let instant = Instant::now();
         let current: BTreeSet<&String> = runtime.config.robots.keys().chain(stats.keys()).collect();
         for robot in &current {
             let robot_stats = stats.get(*robot).copied().unwrap_or_default();
-            let age = robot_stats
-                .oldest
-                .map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
+            let age = match robot_stats.oldest {
+                Some(oldest) => Some(now.duration_since(oldest).as_secs_f64().max(0.0)),
+                None if robot_stats.depth == 0 => Some(0.0),
+                // Queued, but the store cannot say since when: the last age stands.
+                None => None,
+            };
             self.metrics.set_queue(robot, robot_stats.depth, age);
+            let paused = lock(&self.gates)
+                .get(*robot)
+                .is_some_and(|gate| gate.view(instant).paused_until.is_some());
+            self.metrics.set_paused(robot, paused);
         }
         for robot in self.metrics.robots() {
             if !current.contains(&robot) {
@@ -130,22 +132,21 @@ pub struct Failure {
     pub hint: String,
     /// Whether and how to retry.
     pub retry: Retry,
-    /// After [`Retry::Shorter`]: the size budget now in force for the robot; below
-    /// [`MIN_BUDGET`], the message should be given up on.
+    /// After [`Retry::Shorter`]: the size budget now in force for the robot.
     pub budget: usize,
 }
 
-/// Sends `message` to `robot` through `sender`, on a lane whose send was just reserved,
-/// and records DingTalk's answer: in the gate (success, last error, pause, size budget)
-/// and in the metrics.
+/// Sends `message` to `robot` through `sender` on the slot `reserved`, and records
+/// DingTalk's answer: in the gate (success, last error, pause, size budget) and in the
+/// metrics.
 pub async fn send(
-    lane: &Lane<'_>,
+    reserved: Reserved<'_, '_>,
     sender: &dyn Sender,
     robot: &Robot,
     metrics: &Metrics,
     message: &Message,
 ) -> Result<(), Failure> {
-    let gate = lane.gate();
+    let gate = reserved.gate();
     let body = dingtalk::encode(robot.msgtype, message);
     let started = Instant::now();
     let result = sender.send(robot, body).await;
@@ -193,12 +194,8 @@ pub async fn send(
         }
         Retry::Shorter => {
             budget = gate.shrink(message.size());
-            let outcome = if budget < MIN_BUDGET {
-                "failed"
-            } else {
-                "retried"
-            };
-            metrics.message(&robot.name, outcome);
+            let short = message.size() < MIN_BUDGET;
+            metrics.message(&robot.name, if short { "failed" } else { "retried" });
             tracing::warn!(
                 message = "DingTalk refused a message as too long; sending its alerts in shorter messages.",
                 robot = %robot.name,

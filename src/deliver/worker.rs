@@ -7,7 +7,8 @@
 //! from the config. Retryable failures back off exponentially with jitter; a rate-limit
 //! answer pauses the robot (in the gate); a "too long" answer lowers the robot's size
 //! budget and the same alerts go again in shorter messages. The worker holds the robot's
-//! lane only from choosing what to send to DingTalk's answer, never while it waits.
+//! lane only from choosing what to send to DingTalk's answer: it waits for a slot, a
+//! backoff or the queue without it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +16,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::{Delivery, Failure, MIN_BUDGET};
+use super::{Delivery, Failure};
 use crate::coalesce;
-use crate::dingtalk::{Message, Retry, Robot};
+use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot};
 use crate::gate::{Gate, paced_slots};
 use crate::metrics::RobotLabels;
 use crate::queue::{Envelope, QueueError};
@@ -69,8 +70,10 @@ impl Send {
 pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
     let gate = delivery.gate(&robot);
     let queue = &delivery.queue;
-    // Consecutive failures of a retryable kind, and of writing to or reading the queue.
+    // Sends of the message at the front so far, for the log; retryable failures in a
+    // row, for the backoff; failures to read or write the queue in a row.
     let mut attempt = 0u32;
+    let mut retries = 0u32;
     let mut queue_failures = 0u32;
     let mut settle_at = Instant::now();
     loop {
@@ -101,10 +104,13 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
         let runtime = delivery.config.snapshot();
         let Some(robot_config) = runtime.config.robots.get(&robot).cloned() else {
             let removed = "the robot is no longer configured";
-            if let Err(error) = bury_all(&delivery, &robot, "robot_removed", removed) {
-                queue_failures += 1;
-                tracing::error!(message = "Cannot read the queue.", %robot, %error);
-                tokio::time::sleep(jittered_backoff(queue_failures)).await;
+            match bury_all(&delivery, &robot, "robot_removed", removed) {
+                Ok(()) => queue_failures = 0,
+                Err(error) => {
+                    queue_failures += 1;
+                    tracing::error!(message = "Cannot read the queue.", %robot, %error);
+                    tokio::time::sleep(jittered_backoff(queue_failures)).await;
+                }
             }
             continue;
         };
@@ -123,19 +129,21 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
             Ok(Some(send)) => send,
             Ok(None) => continue,
             Err(error) => {
+                drop(lane);
                 queue_failures += 1;
                 tracing::error!(message = "Cannot read the queue.", %robot, %error);
                 tokio::time::sleep(jittered_backoff(queue_failures)).await;
                 continue;
             }
         };
+        queue_failures = 0;
         // Only a passthrough webhook can have taken the slot since it was seen free.
-        if lane.reserve(limit, Some(Instant::now())).await.is_err() {
+        let Ok(reserved) = lane.reserve(limit, Some(Instant::now())).await else {
             continue;
-        }
+        };
         attempt += 1;
         let result = super::send(
-            &lane,
+            reserved,
             &*runtime.sender,
             &robot_config,
             &delivery.metrics,
@@ -143,20 +151,20 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
         )
         .await;
         drop(lane);
-        match result {
-            Ok(()) => {
-                delivered(&delivery, &robot_config, &send, attempt);
-                attempt = 0;
-            }
-            Err(failure) => {
-                let retry = failure.retry;
-                failed(&delivery, &robot_config, &send, failure, attempt);
-                match retry {
-                    Retry::Later => tokio::time::sleep(jittered_backoff(attempt)).await,
-                    Retry::AfterPause | Retry::Shorter => {}
-                    Retry::Never => attempt = 0,
-                }
-            }
+        let Err(failure) = result else {
+            delivered(&delivery, &robot_config, &send, attempt);
+            (attempt, retries) = (0, 0);
+            continue;
+        };
+        let retry = failure.retry;
+        let given_up = failed(&delivery, &robot_config, &send, failure, attempt);
+        if given_up {
+            (attempt, retries) = (0, 0);
+        } else if retry == Retry::Later {
+            retries += 1;
+            tokio::time::sleep(jittered_backoff(retries)).await;
+        } else {
+            retries = 0;
         }
     }
 }
@@ -252,13 +260,11 @@ fn delivered(delivery: &Delivery, robot: &Robot, send: &Send, attempt: u32) {
     );
 }
 
-/// Logs a failed send, and buries its messages if it cannot succeed.
-fn failed(delivery: &Delivery, robot: &Robot, send: &Send, failure: Failure, attempt: u32) {
+/// Logs a failed send, and buries its messages if it cannot succeed; returns whether it
+/// did.
+fn failed(delivery: &Delivery, robot: &Robot, send: &Send, failure: Failure, attempt: u32) -> bool {
     let Failure {
-        error,
-        hint,
-        retry,
-        budget,
+        error, hint, retry, ..
     } = failure;
     let hopeless = match retry {
         Retry::Never => {
@@ -273,7 +279,7 @@ fn failed(delivery: &Delivery, robot: &Robot, send: &Send, failure: Failure, att
             );
             format!("{error}; {hint}")
         }
-        Retry::Shorter if budget < MIN_BUDGET => format!(
+        Retry::Shorter if send.message.size() < MIN_BUDGET => format!(
             "{error}; DingTalk refused even a {}-byte message as too long",
             send.message.size()
         ),
@@ -286,12 +292,13 @@ fn failed(delivery: &Delivery, robot: &Robot, send: &Send, failure: Failure, att
                 %error,
                 %hint,
             );
-            return;
+            return false;
         }
-        Retry::AfterPause | Retry::Shorter => return,
+        Retry::AfterPause | Retry::Shorter => return false,
     };
     let reason = error.metric_code();
     bury(delivery, &robot.name, &send.envelopes, &reason, &hopeless);
+    true
 }
 
 /// Moves `messages` to the dead letters, counted under `reason`.

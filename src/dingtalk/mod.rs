@@ -28,6 +28,10 @@ pub const MAX_MESSAGE_BYTES: usize = 20_000;
 /// limit less 5 % for whatever else it might count. A 460101 answer lowers it per robot
 /// (see `gate::Gate::shrink`).
 pub const MESSAGE_BUDGET: usize = MAX_MESSAGE_BYTES / 20 * 19;
+/// The lowest a robot's budget goes. A message of fewer bytes that DingTalk still calls
+/// too long shows that length is not the problem: it is given up on instead of being cut
+/// shorter still.
+pub const MIN_BUDGET: usize = 1000;
 /// The longest title: DingTalk shows only its start in the notification list.
 pub const MAX_TITLE_BYTES: usize = 256;
 /// The longest text within the full budget, leaving room for the longest title.

@@ -1,8 +1,10 @@
 //! Group commit: appends to a durable store go to one thread that writes everything
-//! waiting in one transaction, so concurrent webhooks share one fsync, and that makes
-//! what the workers left unsynced durable when no webhook comes.
+//! waiting in one transaction, so concurrent webhooks share one fsync. Every second it
+//! also maintains the store ([`Store::maintain`]): makes what the workers left unsynced
+//! durable, and opens the file again after an I/O error.
 
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -12,8 +14,8 @@ use super::{Envelope, QueueError, Store};
 /// Messages to append, and where to say whether they were.
 pub(super) type Commit = (Vec<Envelope>, oneshot::Sender<Result<(), QueueError>>);
 
-/// How often the commit thread makes changes left unsynced durable when no commit does.
-const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the commit thread maintains the store.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 
 /// Appends `messages` to `store` and counts them in.
 pub(super) fn append(
@@ -29,17 +31,19 @@ pub(super) fn append(
 }
 
 /// Writes what is waiting in one transaction: while one commit (and its fsync) runs,
-/// the next webhooks' messages gather and share the following one. When no webhook comes
-/// for a while, makes what the workers left unsynced durable.
+/// the next webhooks' messages gather and share the following one. Maintains the store
+/// every second, busy or not.
 pub(super) fn commit_loop(store: &dyn Store, depths: &Depths, commits: &mpsc::Receiver<Commit>) {
+    let mut maintained = Instant::now();
     loop {
-        let first = match commits.recv_timeout(SYNC_EVERY) {
+        if maintained.elapsed() >= MAINTAIN_EVERY {
+            // A failure is logged by the store, and tried again at the next tick.
+            let _ = store.maintain();
+            maintained = Instant::now();
+        }
+        let first = match commits.recv_timeout(MAINTAIN_EVERY) {
             Ok(first) => first,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                // A failure is logged by the store, and tried again at the next tick.
-                let _ = store.sync();
-                continue;
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         let mut batch = vec![first];

@@ -27,6 +27,17 @@ impl Depths {
         *self.lock().entry(robot.to_owned()).or_default() -= signed(count);
     }
 
+    /// Raises the count of `robot` to `count` if it is lower; returns whether it was.
+    pub(super) fn raise_to(&self, robot: &str, count: usize) -> bool {
+        let mut depths = self.lock();
+        let depth = depths.entry(robot.to_owned()).or_default();
+        let raised = *depth < signed(count);
+        if raised {
+            *depth = signed(count);
+        }
+        raised
+    }
+
     pub(super) fn get(&self, robot: &str) -> usize {
         self.lock()
             .get(robot)
@@ -63,12 +74,13 @@ pub(super) struct Burial {
 }
 
 impl Unsettled {
-    pub(super) fn contains(&self, id: u64) -> bool {
-        self.removals.contains(&id)
-            || self
-                .burials
-                .iter()
-                .any(|b| b.messages.iter().any(|m| m.id == id))
+    /// The ids of every message concerned.
+    pub(super) fn ids(&self) -> BTreeSet<u64> {
+        let buried = self
+            .burials
+            .iter()
+            .flat_map(|b| b.messages.iter().map(|m| m.id));
+        self.removals.iter().copied().chain(buried).collect()
     }
 
     pub(super) fn len(&self) -> usize {

@@ -9,8 +9,8 @@
 //! where handing them to a thread would cost more than the append.
 //!
 //! [`Queue`] keeps each robot's depth beside the store, so that a send, a scrape and
-//! shutdown never count the store; the store is read whole once, at start
-//! ([`Store::scan`]). A robot's queue holds at most `delivery.max_pending` messages: past
+//! shutdown never count the store; it counts the store once at start ([`Store::scan`]),
+//! and again after the store was opened again after a failure. A robot's queue holds at most `delivery.max_pending` messages: past
 //! that, [`Queue::push`] refuses with [`QueueError::Full`], so memory stays bounded and
 //! Alertmanager, answered 503, retries later. An acknowledgement or a burial the store
 //! cannot write (a full disk) is kept here and written later by [`Queue::settle`]:
@@ -22,6 +22,7 @@ mod durable;
 mod envelope;
 mod ledger;
 mod memory;
+mod store;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +35,7 @@ use tokio::sync::{Notify, oneshot};
 pub use durable::{DurableStore, Recovery};
 pub use envelope::{DeadLetter, Envelope, GroupSummary, Inventory, RobotStats};
 pub use memory::MemoryStore;
+pub use store::Store;
 
 use commit::{Commit, append, commit_loop};
 use ledger::{Burial, Depths, Unsettled};
@@ -56,40 +58,16 @@ pub enum QueueError {
     Store(String),
 }
 
-/// Where pending messages and dead letters are kept. Every method is one atomic step.
-pub trait Store: Send + Sync {
-    /// Appends messages, all or none, durably when the store is durable.
-    fn append(&self, messages: &[Envelope]) -> Result<(), QueueError>;
-    /// Up to `limit` pending messages of `robot`, oldest first.
-    fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError>;
-    /// Removes delivered messages; returns how many of them were pending.
-    fn remove(&self, robot: &str, ids: &[u64]) -> Result<usize, QueueError>;
-    /// Moves messages to the dead letters; returns how many of them were pending.
-    fn bury(&self, messages: &[Envelope], reason: &str, at: Timestamp)
-    -> Result<usize, QueueError>;
-    /// Every dead letter, oldest first.
-    fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError>;
-    /// Moves every dead letter back to its robot's queue, in id order; returns them.
-    fn revive_all(&self) -> Result<Vec<Envelope>, QueueError>;
-    /// Reads the whole store: called once, at start; [`Queue`] keeps the counts from then
-    /// on.
-    fn scan(&self) -> Result<Inventory, QueueError>;
-    /// Makes every change made so far durable, if the store is durable and some change
-    /// is not yet.
-    fn sync(&self) -> Result<(), QueueError>;
-    /// Whether appends are synced to disk: then concurrent appends are worth gathering
-    /// into one commit.
-    fn syncs_to_disk(&self) -> bool;
-}
-
 /// The queue the HTTP handlers push to and the delivery workers drain.
 pub struct Queue {
     store: Arc<dyn Store>,
     /// The commit thread's inbox, for a store that syncs to disk.
-    committer: Option<Mutex<mpsc::Sender<Commit>>>,
+    committer: Option<mpsc::Sender<Commit>>,
     next_id: AtomicU64,
     depths: Arc<Depths>,
     unsettled: Mutex<BTreeMap<String, Unsettled>>,
+    /// The store's generation the counts were last taken at.
+    seen_generation: AtomicU64,
     arrivals: Mutex<BTreeMap<String, Arc<Notify>>>,
     changes: Notify,
 }
@@ -97,6 +75,7 @@ pub struct Queue {
 impl Queue {
     /// A queue over `store`, numbering new messages after those already in it.
     pub fn new(store: Arc<dyn Store>) -> Result<Self, QueueError> {
+        let store_generation = store.generation();
         let inventory = store.scan()?;
         let depths = Arc::new(Depths::default());
         for (robot, stats) in &inventory.robots {
@@ -110,7 +89,7 @@ impl Queue {
                 .name("queue-commit".to_owned())
                 .spawn(move || commit_loop(&*commit_store, &commit_depths, &commits))
                 .map_err(|e| QueueError::Store(format!("cannot start the commit thread: {e}")))?;
-            Some(Mutex::new(committer))
+            Some(committer)
         } else {
             None
         };
@@ -120,6 +99,7 @@ impl Queue {
             next_id: AtomicU64::new(inventory.last_id + 1),
             depths,
             unsettled: Mutex::default(),
+            seen_generation: AtomicU64::new(store_generation),
             arrivals: Mutex::default(),
             changes: Notify::new(),
         })
@@ -156,11 +136,7 @@ impl Queue {
             Some(committer) => {
                 let (done, committed) = oneshot::channel();
                 let stopped = || QueueError::Store("the commit thread has stopped".to_owned());
-                committer
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .send((messages, done))
-                    .map_err(|_| stopped())?;
+                committer.send((messages, done)).map_err(|_| stopped())?;
                 committed.await.map_err(|_| stopped())??;
             }
             None => append(&*self.store, &self.depths, &messages)?,
@@ -193,6 +169,7 @@ impl Queue {
 
     /// Up to `limit` pending messages of `robot`, oldest first, without waiting.
     pub fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
+        self.recount_if_reopened();
         let counted = self.depths.get(robot);
         let oldest = self.read_oldest(robot, limit)?;
         if oldest.is_empty() && limit > 0 {
@@ -207,15 +184,40 @@ impl Queue {
 
     /// The store's oldest messages of `robot`, leaving out those already settled here.
     fn read_oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
-        let unsettled = self.unsettled_map();
-        let Some(skip) = unsettled.get(robot).filter(|u| !u.is_empty()) else {
-            drop(unsettled);
+        // Copied, so that no lock is held while the store reads.
+        let skip = self
+            .unsettled_map()
+            .get(robot)
+            .map(Unsettled::ids)
+            .unwrap_or_default();
+        if skip.is_empty() {
             return self.store.oldest(robot, limit);
-        };
+        }
         let mut oldest = self.store.oldest(robot, limit.saturating_add(skip.len()))?;
-        oldest.retain(|m| !skip.contains(m.id));
+        oldest.retain(|m| !skip.contains(&m.id));
         oldest.truncate(limit);
         Ok(oldest)
+    }
+
+    /// After the store was opened again, counts what it holds again: a commit that was
+    /// answered with an error may have been written after all. Counts are only raised,
+    /// never lowered here, so no message is left uncounted (a count too high corrects
+    /// itself when the worker finds nothing more to read).
+    fn recount_if_reopened(&self) {
+        let generation = self.store.generation();
+        if self.seen_generation.swap(generation, Ordering::Relaxed) == generation {
+            return;
+        }
+        let Ok(inventory) = self.store.scan() else {
+            // Counted again at the next reopen.
+            return;
+        };
+        for (robot, stats) in inventory.robots {
+            let held = stats.depth.saturating_sub(self.unsettled(&robot));
+            if self.depths.raise_to(&robot, held) {
+                self.arrival(&robot).notify_one();
+            }
+        }
     }
 
     /// Removes messages of `robot` that DingTalk accepted. If the store fails, they are
@@ -282,13 +284,13 @@ impl Queue {
             self.store.remove(robot, &removals)?;
             self.settled(robot, |u| u.removals.retain(|id| !removals.contains(id)));
         }
+        // Only this robot's worker buries and settles, so the first burial stays the
+        // first until it is written.
         for burial in burials {
             self.store
                 .bury(&burial.messages, &burial.reason, burial.at)?;
-            let first = burial.messages.first().map(|m| m.id);
             self.settled(robot, |u| {
-                u.burials
-                    .retain(|b| b.messages.first().map(|m| m.id) != first);
+                u.burials.remove(0);
             });
         }
         Ok(())
@@ -338,17 +340,22 @@ impl Queue {
     }
 
     /// Pending messages per robot that has any, with the oldest one's age read from the
-    /// store: one short read per robot.
-    pub fn stats(&self) -> Result<BTreeMap<String, RobotStats>, QueueError> {
+    /// store: one short read per robot. Depths come from the counts, so they are there
+    /// also while the store fails; the age is then `None`.
+    pub fn stats(&self) -> BTreeMap<String, RobotStats> {
+        self.recount_if_reopened();
         let mut stats = BTreeMap::new();
         for (robot, depth) in self.depths.all() {
             if depth == 0 {
                 continue;
             }
-            let oldest = self.read_oldest(&robot, 1)?.first().map(|m| m.accepted_at);
+            let oldest = self
+                .read_oldest(&robot, 1)
+                .ok()
+                .and_then(|m| m.first().map(|m| m.accepted_at));
             stats.insert(robot, RobotStats { depth, oldest });
         }
-        Ok(stats)
+        stats
     }
 
     /// Robots with pending messages, and how many each has.

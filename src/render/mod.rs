@@ -304,8 +304,8 @@ impl<'a> Finisher<'a> {
 }
 
 /// `message`, rendered before for `robot`, cut to `budget` bytes of title and text: for a
-/// robot that DingTalk said the message was too long for. The text is cut at the end of a
-/// line, says so, and keeps the keyword and the `@` text.
+/// robot whose budget was lowered after DingTalk said a message was too long. The text is
+/// cut at the end of a line, says so, and keeps the keyword and the `@` text.
 pub fn shorten(message: &Message, robot: &Robot, budget: usize) -> Message {
     if message.size() <= budget {
         return message.clone();
@@ -313,7 +313,7 @@ pub fn shorten(message: &Message, robot: &Robot, budget: usize) -> Message {
     let finish = Finisher::new(&robot.keywords, &message.mention, "");
     let title = finish.title(&message.title);
     let limit = budget.saturating_sub(title.len());
-    let marker = "\n\n…(shortened: DingTalk refused the whole message as too long)";
+    let marker = "\n\n…(shortened: DingTalk takes only shorter messages from this robot)";
     let tail_bytes = finish.text(String::new(), 0).len() + marker.len();
     let body = cut_at_char_boundary(&message.text, limit.saturating_sub(tail_bytes));
     let body = body.rfind('\n').map_or(body, |end| &body[..end]);

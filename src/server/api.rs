@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::queue::QueueError;
+use crate::runtime::Runtime;
 
 /// One robot's line in `GET /api/v1/queue`.
 #[derive(Debug, Serialize)]
@@ -50,10 +51,9 @@ pub struct ErrorView {
 
 /// Per-robot queue state: configured robots in name order, then removed ones that still
 /// have messages queued.
-pub fn queue_report(app: &App) -> Result<Vec<RobotQueue>, QueueError> {
+pub fn queue_report(app: &App, runtime: &Runtime) -> Vec<RobotQueue> {
     let delivery = &app.delivery;
-    let stats = delivery.queue.stats()?;
-    let runtime = delivery.config.snapshot();
+    let stats = delivery.queue.stats();
     let robots = &runtime.config.robots;
     let mut names: Vec<&String> = robots.keys().collect();
     names.extend(stats.keys().filter(|r| !robots.contains_key(*r)));
@@ -64,7 +64,7 @@ pub fn queue_report(app: &App) -> Result<Vec<RobotQueue>, QueueError> {
         let left = SignedDuration::try_from(at.saturating_duration_since(instant_now)).ok()?;
         Some(now.checked_add(left).ok()?.to_string())
     };
-    Ok(names
+    names
         .into_iter()
         .map(|robot| {
             let robot_stats = stats.get(robot).copied().unwrap_or_default();
@@ -88,7 +88,7 @@ pub fn queue_report(app: &App) -> Result<Vec<RobotQueue>, QueueError> {
                 robot: robot.clone(),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// A dead letter as `GET /api/v1/dead-letters` shows it: no message body, no secrets.

@@ -75,8 +75,8 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
         (&Method::POST, _) if robot.is_some() => {
             webhook::webhook(&app, &runtime, request, robot).await
         }
-        (&Method::GET, "/metrics") => metrics(&app, &request),
-        (&Method::GET, "/api/v1/queue") => json_reply(api::queue_report(&app)),
+        (&Method::GET, "/metrics") => metrics(&app, &runtime, &request),
+        (&Method::GET, "/api/v1/queue") => json_reply(Ok(api::queue_report(&app, &runtime))),
         (&Method::GET, "/api/v1/dead-letters") => json_reply(api::dead_letters(&app)),
         (&Method::POST, "/api/v1/dead-letters/retry") => match app.retry_dead_letters() {
             Ok(robots) => reply(
@@ -154,8 +154,8 @@ fn json_reply<T: serde::Serialize>(result: Result<T, QueueError>) -> Reply {
     response
 }
 
-fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
-    app.delivery.refresh_gauges();
+fn metrics(app: &App, runtime: &Runtime, request: &Request<Incoming>) -> Reply {
+    app.delivery.refresh_gauges(runtime);
     let openmetrics = request
         .headers()
         .get(hyper::header::ACCEPT)

@@ -111,12 +111,20 @@ async fn reload_applies_a_valid_config_and_keeps_the_old_one_on_errors() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let reloads = bridge
-        .log_lines()
-        .iter()
-        .filter(|l| l["message"] == "Configuration reloaded.")
-        .count();
-    assert_eq!(reloads, 2, "one over HTTP, one by SIGHUP");
+    // The swap comes before its log line: wait for the second one.
+    let reloads = |bridge: &Bridge| {
+        bridge
+            .log_lines()
+            .iter()
+            .filter(|l| l["message"] == "Configuration reloaded.")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reloads(&bridge) < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", bridge.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reloads(&bridge), 2, "one over HTTP, one by SIGHUP");
     bridge
         .notify(&payload("firing", &[("AfterSighup", &[])]))
         .await;

@@ -216,6 +216,7 @@ async fn drop_in_path_sends_everything_to_the_named_robot() {
             r.iter().any(|r| r.errcode == Some(0))
         })
         .await;
+    dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     let ops = dingtalk.delivered("ops-token");
     assert_eq!(ops.len(), 1);
     assert!(

@@ -44,6 +44,13 @@ async fn retryable_failures_back_off_doubling_with_jitter() {
             full / 2
         );
     }
+    // Jittered: the factor is below 1, so no wait is the full one.
+    let full_waits = gaps(&sent)
+        .iter()
+        .enumerate()
+        .filter(|(retry, gap)| **gap == secs(1 << retry).min(secs(60)))
+        .count();
+    assert_eq!(full_waits, 0, "no jitter");
     assert_eq!(dingtalk.accepted().len(), 1);
 }
 
@@ -140,17 +147,23 @@ async fn the_gauges_of_a_removed_robot_go_once_its_queue_is_empty() {
         .until("a send", secs(1), |h| !h.dingtalk.sent().is_empty())
         .await;
     let gauge = "alertmanager_dingtalk_queue_oldest_age_seconds{robot=\"dba\"}";
-    harness.delivery.refresh_gauges();
+    harness
+        .delivery
+        .refresh_gauges(&harness.delivery.config.snapshot());
     assert!(harness.delivery.metrics.encode(false).1.contains(gauge));
 
     harness.reload(&config("", "", ""));
-    harness.delivery.refresh_gauges();
+    harness
+        .delivery
+        .refresh_gauges(&harness.delivery.config.snapshot());
     assert!(
         harness.delivery.metrics.encode(false).1.contains(gauge),
         "still queued: still shown"
     );
     harness.drained("dba", secs(120)).await;
-    harness.delivery.refresh_gauges();
+    harness
+        .delivery
+        .refresh_gauges(&harness.delivery.config.snapshot());
     let metrics = harness.delivery.metrics.encode(false).1;
     for series in [
         gauge,

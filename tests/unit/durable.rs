@@ -659,20 +659,57 @@ fn a_full_disk_closes_the_file_and_it_opens_again_once_writes_work() {
     let error = store.append(&[envelope("a", 3)]).unwrap_err();
     assert!(error.to_string().contains("opening it again in"), "{error}");
     assert!(store.oldest("a", 10).is_err());
+    // Too early: maintenance (the commit thread's, every second) waits for the backoff.
+    let error = store.maintain().unwrap_err();
+    assert!(error.to_string().contains("opening it again in"), "{error}");
     // Still full when the backoff has passed: opening again fails, and waits longer.
     std::thread::sleep(Duration::from_millis(1100));
+    assert!(store.maintain().is_err());
     assert!(store.append(&[envelope("a", 3)]).is_err());
 
     full.store(false, Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while store.append(&[envelope("a", 3)]).is_err() {
+    while store.maintain().is_err() {
         assert!(Instant::now() < deadline, "never opened again");
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_eq!(store.generation(), 1);
+    store.append(&[envelope("a", 3)]).unwrap();
     assert_eq!(ids(&store.oldest("a", 10).unwrap()), [1, 3]);
     store.remove("a", &[1]).unwrap();
     store
         .bury(&store.oldest("a", 1).unwrap(), "dead", Timestamp::now())
         .unwrap();
     assert_eq!(store.dead_letters().unwrap().len(), 1);
+}
+
+/// A removal committed without a sync is lost when an I/O error closes the file; it is
+/// written again on the reopened file, so the delivered message is not handed out again.
+#[test]
+fn an_unsynced_removal_survives_closing_the_file() {
+    let dir = TempDir::new("unsynced-close");
+    let full = Arc::new(AtomicBool::new(false));
+    let disk = full.clone();
+    let (store, _) = DurableStore::open_with(dir.path(), move |builder, file| {
+        builder.create_with_backend(FullDisk {
+            file: FileBackend::new(file)?,
+            full: disk.clone(),
+        })
+    })
+    .unwrap();
+    store.append(&[envelope("a", 1), envelope("a", 2)]).unwrap();
+    // Right after a synced commit, with a message left: committed without a sync.
+    store.remove("a", &[1]).unwrap();
+    full.store(true, Ordering::Relaxed);
+    assert!(
+        store.append(&[envelope("a", 3)]).is_err(),
+        "the I/O error closes the file"
+    );
+    full.store(false, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.maintain().is_err() {
+        assert!(Instant::now() < deadline, "never opened again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ids(&store.oldest("a", 10).unwrap()), [2]);
 }

@@ -38,24 +38,55 @@ fn module_of(root: &Path, file: &Path) -> String {
     first.trim_end_matches(".rs").to_owned()
 }
 
-/// The top-level modules `text` refers to as `crate::name`, comments left out.
+/// The top-level modules `text` refers to as `crate::name` or in `crate::{a, b::c}`,
+/// comments left out.
 fn references(text: &str) -> BTreeSet<String> {
+    let code: String = text
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let name = |rest: &str| -> String {
+        rest.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
     let mut found = BTreeSet::new();
-    for line in text.lines() {
-        let code = line.split("//").next().unwrap_or_default();
-        let mut rest = code;
-        while let Some(at) = rest.find("crate::") {
-            rest = &rest[at + "crate::".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                found.insert(name);
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        let Some(group) = rest.strip_prefix('{') else {
+            found.insert(name(rest));
+            continue;
+        };
+        // The first segment of each item at the group's own level.
+        let mut depth = 0;
+        let mut item_start = true;
+        for (i, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => item_start = true,
+                c if item_start && !c.is_whitespace() => {
+                    found.insert(name(&group[i..]));
+                    item_start = false;
+                }
+                _ => {}
             }
         }
     }
+    found.remove("");
     found
+}
+
+#[test]
+fn references_are_found_in_paths_and_groups() {
+    let text =
+        "use crate::a::X;\nuse crate::{b, c::{D, e::F}};\n// crate::g\nlet x = crate::h::y();";
+    let found: Vec<String> = references(text).into_iter().collect();
+    assert_eq!(found, ["a", "b", "c", "h"]);
 }
 
 /// A cycle in `graph`, if there is one, as the modules along it.

@@ -1,8 +1,10 @@
 //! Unit tests of the library's parts that need no network: the inbound token, duplicate
 //! suppression, matching, routing, signing, DingTalk's answers, rendering, digests,
-//! environment expansion, config loading, the durable queue file, the rate window, payload
-//! parsing and retry backoff. Each module is one area with one `check` helper and many
-//! small cases. No sleeping: time is passed in as values.
+//! environment expansion, config loading, the queue and its file, the rate window and the
+//! gate, payload parsing and retry backoff; and the delivery core (worker, passthrough)
+//! against a scripted DingTalk (`scripted`), and the shape of `src/` (`layout`). The pure
+//! modules take time as values; what waits runs on paused tokio time, where a ten-minute
+//! pause takes microseconds. Only the queue file's reopen backoff waits in real time.
 #![allow(clippy::unwrap_used)]
 
 mod auth;

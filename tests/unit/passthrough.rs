@@ -196,3 +196,28 @@ async fn a_message_dingtalk_finds_too_long_is_sent_shorter() {
         "no refused attempt first"
     );
 }
+
+/// When the window has no slot before the deadline, the webhook is refused at once, even
+/// while another send holds the lane: it does not wait `passthrough_max_wait` for a lane
+/// it could not use.
+#[tokio::test(start_paused = true)]
+async fn a_full_window_is_refused_at_once_even_while_a_send_holds_the_lane() {
+    let dingtalk = Scripted::slow(secs(60));
+    let harness = std::sync::Arc::new(Harness::new(&passthrough("1/min", "10s"), dingtalk.clone()));
+    let first = tokio::spawn({
+        let harness = harness.clone();
+        async move { send(&harness, &notification("Hanging", 1)).await }
+    });
+    harness
+        .until("the first send", secs(1), |h| h.dingtalk.sent().len() == 1)
+        .await;
+    let asked = Instant::now();
+    let passed = send(&harness, &notification("Next", 1)).await;
+    assert!(matches!(passed, Passed::RateLimited { .. }), "{passed:?}");
+    assert_eq!(
+        Instant::now(),
+        asked,
+        "refused without waiting for the lane"
+    );
+    assert!(matches!(first.await.unwrap(), Passed::Delivered { .. }));
+}

@@ -186,3 +186,29 @@ async fn an_unwritten_removal_is_not_handed_out_again_and_settles_later() {
         [2]
     );
 }
+
+/// A store opened again after a failure may hold what the queue never counted (a commit
+/// answered with an error may have been written): the counts are raised to what it holds,
+/// and the robot's worker is woken, so nothing is left waiting.
+#[tokio::test]
+async fn after_the_store_is_opened_again_the_queue_counts_what_it_holds() {
+    let store = Arc::new(FaultyStore::default());
+    let queue = Queue::new(store.clone()).unwrap();
+    queue
+        .push(vec![envelope(1, "a", "Counted")], 10)
+        .await
+        .unwrap();
+    // Written, though the queue was told it failed.
+    store
+        .inner
+        .append(&[envelope(2, "a", "Uncounted"), envelope(3, "b", "Uncounted")])
+        .unwrap();
+    assert_eq!((queue.depth("a"), queue.depth("b")), (1, 0));
+
+    store.generation.fetch_add(1, Ordering::Relaxed);
+    assert_eq!(ids(&queue.oldest("a", 10).unwrap()), [1, 2]);
+    assert_eq!((queue.depth("a"), queue.depth("b")), (2, 1));
+    tokio::time::timeout(Duration::from_secs(1), queue.wait_pending("b"))
+        .await
+        .expect("b's worker is woken");
+}

@@ -830,7 +830,9 @@ fn shorten_cuts_at_a_line_end_and_keeps_keyword_and_mention() {
         assert!(short.size() <= budget, "{budget}: {} bytes", short.size());
         assert!(short.title.contains(KEYWORD) && short.text.contains(KEYWORD));
         assert!(
-            short.text.contains("(shortened: DingTalk refused"),
+            short
+                .text
+                .contains("(shortened: DingTalk takes only shorter messages"),
             "{}",
             short.text
         );

@@ -159,7 +159,7 @@ pub struct Harness {
     /// Queue, gates, workers, metrics.
     pub delivery: Arc<Delivery>,
     /// Duplicate suppression, for passthrough.
-    pub dedup: Dedup,
+    pub dedup: Arc<Dedup>,
     /// The scripted DingTalk.
     pub dingtalk: Arc<Scripted>,
 }
@@ -176,7 +176,7 @@ impl Harness {
         let config = Arc::new(ConfigHandle::new(runtime(load_config(yaml), &dingtalk)));
         let queue = Arc::new(Queue::new(store).unwrap());
         Harness {
-            dedup: Dedup::new(metrics.duplicates_suppressed.clone()),
+            dedup: Arc::new(Dedup::new(metrics.duplicates_suppressed.clone())),
             delivery: Arc::new(Delivery::new(config, queue, metrics)),
             dingtalk,
         }
@@ -284,6 +284,8 @@ pub struct FaultyStore {
     pub inner: MemoryStore,
     /// Whether removals and burials fail now.
     pub failing: AtomicBool,
+    /// What `Store::generation` says: raise it to act as a store opened again.
+    pub generation: std::sync::atomic::AtomicU64,
     next_read: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
@@ -343,5 +345,8 @@ impl Store for FaultyStore {
     }
     fn syncs_to_disk(&self) -> bool {
         false
+    }
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 }

@@ -14,9 +14,12 @@
 //!
 //! After an I/O error (a full disk, a failing device) redb refuses every later transaction
 //! until the database is closed and opened again, so the store does just that: it closes
-//! the file at once, and the next operation after a backoff (1 s, doubling to 30 s) opens
-//! it again, repairing it as after a crash; meanwhile operations fail fast. Writes thus
-//! work again as soon as the disk does, without a restart.
+//! the file at once, and [`Store::maintain`] (the queue's commit thread, every second)
+//! opens it again after a backoff (1 s, doubling to 30 s), repairing it as after a crash;
+//! meanwhile operations fail fast, and nothing waits for the open. Removals that were
+//! committed without a sync before the close are lost with it, so they are written again
+//! on the reopened file. Writes thus work again as soon as the disk does, without a
+//! restart.
 //!
 //! It must not lose or reorder what it stored, panic on anything the file contains (an
 //! unreadable value is skipped with a warning and left in place), delete a file it could
@@ -28,8 +31,8 @@ mod open;
 use std::fmt::Display;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -73,8 +76,10 @@ pub struct DurableStore {
     closed: Mutex<open::Closed>,
     /// When a commit last synced to disk.
     last_sync: Mutex<Instant>,
-    /// Whether a commit since then was left unsynced.
-    unsynced: AtomicBool,
+    /// The removals committed without a sync since then, per robot.
+    unsynced: Mutex<Vec<(String, Vec<u64>)>>,
+    /// How many times the file was opened again after an I/O error.
+    generation: AtomicU64,
 }
 
 impl DurableStore {
@@ -98,20 +103,22 @@ impl DurableStore {
             db: RwLock::new(Some(db)),
             closed: Mutex::default(),
             last_sync: Mutex::new(Instant::now()),
-            unsynced: AtomicBool::new(false),
+            unsynced: Mutex::default(),
+            generation: AtomicU64::new(0),
         };
         Ok((store, recovery))
     }
 
-    /// Runs `op` on the open database, opening the file again first if an I/O error closed
-    /// it and the backoff has passed. An I/O error in `op` closes the file.
+    /// Runs `op` on the open database; fails at once while the file is closed. An I/O
+    /// error in `op` closes the file.
     fn with<T>(
         &self,
         op: impl FnOnce(&Database) -> Result<T, redb::Error>,
     ) -> Result<T, QueueError> {
-        let db = self.open_db()?;
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
         let Some(database) = db.as_ref() else {
-            return Err(self.fail("the queue file is closed"));
+            drop(db);
+            return Err(self.closed_error());
         };
         let result = op(database);
         drop(db);
@@ -123,23 +130,16 @@ impl DurableStore {
         })
     }
 
-    /// The database, opened again if it was closed and may be opened now.
-    fn open_db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, QueueError> {
-        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
-        if db.is_some() {
-            return Ok(db);
-        }
-        drop(db);
-        self.reopen()?;
-        Ok(self.db.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
     /// Commits `txn` and syncs it (and every unsynced commit before it) to disk.
     fn commit(&self, txn: WriteTransaction) -> Result<(), redb::Error> {
         txn.commit()?;
         *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        self.unsynced.store(false, Ordering::Relaxed);
+        self.unsynced().clear();
         Ok(())
+    }
+
+    fn unsynced(&self) -> MutexGuard<'_, Vec<(String, Vec<u64>)>> {
+        self.unsynced.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The error of a failed operation, naming the file.
@@ -218,7 +218,7 @@ impl Store for DurableStore {
             } else {
                 txn.set_durability(Durability::None)?;
                 txn.commit()?;
-                self.unsynced.store(true, Ordering::Relaxed);
+                self.unsynced().push((robot.to_owned(), ids.to_vec()));
             }
             Ok(removed)
         })
@@ -347,11 +347,20 @@ impl Store for DurableStore {
     }
 
     fn sync(&self) -> Result<(), QueueError> {
-        if !self.unsynced.load(Ordering::Relaxed) {
+        if self.unsynced().is_empty() {
             return Ok(());
         }
         // An empty durable commit makes the unsynced ones before it durable.
         self.with(|db| self.commit(db.begin_write()?))
+    }
+
+    fn maintain(&self) -> Result<(), QueueError> {
+        self.reopen_if_due()?;
+        self.sync()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     fn syncs_to_disk(&self) -> bool {

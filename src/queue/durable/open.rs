@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -72,36 +73,51 @@ impl DurableStore {
         );
     }
 
-    /// Opens the file again unless that was tried too recently.
-    pub(super) fn reopen(&self) -> Result<(), QueueError> {
-        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
-        if db.is_some() {
+    /// The error of an operation while the file is closed.
+    pub(super) fn closed_error(&self) -> QueueError {
+        let closed = self.closed();
+        let wait = closed.retry_at.map_or(0, |at| {
+            at.saturating_duration_since(Instant::now()).as_millis()
+        });
+        self.fail(format!(
+            "closed after an I/O error ({}); opening it again in {wait} ms",
+            closed.error
+        ))
+    }
+
+    /// Opens the file again if an I/O error closed it and the backoff has passed, and
+    /// writes again the removals that were committed without a sync before the close. The
+    /// open runs without a lock held, so operations meanwhile fail fast instead of waiting
+    /// for it; only the commit thread calls this.
+    pub(super) fn reopen_if_due(&self) -> Result<(), QueueError> {
+        if self.db.read().unwrap_or_else(|p| p.into_inner()).is_some() {
             return Ok(());
         }
-        let mut closed = self.closed();
         let now = Instant::now();
-        if let Some(retry_at) = closed.retry_at.filter(|at| *at > now) {
-            return Err(self.fail(format!(
-                "closed after an I/O error ({}); opening it again in {} ms",
-                closed.error,
-                (retry_at - now).as_millis()
-            )));
+        if self.closed().retry_at.is_some_and(|at| at > now) {
+            return Err(self.closed_error());
         }
-        match open(&self.dir, &self.create) {
-            Ok((database, recovery)) => {
-                if let Some(recovery) = recovery {
-                    tracing::error!(
-                        message = "The queue file could not be read; it was moved aside and a new one started.",
-                        moved_to = %recovery.moved_to.display(),
-                        error = %recovery.error,
-                    );
-                }
+        let reopened = open(&self.dir, &self.create).and_then(|(database, recovery)| {
+            if let Some(recovery) = recovery {
+                tracing::error!(
+                    message = "The queue file could not be read; it was moved aside and a new one started.",
+                    moved_to = %recovery.moved_to.display(),
+                    error = %recovery.error,
+                );
+            }
+            self.remove_again(&database)?;
+            Ok(database)
+        });
+        match reopened {
+            Ok(database) => {
+                *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(database);
+                *self.closed() = Closed::default();
+                self.generation.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(message = "Queue file opened again.", file = %self.path.display());
-                *db = Some(database);
-                *closed = Closed::default();
                 Ok(())
             }
             Err(error) => {
+                let mut closed = self.closed();
                 closed.attempts += 1;
                 let backoff = FIRST_REOPEN_BACKOFF
                     .saturating_mul(1 << closed.attempts.min(5))
@@ -117,6 +133,31 @@ impl DurableStore {
                 Err(error)
             }
         }
+    }
+
+    /// Writes the removals committed without a sync before the close to `database`, in
+    /// one synced transaction.
+    fn remove_again(&self, database: &Database) -> Result<(), QueueError> {
+        let removals = self.unsynced().clone();
+        if removals.is_empty() {
+            return Ok(());
+        }
+        let written = (|| -> Result<(), redb::Error> {
+            let txn = database.begin_write()?;
+            {
+                let mut pending = txn.open_table(PENDING)?;
+                for (robot, ids) in &removals {
+                    for &id in ids {
+                        pending.remove((robot.as_str(), id))?;
+                    }
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })();
+        written.map_err(|e| self.fail(e))?;
+        self.unsynced().clear();
+        Ok(())
     }
 
     fn closed(&self) -> MutexGuard<'_, Closed> {
