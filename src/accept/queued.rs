@@ -1,8 +1,9 @@
 //! Queued mode: the messages of a notification are committed to the queue before the
-//! webhook is answered 200, and the robots' workers deliver them from there. The commit
-//! and what follows it run in a task of their own, so a client that goes away mid-commit
-//! leaves neither a stored message without a woken worker nor a duplicate claim for a
-//! notification that was not stored.
+//! webhook is answered 200, and the robots' workers deliver them from there. A commit to
+//! the queue file, and what follows it, run in a task of their own, so a client that goes
+//! away mid-commit leaves neither a stored message without a woken worker nor a duplicate
+//! claim for a notification that was not stored. (An append to memory completes in one
+//! step: nothing can come between it and the wake.)
 
 use std::sync::Arc;
 
@@ -45,28 +46,44 @@ pub async fn accept(
         .into_iter()
         .map(|m| envelope(delivery, m, accepted_at))
         .collect();
-    let committed = tokio::spawn({
-        let (delivery, dedup) = (delivery.clone(), dedup.clone());
-        let max_pending = config.max_pending;
-        async move {
-            if let Err(error) = delivery.queue.push(envelopes, max_pending).await {
-                // Not queued, so Alertmanager's retry must not count as a duplicate.
-                dedup.forget(&identity);
-                return Err(error);
-            }
-            for robot in robots {
-                delivery.wake(&robot);
-            }
-            Ok(())
+    let committed = commit(
+        delivery.clone(),
+        dedup.clone(),
+        identity,
+        envelopes,
+        robots,
+        config.max_pending,
+    );
+    let result = if delivery.queue.commits_on_a_thread() {
+        match tokio::spawn(committed).await {
+            Ok(result) => result,
+            // Only a panic in the task: the messages may or may not be stored.
+            Err(error) => Err(QueueError::Store(format!("queueing failed: {error}"))),
         }
-    });
-    match committed.await {
-        Ok(result) => result.map(|()| count).map_err(AcceptError::from),
-        // Only a panic in the task: the messages may or may not be stored.
-        Err(error) => Err(AcceptError::Queue(QueueError::Store(format!(
-            "queueing failed: {error}"
-        )))),
+    } else {
+        committed.await
+    };
+    result.map(|()| count).map_err(AcceptError::from)
+}
+
+/// Queues `envelopes` and wakes their robots' workers, or forgets the claim of
+/// `identity`: a notification that was not queued is no duplicate when it comes again.
+async fn commit(
+    delivery: Arc<Delivery>,
+    dedup: Arc<Dedup>,
+    identity: String,
+    envelopes: Vec<Envelope>,
+    robots: Vec<String>,
+    max_pending: usize,
+) -> Result<(), QueueError> {
+    if let Err(error) = delivery.queue.push(envelopes, max_pending).await {
+        dedup.forget(&identity);
+        return Err(error);
     }
+    for robot in robots {
+        delivery.wake(&robot);
+    }
+    Ok(())
 }
 
 fn envelope(delivery: &Delivery, message: PlannedMessage, accepted_at: Timestamp) -> Envelope {

@@ -105,6 +105,12 @@ impl Queue {
         })
     }
 
+    /// Whether appends go to the commit thread: then a push waits for it, and a push
+    /// that is dropped meanwhile is still committed.
+    pub fn commits_on_a_thread(&self) -> bool {
+        self.committer.is_some()
+    }
+
     /// The next message id.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

@@ -55,8 +55,14 @@ pub(super) fn alerts_that_fit(
         let guess = match too_long {
             _ if guesses == MAX_GUESSES => None,
             // The alert being written when the limit passed is the first that does not fit,
-            // unless the template read them all first.
-            Probe::Stopped { read } if read < too_many => Some(read.saturating_sub(1)),
+            // unless the template read them all first: after a render of all of them that
+            // says nothing. A later render that was stopped on its last alert shown most
+            // likely passed the limit with that alert.
+            Probe::Stopped { read }
+                if read < too_many || (read == too_many && too_many < count) =>
+            {
+                Some(read.saturating_sub(1))
+            }
             Probe::Stopped { .. } => None,
             Probe::Finished { bytes } => match fit {
                 Some(fit) => extrapolate(limit, Some((too_many, bytes)), fit),
