@@ -10,20 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 
+use crate::cluster;
 use crate::config::{self, Config, ConfigErrors, DeliveryMode};
 use crate::dedup::Dedup;
 use crate::deliver::Delivery;
-use crate::dingtalk::ClientError;
 use crate::metrics::Metrics;
 use crate::queue::{DurableStore, MemoryStore, Queue, QueueError, Store};
-use crate::runtime::{ConfigHandle, Pinned, Runtime};
+use crate::runtime::{ConfigHandle, Pinned, Runtime, RuntimeError};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The HTTP client could not be built.
+    /// The HTTP client or the cluster could not be built.
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Runtime(#[from] RuntimeError),
     /// The queue could not be opened.
     #[error(transparent)]
     Queue(#[from] QueueError),
@@ -62,10 +62,11 @@ impl App {
         config_file: PathBuf,
         listen_override: Option<SocketAddr>,
     ) -> Result<Arc<Self>, StartError> {
+        cluster::init();
         let pinned = Pinned::of(&config, listen_override);
         let queue = Arc::new(Queue::new(open_store(&config)?)?);
         let metrics = Arc::new(Metrics::new());
-        let config = Arc::new(ConfigHandle::new(Runtime::new(config)?));
+        let config = Arc::new(ConfigHandle::new(Runtime::new(config, None, &metrics)?));
         let delivery = Arc::new(Delivery::new(
             config.clone(),
             queue.clone(),
@@ -81,6 +82,7 @@ impl App {
             ready: AtomicBool::new(false),
         });
         app.loaded(true);
+        tokio::spawn(app.delivery.clone().share_with_cluster());
         for (robot, pending) in queue.depths() {
             tracing::info!(message = "Resuming delivery of queued messages.", %robot, pending);
             app.delivery.wake(&robot);
@@ -100,7 +102,7 @@ impl App {
         let mut kept = Vec::new();
         let loaded = config::load(&self.config_file).and_then(|mut config| {
             kept = self.pinned.keep(&mut config);
-            Runtime::new(config).map_err(|e| {
+            Runtime::new(config, Some(&self.config.snapshot()), &self.metrics).map_err(|e| {
                 ConfigErrors(vec![config::ConfigError {
                     file: self.config_file.clone(),
                     position: config::Position::default(),

@@ -6,10 +6,12 @@
 //! claimed before it is queued, and forgotten again if queueing fails, so Alertmanager's
 //! retry is not taken for a duplicate; in passthrough mode it is remembered only once
 //! delivered, so two copies arriving at the same moment can both be sent.
+//! With `cluster:`, [`Dedup::claim_shared`] also claims the notification in Redis, so
+//! that the copy reaching another replica is a duplicate there too.
 //! [`RecentNotifications`] is the memory under it: bounded whatever the traffic, since
 //! identities are kept as 128-bit digests, at most [`CAPACITY`] of them, and past that the
 //! oldest is forgotten early. In a storm that costs at most a duplicate message, never
-//! memory. Time is a parameter of the memory; no I/O.
+//! memory. Time is a parameter of the memory; no I/O but the cluster's.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -18,13 +20,28 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest as _, Sha256};
 
+use crate::cluster::{Claim, Cluster};
 use crate::payload::Notification;
 
 /// Most identities remembered: about 1 MiB. At 270 notifications a second every one is
 /// still remembered for a full minute; HA copies arrive within seconds of each other.
 pub const CAPACITY: usize = 16_384;
 
+/// How long a webhook waits for another replica to finish queueing the same notification.
+const PENDING_WAIT: Duration = Duration::from_secs(2);
+/// How often it asks meanwhile.
+const PENDING_POLL: Duration = Duration::from_millis(50);
+
 type Digest = [u8; 16];
+
+/// Why [`Dedup::claim_shared`] did not claim a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Another replica queued it within the window.
+    Duplicate,
+    /// Another replica is still queueing it.
+    Pending,
+}
 
 /// What duplicate suppression compares: the notification, and the robot of the drop-in
 /// path if any.
@@ -59,6 +76,39 @@ impl Dedup {
         new
     }
 
+    /// After a local [`claim`](Self::claim): claims `identity` for every replica of
+    /// `cluster` as well. Another replica's pending claim is waited for up to
+    /// `PENDING_WAIT`, since its commit may still fail. `Ok(true)` when this replica holds
+    /// the shared claim (confirm it once queued), `Ok(false)` when only local memory
+    /// applies (Redis cannot be reached), `Err` when the notification is a duplicate or
+    /// still being queued elsewhere.
+    pub async fn claim_shared(
+        &self,
+        cluster: &Cluster,
+        identity: &str,
+        window: Duration,
+    ) -> Result<bool, Taken> {
+        if window.is_zero() {
+            return Ok(false);
+        }
+        let deadline = tokio::time::Instant::now() + PENDING_WAIT;
+        loop {
+            match cluster.claim(identity).await {
+                Claim::Claimed => return Ok(true),
+                Claim::Unreachable => return Ok(false),
+                Claim::Queued => {
+                    self.duplicate(identity);
+                    return Err(Taken::Duplicate);
+                }
+                Claim::Pending if tokio::time::Instant::now() >= deadline => {
+                    self.forget(identity);
+                    return Err(Taken::Pending);
+                }
+                Claim::Pending => tokio::time::sleep(PENDING_POLL).await,
+            }
+        }
+    }
+
     /// Forgets `identity`, so that it is new again.
     pub fn forget(&self, identity: &str) {
         self.recent().remove(identity);
@@ -79,7 +129,8 @@ impl Dedup {
         window.is_zero() || self.recent().insert(identity, window, Instant::now())
     }
 
-    fn duplicate(&self, identity: &str) {
+    /// Counts and logs a duplicate of `identity`.
+    pub fn duplicate(&self, identity: &str) {
         self.suppressed.inc();
         tracing::info!(message = "Duplicate notification suppressed.", %identity);
     }

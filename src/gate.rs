@@ -131,6 +131,19 @@ impl Gate {
         Ok(())
     }
 
+    /// Records a send starting at `at` that a wider window (the one the replicas of a
+    /// cluster share) granted.
+    pub fn record(&self, at: Instant) {
+        let mut state = self.lock();
+        state.window.record(at);
+        state.last_send = Some(at);
+    }
+
+    /// This gate's sends in the window at `now`, oldest first.
+    pub fn sends(&self, now: Instant) -> Vec<Instant> {
+        self.lock().window.sends(now)
+    }
+
     /// When the next send may start, without recording anything.
     pub fn next_slot(&self, limit: RateLimit, now: Instant) -> Instant {
         self.lock().next_slot(limit, now)
@@ -191,6 +204,14 @@ impl Gate {
         pause
     }
 
+    /// Pauses the robot until `until` unless it is paused for longer already: a pause
+    /// another replica of a cluster started. The next pause of this gate's own still
+    /// starts from its own count.
+    pub fn paused_elsewhere(&self, until: Instant) {
+        let mut state = self.lock();
+        state.paused_until = Some(state.paused_until.map_or(until, |own| own.max(until)));
+    }
+
     /// Lowers the size budget below `refused` bytes, which DingTalk refused as too long,
     /// but not below [`MIN_BUDGET`]; returns the new budget. Each refusal takes a quarter
     /// off, so a few answers find whatever DingTalk counts.
@@ -239,14 +260,27 @@ impl<'g> Lane<'g> {
         deadline: Option<Instant>,
     ) -> Result<Reserved<'_, 'g>, Instant> {
         loop {
-            match self.gate.reserve(limit, Instant::now()) {
-                Ok(()) => return Ok(Reserved { lane: self }),
+            match self.try_reserve(limit, Instant::now()) {
+                Ok(reserved) => return Ok(reserved),
                 Err(slot) if deadline.is_some_and(|deadline| slot > deadline) => {
                     return Err(slot);
                 }
                 Err(slot) => tokio::time::sleep_until(slot).await,
             }
         }
+    }
+
+    /// Records a send starting at `now` if the gate allows it; otherwise says when.
+    pub fn try_reserve(&self, limit: RateLimit, now: Instant) -> Result<Reserved<'_, 'g>, Instant> {
+        self.gate.reserve(limit, now)?;
+        Ok(Reserved { lane: self })
+    }
+
+    /// Records a send starting at `at` that the window the replicas of a cluster share
+    /// granted (see [`Gate::record`]).
+    pub fn granted(&self, at: Instant) -> Reserved<'_, 'g> {
+        self.gate.record(at);
+        Reserved { lane: self }
     }
 }
 

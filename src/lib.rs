@@ -10,6 +10,8 @@
 //! - [`payload`]: the Alertmanager webhook payload, tolerant of fields it does not know.
 //! - [`accept`]: what happens to a notification: queued, or sent at once (passthrough).
 //! - [`dedup`]: the copy of a notification an Alertmanager HA pair sends twice, sent once.
+//! - [`cluster`]: with `cluster:`, the rate windows, pauses and duplicate claims that
+//!   replicas share through Redis.
 //! - [`plan`], [`matcher`] and [`route`]: which strategies, and so which robots, each alert
 //!   goes to.
 //! - [`render`]: one DingTalk message per (robot, strategy), keyword-carrying and size-bounded.
@@ -31,6 +33,7 @@ pub mod accept;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod coalesce;
 pub mod config;
 pub mod dedup;

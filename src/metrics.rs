@@ -85,6 +85,13 @@ pub struct BuildLabels {
     pub version: String,
 }
 
+/// The Redis of `cluster:`, without its password.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisLabels {
+    /// `cluster.redis_url`, password masked.
+    pub redis: String,
+}
+
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
@@ -118,6 +125,8 @@ pub struct Metrics {
     pub coalesced_messages: Family<RobotLabels, Counter>,
     /// 1 while DingTalk's rate-limit answer has the robot paused.
     pub robot_paused: Family<RobotLabels, Gauge>,
+    /// With `cluster:`, 1 while Redis answers, 0 while each replica sends on its share.
+    pub cluster_redis_up: Family<RedisLabels, Gauge>,
     /// 1 if the last config load succeeded.
     pub config_last_reload_successful: Gauge,
     /// Unix time of the last successful config load.
@@ -152,6 +161,7 @@ impl Metrics {
             dead_letters: Family::default(),
             coalesced_messages: Family::default(),
             robot_paused: Family::default(),
+            cluster_redis_up: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
         };
@@ -232,6 +242,11 @@ impl Metrics {
             "robot_paused",
             "1 while a robot is paused after DingTalk's rate-limit answer",
             m.robot_paused.clone(),
+        );
+        r.register(
+            "cluster_redis_up",
+            "With cluster:, 1 while the shared Redis answers; 0 while each replica sends on its own share of every robot's rate_limit",
+            m.cluster_redis_up.clone(),
         );
         r.register(
             "config_last_reload_successful",
@@ -315,6 +330,21 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// The `cluster_redis_up` gauge of `redis`, from now on the only series.
+    pub fn cluster_redis_up(&self, redis: &str) -> Gauge {
+        self.cluster_redis_up.clear();
+        self.cluster_redis_up
+            .get_or_create(&RedisLabels {
+                redis: redis.to_owned(),
+            })
+            .clone()
+    }
+
+    /// Removes the `cluster_redis_up` series: no `cluster:` any more.
+    pub fn forget_cluster(&self) {
+        self.cluster_redis_up.clear();
     }
 
     /// Sets the `robot_paused` gauge.

@@ -34,6 +34,14 @@ impl RateLimit {
     };
 }
 
+impl RateLimit {
+    /// The window plus the latency margin: 1/20 of the window, at most 1 s. Sends are
+    /// counted over this span.
+    pub fn span(&self) -> Duration {
+        self.window + (self.window / 20).min(Duration::from_secs(1))
+    }
+}
+
 impl Default for RateLimit {
     fn default() -> Self {
         RateLimit::DINGTALK
@@ -103,9 +111,8 @@ impl RateWindow {
         blocking + self.span()
     }
 
-    /// The window plus the latency margin: 1/20 of the window, at most 1 s.
     fn span(&self) -> Duration {
-        self.limit.window + (self.limit.window / 20).min(Duration::from_secs(1))
+        self.limit.span()
     }
 
     /// Records a send at `now`; call only when `next_slot(now) <= now`.
@@ -116,6 +123,12 @@ impl RateWindow {
     /// How many more sends the window takes at `now`.
     pub fn room(&mut self, now: Instant) -> usize {
         (self.limit.count as usize).saturating_sub(self.in_window(now))
+    }
+
+    /// The sends the window holds at `now`, oldest first.
+    pub fn sends(&mut self, now: Instant) -> Vec<Instant> {
+        self.forget_before(now);
+        self.sent.iter().copied().collect()
     }
 
     /// How many sends the window holds at `now`.

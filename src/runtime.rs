@@ -10,24 +10,59 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::{Config, DeliveryMode};
 use crate::dingtalk::{self, ClientError, Sender};
+use crate::metrics::Metrics;
 
-/// A configuration together with the sender built from it.
+/// A configuration together with the sender and the cluster built from it.
 pub struct Runtime {
     /// The validated configuration.
     pub config: Config,
     /// Sends to DingTalk with the configured timeout and proxy.
     pub sender: Arc<dyn Sender>,
+    /// The Redis shared with other replicas, with `cluster:`.
+    pub cluster: Option<Arc<Cluster>>,
+}
+
+/// Why a configuration could not be put in force.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// `cluster:` could not be used.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 impl Runtime {
-    /// Builds the DingTalk client for `config`.
-    pub fn new(config: Config) -> Result<Self, ClientError> {
+    /// Builds the DingTalk client for `config`, and its cluster unless `previous` has one
+    /// for the same `cluster:` (a reload keeps it, with its connection and state).
+    pub fn new(
+        config: Config,
+        previous: Option<&Runtime>,
+        metrics: &Metrics,
+    ) -> Result<Self, RuntimeError> {
         let client = dingtalk::Client::new(config.timeout, config.proxy_url.as_ref())?;
+        let kept = previous
+            .and_then(|p| p.cluster.clone())
+            .filter(|cluster| Some(cluster.config()) == config.cluster.as_ref());
+        let cluster = match (kept, &config.cluster) {
+            (Some(kept), _) => Some(kept),
+            (None, Some(cluster)) => {
+                let up = metrics.cluster_redis_up(&cluster.redis_url.to_string());
+                Some(Arc::new(Cluster::new(cluster.clone(), up)?))
+            }
+            (None, None) => {
+                metrics.forget_cluster();
+                None
+            }
+        };
         Ok(Runtime {
             config,
             sender: Arc::new(client),
+            cluster,
         })
     }
 }

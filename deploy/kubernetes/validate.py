@@ -3,8 +3,9 @@
 
     python3 deploy/kubernetes/validate.py [DIR ...]
 
-DIRs default to base, overlays/production and overlays/prometheus-operator (relative to
-this file). For each, `kubectl kustomize DIR` renders the manifests; then
+DIRs default to base, overlays/production, overlays/production-with-redis and
+overlays/prometheus-operator (relative to this file). For each, `kubectl kustomize DIR`
+renders the manifests; then
 
 - every built-in object is validated with kubernetes-validate in strict mode (unknown
   fields fail) against the oldest and the newest Kubernetes version we support;
@@ -12,8 +13,10 @@ this file). For each, `kubectl kustomize DIR` renders the manifests; then
   crd-validate/validate.mjs against the schemas of @kubernetes-models/prometheus-operator
   (install it with `npm ci --prefix deploy/kubernetes/crd-validate`; .ci/run does);
 - checks no schema can make: the probes, the security context, the config mount, the
-  queue volume, the shutdown grace period, the image tag, what the Services and the
-  ServiceMonitor select.
+  queue volume, the shutdown grace period, the image tag, what the Services, the
+  ServiceMonitor and the PodDisruptionBudget select. Workloads other than the bridge's
+  (the Redis of components/redis) get the checks that are not about the bridge: a
+  pinned image, resources, probes, a non-root read-only security context.
 
 Prints one line per object and one per problem, and exits 1 if there is any problem
 (2 if a tool is missing). Needs python3 with kubernetes-validate, kubectl and node.
@@ -27,7 +30,12 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-DEFAULT_DIRS = ("base", "overlays/production", "overlays/prometheus-operator")
+DEFAULT_DIRS = (
+    "base",
+    "overlays/production",
+    "overlays/production-with-redis",
+    "overlays/prometheus-operator",
+)
 CRD_VALIDATOR = HERE / "crd-validate" / "validate.mjs"
 INSTALL_HINT = "bash .ci/run installs it"
 
@@ -152,6 +160,62 @@ def bridge_config(objects, pod):
     return None, f"no ConfigMap volume is mounted at {config_path.parent}"
 
 
+def is_bridge(obj):
+    """Whether `obj` is the bridge's Deployment or StatefulSet (it runs CONTAINER)."""
+    if obj.get("kind") not in WORKLOADS:
+        return False
+    containers = obj["spec"]["template"]["spec"].get("containers", [])
+    return any(c.get("name") == CONTAINER for c in containers)
+
+
+def check_container_basics(pod, container, uid=None):
+    """Problems of any workload's container: security context, image tag, resources."""
+    problems = []
+    # The container's securityContext overrides the pod's, field by field.
+    pod_context = pod.get("securityContext", {})
+    context = {**pod_context, **container.get("securityContext", {})}
+    expected = {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+    }
+    if uid is not None:
+        expected |= {"runAsUser": uid, "runAsGroup": uid}
+    for key, value in expected.items():
+        if context.get(key) != value:
+            problems.append(f"securityContext.{key} must be {value}, is {context.get(key)}")
+    if uid is None and context.get("runAsUser") == 0:
+        problems.append("securityContext.runAsUser must not be 0")
+    if "ALL" not in context.get("capabilities", {}).get("drop", []):
+        problems.append("securityContext.capabilities.drop must include ALL")
+    if context.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append("securityContext.seccompProfile.type must be RuntimeDefault")
+
+    image = container.get("image", "")
+    if "@" not in image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
+        problems.append(f"image {image!r} must carry a version tag or a digest, not latest")
+
+    resources = container.get("resources", {})
+    if "memory" not in resources.get("limits", {}):
+        problems.append("resources.limits.memory must be set")
+    if not {"cpu", "memory"} <= resources.get("requests", {}).keys():
+        problems.append("resources.requests must set cpu and memory")
+    return problems
+
+
+def check_other_workload(obj):
+    """What a schema cannot see in a workload beside the bridge (components/redis)."""
+    pod = obj["spec"]["template"]["spec"]
+    problems = []
+    for container in pod.get("containers", []):
+        found = check_container_basics(pod, container)
+        for probe_name in ("livenessProbe", "readinessProbe"):
+            if probe_name not in container:
+                found.append(f"{probe_name} must be set")
+        problems += [f"container {container['name']}: {p}" for p in found]
+    return problems
+
+
 def check_workload(obj, objects):
     """What a schema cannot see in the bridge's Deployment or StatefulSet."""
     problems = []
@@ -175,33 +239,7 @@ def check_workload(obj, objects):
         if probe.get("port") not in ("http", PORT):
             problems.append(f"{probe_name} port must be `http` ({PORT}), is {probe.get('port')}")
 
-    # The container's securityContext overrides the pod's, field by field.
-    pod_context = pod.get("securityContext", {})
-    context = {**pod_context, **container.get("securityContext", {})}
-    expected = {
-        "runAsNonRoot": True,
-        "runAsUser": UID,
-        "runAsGroup": UID,
-        "readOnlyRootFilesystem": True,
-        "allowPrivilegeEscalation": False,
-    }
-    for key, value in expected.items():
-        if context.get(key) != value:
-            problems.append(f"securityContext.{key} must be {value}, is {context.get(key)}")
-    if "ALL" not in context.get("capabilities", {}).get("drop", []):
-        problems.append("securityContext.capabilities.drop must include ALL")
-    if context.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-        problems.append("securityContext.seccompProfile.type must be RuntimeDefault")
-
-    image = container.get("image", "")
-    if "@" not in image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
-        problems.append(f"image {image!r} must carry a version tag or a digest, not latest")
-
-    resources = container.get("resources", {})
-    if "memory" not in resources.get("limits", {}):
-        problems.append("resources.limits.memory must be set")
-    if not {"cpu", "memory"} <= resources.get("requests", {}).keys():
-        problems.append("resources.requests must set cpu and memory")
+    problems += check_container_basics(pod, container, uid=UID)
 
     config, problem = bridge_config(objects, pod)
     if problem:
@@ -245,18 +283,29 @@ def matches(selector, labels):
     return all(labels.get(k) == v for k, v in (selector or {}).items())
 
 
+def selected_workloads(selector, objects):
+    """The workloads whose pods `selector` (a label map) matches."""
+    return [
+        o
+        for o in objects
+        if o["kind"] in WORKLOADS
+        and matches(selector, o["spec"]["template"]["metadata"].get("labels", {}))
+    ]
+
+
 def check_services(objects):
     """Problems of the Services and ServiceMonitors: what selects what. By object name."""
     problems = {}
-    pods = [
-        o["spec"]["template"]["metadata"].get("labels", {})
-        for o in objects
-        if o["kind"] in WORKLOADS
-    ]
     services = [o for o in objects if o["kind"] == "Service"]
     for service in services:
-        if not any(matches(service["spec"].get("selector"), labels) for labels in pods):
+        selected = selected_workloads(service["spec"].get("selector"), objects)
+        if not selected:
             problems.setdefault(name_of(service), []).append("its selector matches no pod")
+        elif len(selected) > 1:
+            # Say, the bridge's Service sending webhooks to the Redis pod too.
+            problems.setdefault(name_of(service), []).append(
+                f"its selector matches the pods of {[name_of(o) for o in selected]}"
+            )
     for monitor in (o for o in objects if o["kind"] == "ServiceMonitor"):
         selector = monitor["spec"].get("selector", {}).get("matchLabels", {})
         selected = [s for s in services if matches(selector, s["metadata"].get("labels", {}))]
@@ -277,9 +326,13 @@ def check_services(objects):
 def check_disruption_budgets(objects):
     """A PDB must leave at least one pod evictable, or node drains hang. By object name."""
     problems = {}
-    replicas = sum(o["spec"].get("replicas", 1) for o in objects if o["kind"] in WORKLOADS)
     for pdb in (o for o in objects if o["kind"] == "PodDisruptionBudget"):
         spec = pdb["spec"]
+        selected = selected_workloads(spec.get("selector", {}).get("matchLabels"), objects)
+        if not selected:
+            problems[name_of(pdb)] = ["its selector matches no pod"]
+            continue
+        replicas = sum(o["spec"].get("replicas", 1) for o in selected)
         if "minAvailable" in spec and isinstance(spec["minAvailable"], int):
             if spec["minAvailable"] >= replicas:
                 problems[name_of(pdb)] = [
@@ -298,8 +351,8 @@ def validate_directory(directory):
     if objects is None:
         print(f"  INVALID: kubectl kustomize failed:\n{error}")
         return False
-    if not any(o.get("kind") in WORKLOADS for o in objects):
-        print("  INVALID: renders no Deployment or StatefulSet")
+    if not any(is_bridge(o) for o in objects):
+        print(f"  INVALID: renders no Deployment or StatefulSet with a container {CONTAINER}")
         return False
 
     crds = [o for o in objects if str(o.get("apiVersion", "")).startswith(CRD_GROUP)]
@@ -316,7 +369,10 @@ def validate_directory(directory):
             problems = validate_builtin(obj)
             if obj["kind"] in WORKLOADS:
                 try:
-                    problems += check_workload(obj, objects)
+                    if is_bridge(obj):
+                        problems += check_workload(obj, objects)
+                    else:
+                        problems += check_other_workload(obj)
                 except (KeyError, TypeError, ValueError, StopIteration) as error:
                     problems.append(f"cannot run the sanity checks: {error!r}")
         problems += extra.get(name_of(obj), [])

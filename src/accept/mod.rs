@@ -24,6 +24,10 @@ pub enum AcceptError {
     /// `/dingtalk/{robot}/send` named a robot the config does not have.
     #[error("unknown robot {0:?}")]
     UnknownRobot(String),
+    /// Another replica of the cluster is queueing the same notification and has not
+    /// finished; the retry will be a duplicate, or queued here if that replica failed.
+    #[error("another replica is queueing the same notification; retry")]
+    QueueingElsewhere,
     /// The queue refused the messages: full, or its store failing.
     #[error(transparent)]
     Queue(#[from] QueueError),

@@ -62,6 +62,16 @@ pub async fn send_now(
     if dedup.seen(&identity, config.dedup_window) {
         return Ok(Passed::Duplicate);
     }
+    let cluster = runtime
+        .cluster
+        .as_deref()
+        .filter(|_| !config.dedup_window.is_zero());
+    if let Some(cluster) = cluster
+        && cluster.seen(&identity).await == Some(true)
+    {
+        dedup.duplicate(&identity);
+        return Ok(Passed::Duplicate);
+    }
     let planned = plan(&delivery.metrics, config, notification, direct_robot)?;
     let mut delivered = 0;
     for message in &planned {
@@ -76,6 +86,9 @@ pub async fn send_now(
     // Remembered only once delivered: Alertmanager's retry of a failed one is no
     // duplicate.
     dedup.remember(&identity, config.dedup_window);
+    if let Some(cluster) = cluster {
+        cluster.confirm(&identity, config.dedup_window).await;
+    }
     Ok(Passed::Delivered {
         messages: delivered,
     })
@@ -113,13 +126,13 @@ async fn send_one(
     };
     let mut message = render::shorten(&planned.message, robot, gate.size_budget());
     loop {
-        let reserved = lane
-            .reserve(limit, Some(deadline))
+        let reserved = deliver::reserve(&lane, runtime, robot, Some(deadline))
             .await
             .map_err(rate_limited)?;
         let sent = deliver::send(
             reserved,
             &*runtime.sender,
+            runtime.cluster.as_deref(),
             robot,
             &delivery.metrics,
             &message,

@@ -1,16 +1,18 @@
 //! Queued mode: the messages of a notification are committed to the queue before the
 //! webhook is answered 200, and the robots' workers deliver them from there. A commit to
-//! the queue file, and what follows it, run in a task of their own, so a client that goes
-//! away mid-commit leaves neither a stored message without a woken worker nor a duplicate
-//! claim for a notification that was not stored. (An append to memory completes in one
-//! step: nothing can come between it and the wake.)
+//! the queue file or one with a cluster claim to confirm, and what follows it, run in a
+//! task of their own, so a client that goes away mid-commit leaves neither a stored
+//! message without a woken worker nor a duplicate claim for a notification that was not
+//! stored. (An append to memory completes in one step: nothing can come between it and
+//! the wake.)
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use super::{AcceptError, plan};
-use crate::dedup::{self, Dedup};
+use crate::cluster::Cluster;
+use crate::dedup::{self, Dedup, Taken};
 use crate::deliver::Delivery;
 use crate::payload::Notification;
 use crate::plan::PlannedMessage;
@@ -32,10 +34,25 @@ pub async fn accept(
     if !dedup.claim(&identity, config.dedup_window) {
         return Ok(0);
     }
+    let shared = match &runtime.cluster {
+        Some(cluster) => match dedup
+            .claim_shared(cluster, &identity, config.dedup_window)
+            .await
+        {
+            Ok(true) => Some(Shared {
+                cluster: cluster.clone(),
+                window: config.dedup_window,
+            }),
+            Ok(false) => None,
+            Err(Taken::Duplicate) => return Ok(0),
+            Err(Taken::Pending) => return Err(AcceptError::QueueingElsewhere),
+        },
+        None => None,
+    };
     let planned = match plan(&delivery.metrics, config, notification, direct_robot) {
         Ok(planned) => planned,
         Err(error) => {
-            dedup.forget(&identity);
+            forget(dedup, &identity, shared.as_ref()).await;
             return Err(error);
         }
     };
@@ -46,15 +63,20 @@ pub async fn accept(
         .into_iter()
         .map(|m| envelope(delivery, m, accepted_at))
         .collect();
+    // A commit that writes a file, or tells Redis, must not stop halfway.
+    let in_a_task = delivery.queue.commits_on_a_thread() || shared.is_some();
     let committed = commit(
         delivery.clone(),
-        dedup.clone(),
-        identity,
+        Claimed {
+            dedup: dedup.clone(),
+            identity,
+            shared,
+        },
         envelopes,
         robots,
         config.max_pending,
     );
-    let result = if delivery.queue.commits_on_a_thread() {
+    let result = if in_a_task {
         match tokio::spawn(committed).await {
             Ok(result) => result,
             // Only a panic in the task: the messages may or may not be stored.
@@ -66,24 +88,52 @@ pub async fn accept(
     result.map(|()| count).map_err(AcceptError::from)
 }
 
-/// Queues `envelopes` and wakes their robots' workers, or forgets the claim of
-/// `identity`: a notification that was not queued is no duplicate when it comes again.
-async fn commit(
-    delivery: Arc<Delivery>,
+/// The claim of a notification: in this replica's memory, and in the cluster's if any.
+struct Claimed {
     dedup: Arc<Dedup>,
     identity: String,
+    shared: Option<Shared>,
+}
+
+/// A pending claim in the cluster, to confirm once queued.
+struct Shared {
+    cluster: Arc<Cluster>,
+    window: std::time::Duration,
+}
+
+/// Queues `envelopes` and wakes their robots' workers, then marks the notification queued
+/// for the cluster; or forgets the claim: a notification that was not queued is no
+/// duplicate when it comes again.
+async fn commit(
+    delivery: Arc<Delivery>,
+    claimed: Claimed,
     envelopes: Vec<Envelope>,
     robots: Vec<String>,
     max_pending: usize,
 ) -> Result<(), QueueError> {
+    let Claimed {
+        dedup,
+        identity,
+        shared,
+    } = claimed;
     if let Err(error) = delivery.queue.push(envelopes, max_pending).await {
-        dedup.forget(&identity);
+        forget(&dedup, &identity, shared.as_ref()).await;
         return Err(error);
     }
     for robot in robots {
         delivery.wake(&robot);
     }
+    if let Some(shared) = shared {
+        shared.cluster.confirm(&identity, shared.window).await;
+    }
     Ok(())
+}
+
+async fn forget(dedup: &Dedup, identity: &str, shared: Option<&Shared>) {
+    dedup.forget(identity);
+    if let Some(shared) = shared {
+        shared.cluster.release(identity).await;
+    }
 }
 
 fn envelope(delivery: &Delivery, message: PlannedMessage, accepted_at: Timestamp) -> Envelope {

@@ -137,6 +137,7 @@ impl Checker {
             None if queue_dir.is_some() => Some(DEFAULT_MAX_PENDING_DURABLE),
             None => Some(DEFAULT_MAX_PENDING_IN_MEMORY),
         };
+        let cluster = self.cluster(&top.key("cluster"), raw.cluster);
         let keywords = raw
             .keywords
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
@@ -149,6 +150,10 @@ impl Checker {
             if let Some(robot) = self.robot(&at, &name, raw_robot, &keywords, api_url.as_ref()) {
                 robots.insert(name, Arc::new(robot));
             }
+        }
+
+        if let Some(Some(cluster)) = &cluster {
+            self.check_shares(&top, &robots, cluster.replicas);
         }
 
         let mut sources = Vec::new();
@@ -232,6 +237,7 @@ impl Checker {
             max_age: max_age?,
             passthrough_max_wait: passthrough_max_wait?,
             max_pending: max_pending?,
+            cluster: cluster?,
             robots,
             strategies,
             renderer: renderer?,

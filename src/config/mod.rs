@@ -7,6 +7,7 @@
 //! Nothing here touches the network; credential files are read.
 
 mod check;
+mod cluster;
 mod env;
 mod raw;
 mod robots;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use url::Url;
 
+pub use cluster::{ClusterConfig, DEFAULT_KEY_PREFIX, RedisUrl};
 pub use env::{EnvError, expand as expand_env};
 pub use source_map::{Path, Position, Segment, SourceMap};
 
@@ -70,6 +72,8 @@ pub struct Config {
     pub passthrough_max_wait: Duration,
     /// Most messages queued per robot; past it webhooks are answered 503.
     pub max_pending: usize,
+    /// The Redis replicas share, if any.
+    pub cluster: Option<ClusterConfig>,
     /// Robots by name.
     pub robots: BTreeMap<String, Arc<Robot>>,
     /// Strategies in evaluation order.

@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     pub auth: RawAuth,
     pub dingtalk: RawDingTalk,
     pub delivery: RawDelivery,
+    pub cluster: Option<RawCluster>,
     pub templates: BTreeMap<String, RawTemplate>,
     pub robots: BTreeMap<String, RawRobot>,
     pub strategies: Vec<RawStrategy>,
@@ -55,6 +56,17 @@ pub(super) struct RawDelivery {
     pub max_age: Option<String>,
     pub passthrough_max_wait: Option<String>,
     pub max_pending: Option<u64>,
+}
+
+/// `cluster:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawCluster {
+    pub redis_url: Option<String>,
+    pub redis_url_file: Option<String>,
+    pub key_prefix: Option<String>,
+    pub replicas: Option<u64>,
+    pub timeout: Option<String>,
 }
 
 /// `templates.<name>:`

@@ -3,6 +3,10 @@
 //! out, for the worker and for passthrough webhooks alike, and keeps the robot's [`Gate`]
 //! and the metrics in step with DingTalk's answer.
 //!
+//! [`reserve`] is the one place a send gets its slot: in the robot's gate, and with
+//! `cluster:` in the window all replicas share (or, while Redis cannot be reached, in
+//! this replica's share of it).
+//!
 //! [`Delivery`] holds the parts the workers share: the configuration in force (looked up
 //! at send time, so a reload applies to pending messages too), the queue, the gates and
 //! the metrics. No lock the API or a scrape reads is held across I/O; it knows nothing of
@@ -20,8 +24,9 @@ use tokio::time::Instant;
 
 pub use worker::backoff;
 
+use crate::cluster::{self, Cluster, Slot};
 use crate::dingtalk::{self, MIN_BUDGET, Message, Retry, Robot, SendError, Sender};
-use crate::gate::{Gate, LastError, Reserved};
+use crate::gate::{Gate, Lane, LastError, Reserved};
 use crate::metrics::{ErrorLabels, Metrics, RobotLabels};
 use crate::queue::Queue;
 use crate::runtime::{ConfigHandle, Runtime};
@@ -96,6 +101,32 @@ impl Delivery {
         }
     }
 
+    /// Every [`cluster::HEARTBEAT`], while the configuration in force has `cluster:`,
+    /// renews this replica's membership of every robot and uploads its sends of the
+    /// window; asks again for a Redis that could not be reached. Runs until aborted.
+    pub async fn share_with_cluster(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(cluster::HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let runtime = self.config.snapshot();
+            let Some(cluster) = &runtime.cluster else {
+                continue;
+            };
+            let now = Instant::now();
+            let robots: Vec<_> = runtime
+                .config
+                .robots
+                .values()
+                .map(|robot| {
+                    let sends = self.gate(&robot.name).sends(now);
+                    (robot.name.clone(), robot.rate_limit, sends)
+                })
+                .collect();
+            cluster.heartbeat(&robots).await;
+        }
+    }
+
     /// Gives pending messages up to `timeout` to be delivered, then stops the workers
     /// (what is left stays in the queue). Returns how many messages were left.
     pub async fn drain(&self, timeout: Duration) -> usize {
@@ -136,12 +167,91 @@ pub struct Failure {
     pub budget: usize,
 }
 
+/// Replicas told to wait for the same slot of a shared window ask again spread over this
+/// much, so that they do not all ask at the same instant.
+const SHARED_WAIT_JITTER: Duration = Duration::from_millis(50);
+
+/// Records a send to `robot` starting now, on `lane`: in the robot's gate and, with
+/// `cluster:` in `runtime`, in the window the replicas share (this replica's share of it
+/// while Redis cannot be reached). Waits for the slot; `Err` with the slot if it comes
+/// after `deadline`.
+pub async fn reserve<'l, 'g>(
+    lane: &'l Lane<'g>,
+    runtime: &Runtime,
+    robot: &Robot,
+    deadline: Option<Instant>,
+) -> Result<Reserved<'l, 'g>, Instant> {
+    let limit = robot.rate_limit;
+    let Some(cluster) = runtime.cluster.as_deref() else {
+        return lane.reserve(limit, deadline).await;
+    };
+    let gate = lane.gate();
+    loop {
+        let now = Instant::now();
+        // This replica's own sends and pause, which Redis may have lost, come first.
+        let own = gate.next_slot(limit, now);
+        let (slot, wake) = if own > now {
+            (own, own)
+        } else {
+            match cluster
+                .reserve(&robot.name, limit, now, || gate.sends(now))
+                .await
+            {
+                Slot::Granted => return Ok(lane.granted(now)),
+                Slot::Wait {
+                    until,
+                    paused_until,
+                } => {
+                    if let Some(paused_until) = paused_until {
+                        gate.paused_elsewhere(paused_until);
+                    }
+                    let spread = SHARED_WAIT_JITTER.mul_f64(fastrand::f64());
+                    (until, until + spread)
+                }
+                Slot::Unreachable { not_before } => {
+                    let now = Instant::now();
+                    let slot = if not_before > now {
+                        not_before
+                    } else {
+                        match lane.try_reserve(cluster.share(limit), now) {
+                            Ok(reserved) => return Ok(reserved),
+                            Err(slot) => slot,
+                        }
+                    };
+                    // Redis may answer again meanwhile.
+                    (slot, slot.min(now + cluster::HEARTBEAT))
+                }
+            }
+        };
+        if deadline.is_some_and(|deadline| slot > deadline) {
+            return Err(slot);
+        }
+        tokio::time::sleep_until(wake).await;
+    }
+}
+
+/// How many more sends `robot`'s window takes now: the gate's, and with `cluster:` the
+/// shared window's as Redis last said (or this replica's share while it cannot be
+/// reached).
+pub fn room(runtime: &Runtime, gate: &Gate, robot: &Robot) -> usize {
+    let now = Instant::now();
+    let own = gate.room(robot.rate_limit, now);
+    match runtime.cluster.as_deref() {
+        None => own,
+        Some(cluster) if !cluster.is_reachable() => gate.room(cluster.share(robot.rate_limit), now),
+        Some(cluster) => cluster
+            .room(&robot.name)
+            .map_or(own, |shared| shared.min(own)),
+    }
+}
+
 /// Sends `message` to `robot` through `sender` on the slot `reserved`, and records
-/// DingTalk's answer: in the gate (success, last error, pause, size budget) and in the
-/// metrics.
+/// DingTalk's answer: in the gate (success, last error, pause, size budget), in the
+/// metrics, and a pause in `cluster` for every replica.
 pub async fn send(
     reserved: Reserved<'_, '_>,
     sender: &dyn Sender,
+    cluster: Option<&Cluster>,
     robot: &Robot,
     metrics: &Metrics,
     message: &Message,
@@ -184,6 +294,9 @@ pub async fn send(
             metrics.message(&robot.name, "retried");
             let pause = gate.pause(Instant::now());
             metrics.set_paused(&robot.name, true);
+            if let Some(cluster) = cluster {
+                cluster.pause(&robot.name, pause).await;
+            }
             tracing::warn!(
                 message = "DingTalk rate-limited the robot; pausing it.",
                 robot = %robot.name,

@@ -137,14 +137,17 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
             }
         };
         queue_failures = 0;
-        // Only a passthrough webhook can have taken the slot since it was seen free.
-        let Ok(reserved) = lane.reserve(limit, Some(Instant::now())).await else {
+        // Alone, only a passthrough webhook can have taken the slot since it was seen
+        // free; in a cluster, the other replicas' sends are known only now.
+        let deadline = runtime.cluster.is_none().then(Instant::now);
+        let Ok(reserved) = super::reserve(&lane, &runtime, &robot_config, deadline).await else {
             continue;
         };
         attempt += 1;
         let result = super::send(
             reserved,
             &*runtime.sender,
+            runtime.cluster.as_deref(),
             &robot_config,
             &delivery.metrics,
             &send.message,
@@ -181,7 +184,7 @@ fn choose(
 ) -> Result<Option<Send>, QueueError> {
     let queue = &delivery.queue;
     let depth = queue.depth(&robot.name);
-    let room = gate.room(robot.rate_limit, Instant::now());
+    let room = super::room(runtime, gate, robot);
     let merge = depth > 1 && (depth > room.min(STORM) || room <= paced_slots(robot.rate_limit));
     let pending = queue.oldest(&robot.name, if merge { BATCH } else { 1 })?;
     let max_age = runtime.config.max_age;

@@ -121,6 +121,7 @@ fn accept_error(error: AcceptError) -> Answer {
         AcceptError::UnknownRobot(_) => {
             return (StatusCode::NOT_FOUND, "unknown_robot", error.to_string());
         }
+        AcceptError::QueueingElsewhere => "queueing_elsewhere",
         AcceptError::Queue(QueueError::Full { .. }) => "queue_full",
         AcceptError::Queue(QueueError::Store(_)) => {
             tracing::error!(message = "Cannot queue messages.", %error);

@@ -25,7 +25,7 @@ strategies:
 }
 
 /// `count` notifications, each its own group with one distinctly named alert.
-async fn storm(bridge: &Bridge, count: usize) -> Vec<String> {
+pub(crate) async fn storm(bridge: &Bridge, count: usize) -> Vec<String> {
     let names: Vec<String> = (0..count).map(|i| format!("StormAlert{i:03}")).collect();
     for name in &names {
         bridge.notify(&payload("firing", &[(name, &[])])).await;
@@ -34,7 +34,7 @@ async fn storm(bridge: &Bridge, count: usize) -> Vec<String> {
 }
 
 /// Waits until every name has been delivered, then checks each was delivered exactly once.
-async fn wait_for_every_name(
+pub(crate) async fn wait_for_every_name(
     dingtalk: &FakeDingTalk,
     names: &[String],
     timeout: Duration,

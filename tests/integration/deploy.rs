@@ -1,8 +1,10 @@
 //! The deployment files under `deploy/`: what `kubectl kustomize` renders for each
 //! Kubernetes directory is valid (deploy/kubernetes/validate.py), the config inside each
 //! rendered ConfigMap passes `check` with exactly the credentials the manifests provide,
-//! the replicas never add up to more than DingTalk's 20 messages a minute per robot, and
-//! the Dockerfile (which cannot be built here) agrees with the manifests.
+//! the replicas never add up to more than DingTalk's 20 messages a minute per robot
+//! (each with its own rate window, or sharing one through Redis with `cluster:`), the
+//! Redis of components/redis never evicts the bridge's keys, and the Dockerfile (which
+//! cannot be built here) agrees with the manifests.
 //!
 //! Needs `python3` with kubernetes-validate, `kubectl`, and `node` with
 //! deploy/kubernetes/crd-validate installed: `bash .ci/run` installs them.
@@ -19,9 +21,10 @@ use testkit::temp_dir;
 use crate::BINARY;
 
 /// The kustomize directories, relative to deploy/kubernetes.
-const DIRECTORIES: [&str; 3] = [
+const DIRECTORIES: [&str; 4] = [
     "base",
     "overlays/production",
+    "overlays/production-with-redis",
     "overlays/prometheus-operator",
 ];
 
@@ -95,16 +98,22 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
         .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
 }
 
-/// The bridge's Deployment or StatefulSet.
+/// The bridge's Deployment or StatefulSet: the one that runs the container `CONTAINER`
+/// (components/redis adds a Deployment of its own).
 fn workload<'a>(objects: &'a [Value], directory: &str) -> &'a Value {
     let workloads: Vec<_> = objects
         .iter()
         .filter(|o| o["kind"] == "Deployment" || o["kind"] == "StatefulSet")
+        .filter(|o| {
+            o["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["name"] == CONTAINER))
+        })
         .collect();
     assert_eq!(
         workloads.len(),
         1,
-        "{directory}: expected one Deployment or StatefulSet"
+        "{directory}: expected one Deployment or StatefulSet running {CONTAINER}"
     );
     workloads[0]
 }
@@ -190,6 +199,10 @@ fn validator_passes_for_every_kustomize_directory() {
     }
     assert!(output.contains("ok      ServiceMonitor/"), "{output}");
     assert!(output.contains("ok      StatefulSet/"), "{output}");
+    assert!(
+        output.contains("ok      Deployment/alertmanager-dingtalk-redis"),
+        "{output}"
+    );
 }
 
 /// A temporary directory for a kustomization of the test's own, and deploy/kubernetes as
@@ -293,6 +306,12 @@ fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
         let workload = workload(&objects, directory);
         let container = container(workload);
         let mut config = rendered_config(&objects, directory);
+        // `check` parses the Redis URL it reads from this file, so a dummy value for it
+        // must still be a URL.
+        let parsed: Value = serde_saphyr::from_str(&config).expect("config is YAML");
+        let redis_url_file = parsed["cluster"]["redis_url_file"]
+            .as_str()
+            .map(str::to_owned);
         let dir = temp_dir("deploy-check");
 
         let mut env = BTreeMap::new();
@@ -311,7 +330,8 @@ fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
         }
 
         // Secret volumes: a rendered Secret gives its data; a Secret created outside the
-        // manifests (production) gives the keys its volume lists, with dummy values.
+        // manifests (production) gives the keys its volume lists, with dummy values: a
+        // Redis URL for the file cluster.redis_url_file names, a token for the others.
         for (index, mount) in container["volumeMounts"]
             .as_array()
             .into_iter()
@@ -347,8 +367,11 @@ fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
                     .collect(),
             };
             for (key, path) in items {
+                let is_redis_url =
+                    redis_url_file.as_deref() == Some(format!("{mount_path}/{path}").as_str());
                 let value = match &data {
                     Some(data) => data[&key].clone(),
+                    None if is_redis_url => format!("redis://dummy-{key}:6379/0\n"),
                     None => format!("dummy-{key}\n"),
                 };
                 std::fs::write(files.join(path), value).unwrap();
@@ -376,7 +399,7 @@ fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
             stdout.contains("queue in /var/lib/alertmanager-dingtalk"),
             "{directory}: {stdout}"
         );
-        if directory == "overlays/production" {
+        if directory.starts_with("overlays/production") {
             // Production requires a bearer token (auth.bearer_token_file).
             assert!(
                 stdout.contains("bearer token required"),
@@ -414,9 +437,14 @@ fn rate_limit(text: &str) -> (u64, u64) {
     (count.trim().parse().expect("COUNT"), window)
 }
 
-/// Regression guard: each replica keeps its own rate window, so adding a replica
-/// without lowering `rate_limit` lets a storm reach DingTalk at more than 20 a minute,
-/// and DingTalk then blocks the robot for 10 minutes.
+/// Regression guard: more than 20 messages a minute to a robot, and DingTalk blocks it
+/// for 10 minutes. Without `cluster:` each replica keeps its own rate window, so adding
+/// a replica without lowering `rate_limit` lets a storm through: replicas x `rate_limit`
+/// must stay within 20 a minute. With `cluster:` the replicas share one window through
+/// Redis, so each robot's `rate_limit` alone must; and while Redis is lost each replica
+/// falls back to a window of `rate_limit` / `cluster.replicas` of its own, which add up
+/// to at most `rate_limit` only if `cluster.replicas` counts every replica the workload
+/// runs (`check` makes sure each share is at least 1).
 #[test]
 fn replicas_times_rate_limit_stays_within_dingtalks_20_per_minute() {
     for directory in DIRECTORIES {
@@ -426,6 +454,20 @@ fn replicas_times_rate_limit_stays_within_dingtalks_20_per_minute() {
             .unwrap_or(1);
         let config: Value =
             serde_saphyr::from_str(&rendered_config(&objects, directory)).expect("config is YAML");
+        // How many rate windows send to each robot at once.
+        let windows = match &config["cluster"] {
+            Value::Null => replicas,
+            cluster => {
+                let sharing = cluster["replicas"].as_u64().unwrap_or(1);
+                assert!(
+                    sharing >= replicas,
+                    "{directory}: cluster.replicas {sharing} is less than the {replicas} \
+                     replicas deployed: without Redis their fallback windows would exceed \
+                     each robot's rate_limit"
+                );
+                1
+            }
+        };
         let robots = config["robots"].as_object().expect("robots");
         assert!(!robots.is_empty(), "{directory}: no robots");
         for (name, robot) in robots {
@@ -433,14 +475,45 @@ fn replicas_times_rate_limit_stays_within_dingtalks_20_per_minute() {
                 .as_str()
                 .map(rate_limit)
                 .unwrap_or((DINGTALK_PER_MINUTE, 60));
-            // replicas * count per window <= 20 per 60 s, in integers.
+            // windows * count per window <= 20 per 60 s, in integers.
             assert!(
-                replicas * count * 60 <= DINGTALK_PER_MINUTE * window,
-                "{directory}: {replicas} replicas x rate_limit {count}/{window}s for robot \
-                 {name} exceed DingTalk's {DINGTALK_PER_MINUTE}/min"
+                windows * count * 60 <= DINGTALK_PER_MINUTE * window,
+                "{directory}: {windows} rate window(s) x rate_limit {count}/{window}s for \
+                 robot {name} exceed DingTalk's {DINGTALK_PER_MINUTE}/min"
             );
         }
     }
+}
+
+/// components/redis holds the replicas' shared rate windows and pauses: a Redis that
+/// evicted them would let a storm through, and two of them (more replicas, or a rolling
+/// update) would each count a window of their own. And it is the Service the Secret's
+/// redis-url names.
+#[test]
+fn the_redis_component_never_evicts_the_bridges_keys() {
+    let directory = "overlays/production-with-redis";
+    let objects = render(directory);
+    let redis = find(&objects, "Deployment", "alertmanager-dingtalk-redis")
+        .unwrap_or_else(|| panic!("{directory}: no Deployment alertmanager-dingtalk-redis"));
+    let args: Vec<&str> = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| *a == name)
+            .and_then(|at| args.get(at + 1).copied())
+    };
+    assert_eq!(flag("--maxmemory-policy"), Some("noeviction"), "{args:?}");
+    assert!(flag("--maxmemory").is_some(), "a memory bound: {args:?}");
+    assert_eq!(redis["spec"]["replicas"], 1, "{directory}: one Redis");
+    assert_eq!(
+        redis["spec"]["strategy"]["type"], "Recreate",
+        "{directory}: never two Redis at once"
+    );
+    let service = find(&objects, "Service", "alertmanager-dingtalk-redis")
+        .unwrap_or_else(|| panic!("{directory}: no Service alertmanager-dingtalk-redis"));
+    assert_eq!(service["spec"]["ports"][0]["port"], 6379, "{service}");
 }
 
 /// The arguments of every `name` instruction (`EXPOSE`, `COPY`, ...) in a Dockerfile.

@@ -7,6 +7,7 @@ use std::time::Duration;
 mod alertmanager;
 mod prometheus;
 
+mod cluster;
 mod delivery;
 mod deploy;
 mod end_to_end;

@@ -235,6 +235,7 @@ fn runtime(config: Config, dingtalk: &Arc<Scripted>) -> Runtime {
     Runtime {
         config,
         sender: dingtalk.clone(),
+        cluster: None,
     }
 }
 

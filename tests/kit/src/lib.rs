@@ -10,6 +10,8 @@
 //!   log, HTTP to it, its offline subcommands.
 //! - [`daemon`] — other real servers the end-to-end tests start (Alertmanager,
 //!   Prometheus), from their Debian packages.
+//! - [`redis`] — a real Redis for cluster mode, which a test can stop and start again
+//!   empty.
 //! - [`webhook`] — Alertmanager webhook bodies, small and hand-named or grown to any size
 //!   from a real alert.
 //! - [`scratch`] — a fresh temporary directory, a free loopback port.
@@ -24,11 +26,13 @@
 pub mod bridge;
 pub mod daemon;
 pub mod fake_dingtalk;
+pub mod redis;
 pub mod scratch;
 pub mod webhook;
 
 pub use bridge::{Bridge, CommandOutput, http, run_command};
 pub use daemon::{Daemon, installed};
 pub use fake_dingtalk::{Counts, FakeDingTalk, FakeRobot, Mode, Request};
+pub use redis::Redis;
 pub use scratch::{free_port, temp_dir};
 pub use webhook::{payload, webhook_body};

@@ -1,0 +1,203 @@
+//! Cluster mode: three bridge processes sharing one real Redis (started on a free
+//! loopback port by the test kit) and one fake DingTalk, which counts what all of them
+//! send. The fake's own rate limit answers 130101 past it, so "no 130101" means the
+//! replicas together stayed within the robot's window.
+
+use std::time::{Duration, Instant};
+
+use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Redis, Request, payload};
+
+use crate::delivery::wait_for_every_name;
+use crate::{BINARY, QUIET, QUIET_WITHIN};
+
+const TOKEN: &str = "ops-token";
+const REPLICAS: usize = 3;
+
+fn cluster_config(api_url: &str, redis: &Redis, rate_limit: &str) -> String {
+    format!(
+        r#"
+dingtalk:
+  api_url: "{api_url}"
+  timeout: 1s
+cluster:
+  redis_url: "{redis_url}"
+  replicas: {REPLICAS}
+  timeout: 200ms
+robots:
+  ops:
+    access_token: {TOKEN}
+    rate_limit: {rate_limit}
+strategies:
+  - name: default
+    robots: [ops]
+"#,
+        redis_url = redis.url()
+    )
+}
+
+async fn replicas(config: &str) -> Vec<Bridge> {
+    let mut bridges = Vec::new();
+    for _ in 0..REPLICAS {
+        bridges.push(Bridge::start(BINARY, config).await);
+    }
+    bridges
+}
+
+/// Posts `count` groups named `{prefix}NNN`, one alert each, round-robin to `bridges`.
+async fn storm(bridges: &[Bridge], prefix: &str, count: usize) -> Vec<String> {
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:03}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        bridges[i % bridges.len()]
+            .notify(&payload("firing", &[(name, &[])]))
+            .await;
+    }
+    names
+}
+
+fn refused_as_too_fast(requests: &[Request]) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.errcode == Some(130_101))
+        .count()
+}
+
+fn up_series(redis: &Redis) -> String {
+    format!(
+        "alertmanager_dingtalk_cluster_redis_up{{redis=\"{}\"}}",
+        redis.url()
+    )
+}
+
+#[tokio::test]
+async fn three_replicas_share_one_rate_window() {
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    // DingTalk's own limit, whole on every replica: the window is shared.
+    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "20/min")).await;
+
+    let names = storm(&bridges, "Shared", 240).await;
+
+    let requests = wait_for_every_name(&dingtalk, &names, Duration::from_secs(120)).await;
+    assert_eq!(refused_as_too_fast(&requests), 0, "{requests:#?}");
+    let most = dingtalk.max_in_any_window(TOKEN, Duration::from_secs(60));
+    assert!(most <= 20, "{most} messages within 60 s");
+    for bridge in &bridges {
+        assert_eq!(
+            bridge.metric(&up_series(&redis)).await,
+            1.0,
+            "{}",
+            bridge.log()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_same_notification_to_every_replica_is_sent_once() {
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "20/min")).await;
+    let copy = payload("firing", &[("DiskFull", &[("instance", "db-1")])]);
+
+    tokio::join!(
+        bridges[0].notify(&copy),
+        bridges[1].notify(&copy),
+        bridges[2].notify(&copy),
+    );
+
+    dingtalk
+        .wait_until("the first copy", Duration::from_secs(10), |r| !r.is_empty())
+        .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let mut suppressed = 0.0;
+    for bridge in &bridges {
+        bridge.wait_idle().await;
+        suppressed += bridge
+            .metric("alertmanager_dingtalk_duplicates_suppressed_total")
+            .await;
+    }
+    assert_eq!(suppressed, 2.0);
+}
+
+#[tokio::test]
+async fn a_rate_limit_answer_to_one_replica_pauses_them_all() {
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "20/min")).await;
+    dingtalk.set_mode(Mode::Errcode(
+        130_101,
+        "send too fast, exceed 20 times per minute".into(),
+    ));
+
+    bridges[0]
+        .notify(&payload("firing", &[("First", &[])]))
+        .await;
+    dingtalk
+        .wait_until("the refused send", Duration::from_secs(10), |r| {
+            !r.is_empty()
+        })
+        .await;
+    bridges[0]
+        .wait_for_metric("alertmanager_dingtalk_robot_paused{robot=\"ops\"}", 1.0)
+        .await;
+    dingtalk.set_mode(Mode::Normal);
+    bridges[1]
+        .notify(&payload("firing", &[("Second", &[])]))
+        .await;
+    bridges[2]
+        .notify(&payload("firing", &[("Third", &[])]))
+        .await;
+
+    // The others learn of the pause from Redis when they go to send, and hold.
+    for bridge in &bridges[1..] {
+        bridge
+            .wait_for_metric("alertmanager_dingtalk_robot_paused{robot=\"ops\"}", 1.0)
+            .await;
+    }
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    assert_eq!(requests.len(), 1, "sent during the pause: {requests:#?}");
+}
+
+#[tokio::test]
+async fn losing_redis_mid_storm_loses_no_alert_and_keeps_the_window() {
+    // DingTalk's 20/min scaled down to 6 per 10 s on both sides: each of the 3 replicas
+    // falls back to 2 per window.
+    let window = Duration::from_secs(10);
+    let mut redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN).rate(6, window)]).await;
+    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "6/10s")).await;
+    let up = up_series(&redis);
+
+    let mut names = storm(&bridges, "BeforeLoss", 30).await;
+    redis.stop();
+    let stopped = Instant::now();
+    for bridge in &bridges {
+        bridge.wait_for_metric(&up, 0.0).await;
+    }
+    names.extend(storm(&bridges, "DuringLoss", 30).await);
+    // Each replica sends on its share once the shared window's sends have aged out.
+    dingtalk
+        .wait_until(
+            "a send on a replica's share",
+            Duration::from_secs(60),
+            |r| {
+                r.iter()
+                    .any(|r| r.at > stopped + Duration::from_secs(3) && r.errcode == Some(0))
+            },
+        )
+        .await;
+    redis.start_again();
+    for bridge in &bridges {
+        bridge.wait_for_metric(&up, 1.0).await;
+    }
+    names.extend(storm(&bridges, "AfterLoss", 30).await);
+
+    let requests = wait_for_every_name(&dingtalk, &names, Duration::from_secs(180)).await;
+    assert_eq!(refused_as_too_fast(&requests), 0, "{requests:#?}");
+    let most = dingtalk.max_in_any_window(TOKEN, window);
+    assert!(most <= 6, "{most} messages within {window:?}");
+    assert!(
+        redis.keys() > 0,
+        "the replicas wrote nothing to the new Redis"
+    );
+}

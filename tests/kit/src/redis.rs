@@ -1,0 +1,127 @@
+//! A real Redis (Debian's `redis-server`) on a free loopback port, in a directory of its
+//! own, without persistence: stopping and starting it again on the same port gives a
+//! Redis that restarted empty.
+
+use std::fs::{self, File};
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::daemon::installed;
+use crate::scratch::{free_port, temp_dir};
+
+/// A Redis server the test controls; killed, its directory removed, when dropped.
+pub struct Redis {
+    bin: PathBuf,
+    dir: PathBuf,
+    child: Option<Child>,
+    /// The loopback port it listens on, the same across restarts.
+    pub port: u16,
+}
+
+impl Redis {
+    /// Starts `redis-server` (or `$REDIS_SERVER`) on a free port and waits for PING.
+    pub fn start() -> Redis {
+        let bin = installed("REDIS_SERVER", "/usr/bin/redis-server", "redis-server");
+        let mut redis = Redis {
+            bin,
+            dir: temp_dir("redis"),
+            child: None,
+            port: free_port(),
+        };
+        redis.start_again();
+        redis
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server: clients get connection errors until [`start_again`].
+    ///
+    /// [`start_again`]: Self::start_again
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again, empty, on the same port; waits for PING.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let log = self.dir.join("redis.log");
+        let stdout = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("redis log file");
+        let port = self.port.to_string();
+        let child = Command::new(&self.bin)
+            .current_dir(&self.dir)
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers_ping() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING on port {}:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// How many keys Redis holds (`DBSIZE`), 0 when it cannot be asked.
+    pub fn keys(&self) -> u64 {
+        self.command("*1\r\n$6\r\nDBSIZE\r\n")
+            .and_then(|answer| answer.trim().strip_prefix(':')?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// What the server logged, for assertion messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
+    fn answers_ping(&self) -> bool {
+        self.command("*1\r\n$4\r\nPING\r\n")
+            .is_some_and(|answer| answer.starts_with("+PONG"))
+    }
+
+    /// Sends one command in RESP and reads the first answer.
+    fn command(&self, resp: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        stream.write_all(resp.as_bytes()).ok()?;
+        let mut answer = [0u8; 256];
+        let read = stream.read(&mut answer).ok()?;
+        Some(String::from_utf8_lossy(&answer[..read]).into_owned())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
