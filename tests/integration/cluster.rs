@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Redis, Request, payload};
 
+use crate::alertmanager::{Alertmanager, TestAlert};
 use crate::delivery::wait_for_every_name;
 use crate::{BINARY, QUIET, QUIET_WITHIN};
 
@@ -200,4 +201,52 @@ async fn losing_redis_mid_storm_loses_no_alert_and_keeps_the_window() {
         redis.keys() > 0,
         "the replicas wrote nothing to the new Redis"
     );
+}
+
+#[tokio::test]
+async fn two_unclustered_alertmanagers_on_two_replicas_give_one_message_per_group() {
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let config = cluster_config(&dingtalk.api_url(), &redis, "20/min");
+    let bridges = [
+        Bridge::start(BINARY, &config).await,
+        Bridge::start(BINARY, &config).await,
+    ];
+    // What a partition looks like: two Alertmanagers that do not gossip, each sending
+    // every notification, each to its own replica.
+    let mut alertmanagers = Vec::new();
+    for bridge in &bridges {
+        alertmanagers.push(Alertmanager::start(&format!("{}/alertmanager", bridge.url)).await);
+    }
+    let alerts = [
+        TestAlert::firing(&[("alertname", "PartitionDiskFull"), ("instance", "db-1")]),
+        TestAlert::firing(&[("alertname", "PartitionHighLoad"), ("instance", "web-1")]),
+    ];
+    for alertmanager in &alertmanagers {
+        alertmanager.post_alerts(&alerts).await;
+    }
+
+    let groups = ["PartitionDiskFull", "PartitionHighLoad"];
+    let carrying = |requests: &[Request], group: &str| {
+        requests
+            .iter()
+            .filter(|r| r.errcode == Some(0) && r.text().contains(group))
+            .count()
+    };
+    dingtalk
+        .wait_until("a message per group", Duration::from_secs(30), |r| {
+            groups.iter().all(|group| carrying(r, group) > 0)
+        })
+        .await;
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    for group in groups {
+        assert_eq!(carrying(&requests, group), 1, "{requests:#?}");
+    }
+    let mut suppressed = 0.0;
+    for bridge in &bridges {
+        suppressed += bridge
+            .metric("alertmanager_dingtalk_duplicates_suppressed_total")
+            .await;
+    }
+    assert_eq!(suppressed, 2.0, "one copy of each group suppressed");
 }

@@ -671,3 +671,85 @@ robots:
         }
     }
 }
+
+#[test]
+fn a_cluster_section_is_read_with_its_defaults_and_the_password_hidden() {
+    let config = check_ok(&format!(
+        "{MINIMAL}cluster:\n  redis_url: \"redis://bridge:s3cret@redis:6379/0\"\n  replicas: 2\n"
+    ));
+    let cluster = config.cluster.expect("cluster");
+    assert_eq!(cluster.replicas, 2);
+    assert_eq!(cluster.key_prefix, "alertmanager-dingtalk");
+    assert_eq!(cluster.timeout, Duration::from_millis(500));
+    assert_eq!(
+        cluster.redis_url.expose(),
+        "redis://bridge:s3cret@redis:6379/0"
+    );
+    assert_eq!(
+        cluster.redis_url.to_string(),
+        "redis://bridge:***@redis:6379/0"
+    );
+    assert!(!format!("{:?}", cluster.redis_url).contains("s3cret"));
+    assert!(check_ok(MINIMAL).cluster.is_none());
+}
+
+#[test]
+fn the_redis_url_can_come_from_a_file() {
+    let dir = TempDir::new();
+    dir.write("redis-url", "rediss://redis.example:6380/1\n");
+    let file = dir.write(
+        "config.yaml",
+        &format!("{MINIMAL}cluster:\n  redis_url_file: redis-url\n"),
+    );
+    let config = load_with_env(&file, environment).unwrap();
+    let url = config.cluster.unwrap().redis_url;
+    assert_eq!(url.expose(), "rediss://redis.example:6380/1");
+}
+
+#[test]
+fn cluster_mistakes_are_reported_with_their_lines() {
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+strategies:
+  - name: all
+    robots: [ops]
+cluster:
+  redis_url: \"http://redis:6379\"
+  key_prefix: \"a{b}\"
+  timeout: soon
+",
+        &[
+            (8, "scheme must be redis or rediss"),
+            (9, "must not contain { or }"),
+            (10, "is not a duration"),
+        ],
+    );
+    check_errors(
+        "\
+robots:
+  ops:
+    access_token: abc
+    rate_limit: 2/min
+strategies:
+  - name: all
+    robots: [ops]
+cluster:
+  redis_url: redis://redis:6379/0
+  replicas: 3
+",
+        &[(
+            4,
+            "less than one send per window for each of cluster.replicas (3)",
+        )],
+    );
+    check_errors(
+        &format!("{MINIMAL}cluster:\n  replicas: 0\n"),
+        &[
+            (7, "needs `redis_url` or `redis_url_file`"),
+            (8, "at least 1"),
+        ],
+    );
+}
