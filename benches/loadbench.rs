@@ -15,6 +15,10 @@
 //!   as absolute times across runs.
 //! - `memory`, `durable`, `passthrough`: the release binary with one robot, in queued
 //!   mode without and with `delivery.queue_dir`, and in passthrough mode.
+//! - `cluster`: `durable` with `cluster:`, sharing the robot's window and duplicate
+//!   claims through a real Redis (`redis-server`, started by the test kit on loopback):
+//!   every webhook makes two Redis round trips (a pending claim, then queued) and every
+//!   send one.
 //!
 //! The robots post to the test kit's fake DingTalk inside this process, counting only
 //! (it keeps no request, so its memory stays flat): it checks each message as DingTalk
@@ -51,7 +55,7 @@ use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use testkit::{FakeDingTalk, FakeRobot, free_port, temp_dir};
+use testkit::{FakeDingTalk, FakeRobot, Redis, free_port, temp_dir};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The release binary under test (cargo builds it with the bench profile).
@@ -155,14 +159,16 @@ enum Mode {
     Baseline,
     Memory,
     Durable,
+    Cluster,
     Passthrough,
 }
 
 impl Mode {
-    const ALL: [Mode; 4] = [
+    const ALL: [Mode; 5] = [
         Mode::Baseline,
         Mode::Memory,
         Mode::Durable,
+        Mode::Cluster,
         Mode::Passthrough,
     ];
 
@@ -171,6 +177,7 @@ impl Mode {
             Mode::Baseline => "baseline",
             Mode::Memory => "memory",
             Mode::Durable => "durable",
+            Mode::Cluster => "cluster",
             Mode::Passthrough => "passthrough",
         }
     }
@@ -182,17 +189,22 @@ impl Mode {
         }
     }
 
-    /// The bridge's config for this mode, or `None` for the baseline.
-    fn config(self, dingtalk_url: &str) -> Option<String> {
+    /// The bridge's config for this mode, or `None` for the baseline; `redis` is the
+    /// URL of the cluster's Redis.
+    fn config(self, dingtalk_url: &str, redis: Option<&str>) -> Option<String> {
         let delivery = match self {
             Mode::Baseline => return None,
             Mode::Memory => "mode: queued",
-            Mode::Durable => "mode: queued\n  queue_dir: ./queue",
+            Mode::Durable | Mode::Cluster => "mode: queued\n  queue_dir: ./queue",
             Mode::Passthrough => "mode: passthrough",
+        };
+        let cluster = match redis {
+            Some(url) => format!("cluster:\n  redis_url: \"{url}\"\n"),
+            None => String::new(),
         };
         Some(format!(
             "dingtalk:\n  api_url: \"{dingtalk_url}\"\n\
-             delivery:\n  {delivery}\n\
+             delivery:\n  {delivery}\n{cluster}\
              robots:\n  ops:\n    access_token: {TOKEN}\n    rate_limit: {RATE_LIMIT}\n\
              strategies:\n  - name: default\n    robots: [ops]\n"
         ))
@@ -308,11 +320,13 @@ async fn scenario(
     payload: &Arc<Payload>,
 ) -> Result<Figures, String> {
     let dingtalk = DingTalk::start().await;
+    let redis = (mode == Mode::Cluster).then(Redis::start);
+    let redis_url = redis.as_ref().map(Redis::url);
     let mut startups = Vec::new();
     let mut server = None;
     for _ in 0..settings.startups {
         drop(server.take());
-        let started = Server::start(mode, &dingtalk.fake.api_url()).await?;
+        let started = Server::start(mode, &dingtalk.fake.api_url(), redis_url.as_deref()).await?;
         startups.push(started.startup);
         server = Some(started);
     }
@@ -373,11 +387,11 @@ struct Server {
 }
 
 impl Server {
-    async fn start(mode: Mode, dingtalk_url: &str) -> Result<Server, String> {
+    async fn start(mode: Mode, dingtalk_url: &str, redis: Option<&str>) -> Result<Server, String> {
         let dir = temp_dir(&format!("loadbench-{}", mode.name()));
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut command = Command::new(mode.executable()?);
-        match mode.config(dingtalk_url) {
+        match mode.config(dingtalk_url, redis) {
             None => {
                 command.arg("--serve-baseline").arg(addr.to_string());
             }
@@ -945,12 +959,14 @@ fn report(settings: &Settings, payload: &Payload, results: &[Figures]) -> String
         },
         Row {
             label: "latency p99",
-            target: "memory ≤ 2 ms, durable ≤ 10 ms",
+            target: "memory ≤ 2 ms, durable and cluster ≤ 10 ms",
             number: &|f| Some(f.load.percentile(99.0).as_secs_f64()),
             show: &|f| ms(f.load.percentile(99.0)),
             met: &|f, _| match f.mode {
                 Mode::Memory => Some(f.load.percentile(99.0) <= Duration::from_millis(2)),
-                Mode::Durable => Some(f.load.percentile(99.0) <= Duration::from_millis(10)),
+                Mode::Durable | Mode::Cluster => {
+                    Some(f.load.percentile(99.0) <= Duration::from_millis(10))
+                }
                 _ => None,
             },
         },
@@ -1094,15 +1110,26 @@ fn report(settings: &Settings, payload: &Payload, results: &[Figures]) -> String
          each message and answers errcode 0"
     );
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "| figure | baseline | memory | durable | passthrough | target |"
-    );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    let names: Vec<&str> = results.iter().map(|f| f.mode.name()).collect();
+    let _ = writeln!(out, "| figure | {} | target |", names.join(" | "));
+    let _ = writeln!(out, "|{}", " --- |".repeat(names.len() + 2));
     for row in &rows {
         row.render(results, &mut out);
     }
     let _ = writeln!(out);
+    let figure = |mode: Mode| results.iter().find(|f| f.mode == mode);
+    if let (Some(cluster), Some(durable)) = (figure(Mode::Cluster), figure(Mode::Durable)) {
+        let ratio = cluster.load.per_second() / durable.load.per_second();
+        let _ = writeln!(
+            out,
+            "Cluster against durable in the same run: {ratio:.2}× the webhooks/s {} \
+             (target ≥ 0.5×), p99 {} against {}.",
+            if ratio >= 0.5 { "✅" } else { "❌" },
+            ms(cluster.load.percentile(99.0)),
+            ms(durable.load.percentile(99.0)),
+        );
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "Ratios are to the baseline, a minimal hyper 1 server (this benchmark re-executed with \

@@ -84,6 +84,8 @@ struct State {
     members: i64,
     /// Room in each robot's shared window at its last answer.
     rooms: HashMap<String, usize>,
+    /// Whether more members than `cluster.replicas` were last seen (warned once).
+    crowded: bool,
 }
 
 /// Why `cluster:` could not be used.
@@ -113,6 +115,7 @@ impl Cluster {
                 last_contact: Instant::now(),
                 members: 0,
                 rooms: HashMap::new(),
+                crowded: false,
             }),
             up,
         })
@@ -206,7 +209,10 @@ impl Cluster {
     /// never did or cannot be reached now.
     pub fn room(&self, robot: &str) -> Option<usize> {
         let state = self.state();
-        state.reachable.then(|| state.rooms.get(robot).copied())?
+        if !state.reachable {
+            return None;
+        }
+        state.rooms.get(robot).copied()
     }
 
     fn note_room(&self, robot: &str, room: i64) {
@@ -261,14 +267,17 @@ impl Cluster {
                 redis = %self.config.redis_url,
             );
         }
-        let members = self.state().members;
-        if members > i64::from(self.config.replicas) {
+        let mut state = self.state();
+        let members = state.members;
+        let crowded = members > i64::from(self.config.replicas);
+        if crowded && !state.crowded {
             tracing::warn!(
                 message = "More replicas share a robot than cluster.replicas says: if Redis is lost, their shares add up to more than the robot's rate_limit.",
                 members,
                 replicas = self.config.replicas,
             );
         }
+        state.crowded = crowded;
     }
 
     async fn register(

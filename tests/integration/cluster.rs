@@ -15,15 +15,19 @@ const TOKEN: &str = "ops-token";
 const REPLICAS: usize = 3;
 
 fn cluster_config(api_url: &str, redis: &Redis, rate_limit: &str) -> String {
+    let cluster = format!(
+        "cluster:\n  redis_url: \"{}\"\n  replicas: {REPLICAS}\n  timeout: 200ms\n",
+        redis.url()
+    );
+    single_config(api_url, rate_limit) + &cluster
+}
+
+fn single_config(api_url: &str, rate_limit: &str) -> String {
     format!(
         r#"
 dingtalk:
   api_url: "{api_url}"
   timeout: 1s
-cluster:
-  redis_url: "{redis_url}"
-  replicas: {REPLICAS}
-  timeout: 200ms
 robots:
   ops:
     access_token: {TOKEN}
@@ -31,8 +35,7 @@ robots:
 strategies:
   - name: default
     robots: [ops]
-"#,
-        redis_url = redis.url()
+"#
     )
 }
 
@@ -169,14 +172,31 @@ async fn losing_redis_mid_storm_loses_no_alert_and_keeps_the_window() {
     let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "6/10s")).await;
     let up = up_series(&redis);
 
-    let mut names = storm(&bridges, "BeforeLoss", 30).await;
+    // One replica fills the shared window just before the loss; the others, which sent
+    // nothing themselves, must not take the switch as an empty window.
+    let mut names = storm(&bridges[..1], "BeforeLoss", 30).await;
+    dingtalk
+        .wait_until("the shared window filled", Duration::from_secs(20), |r| {
+            r.iter().filter(|r| r.errcode == Some(0)).count() >= 5
+        })
+        .await;
     redis.stop();
     let stopped = Instant::now();
     for bridge in &bridges {
         bridge.wait_for_metric(&up, 0.0).await;
     }
-    names.extend(storm(&bridges, "DuringLoss", 30).await);
-    // Each replica sends on its share once the shared window's sends have aged out.
+    // A drip rather than a burst, so that each replica has something to send all along:
+    // what holds them to their shares is the fallback window, not the digests.
+    let mut drip = tokio::time::interval(Duration::from_millis(500));
+    for i in 0..50 {
+        drip.tick().await;
+        let name = format!("DuringLoss{i:03}");
+        bridges[i % REPLICAS]
+            .notify(&payload("firing", &[(&name, &[])]))
+            .await;
+        names.push(name);
+    }
+    // Each replica sent on its share once the shared window's sends had aged out.
     dingtalk
         .wait_until(
             "a send on a replica's share",
@@ -249,4 +269,99 @@ async fn two_unclustered_alertmanagers_on_two_replicas_give_one_message_per_grou
             .await;
     }
     assert_eq!(suppressed, 2.0, "one copy of each group suppressed");
+}
+
+#[tokio::test]
+async fn a_storm_on_one_replica_does_not_starve_another() {
+    // 6 per 10 s on both sides, as above.
+    let window = Duration::from_secs(10);
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN).rate(6, window)]).await;
+    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "6/10s")).await;
+
+    storm(&bridges[..1], "Storm", 150).await;
+    let posted = Instant::now();
+    bridges[1]
+        .notify(&payload("firing", &[("Lonely", &[])]))
+        .await;
+
+    let requests = dingtalk
+        .wait_until("the other replica's alert", 3 * window, |r| {
+            r.iter()
+                .any(|r| r.errcode == Some(0) && r.text().contains("Lonely"))
+        })
+        .await;
+    let delivered = requests
+        .iter()
+        .find(|r| r.text().contains("Lonely"))
+        .map(|r| r.at)
+        .unwrap();
+    assert!(
+        delivered.duration_since(posted) < 3 * window,
+        "waited {:?} behind the storm",
+        delivered.duration_since(posted)
+    );
+}
+
+#[tokio::test]
+async fn reload_turns_cluster_mode_on_and_off() {
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let clustered = cluster_config(&dingtalk.api_url(), &redis, "20/min");
+    let alone = single_config(&dingtalk.api_url(), "20/min");
+    let bridge = Bridge::start(BINARY, &alone).await;
+    let config_file = bridge.dir().join("config.yaml");
+    let series = up_series(&redis);
+    assert!(!bridge.get("/metrics").await.1.contains("cluster_redis_up"));
+
+    std::fs::write(&config_file, &clustered).unwrap();
+    let (status, body) = bridge.post("/-/reload", "", None).await;
+    assert_eq!(status, 200, "{body}");
+    bridge.wait_for_metric(&series, 1.0).await;
+    bridge
+        .notify(&payload("firing", &[("AfterReload", &[])]))
+        .await;
+    dingtalk
+        .wait_until("the message", Duration::from_secs(10), |r| !r.is_empty())
+        .await;
+    assert!(redis.keys() > 0, "nothing shared through Redis");
+
+    std::fs::write(&config_file, &alone).unwrap();
+    let (status, body) = bridge.post("/-/reload", "", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!bridge.get("/metrics").await.1.contains("cluster_redis_up"));
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_holds_no_webhook() {
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let bridge = Bridge::start(
+        BINARY,
+        &cluster_config(&dingtalk.api_url(), &redis, "20/min"),
+    )
+    .await;
+    let up = up_series(&redis);
+    bridge.wait_for_metric(&up, 1.0).await;
+
+    redis.freeze(Duration::from_secs(4));
+    // Answered within the 200 ms Redis timeout and the local work, not after the freeze.
+    let started = Instant::now();
+    bridge
+        .notify(&payload("firing", &[("DuringFreeze", &[])]))
+        .await;
+    let answered = started.elapsed();
+    assert!(
+        answered < Duration::from_secs(2),
+        "answered after {answered:?}"
+    );
+    bridge.wait_for_metric(&up, 0.0).await;
+
+    // Redis answers again: the message goes out through the shared window.
+    bridge.wait_for_metric(&up, 1.0).await;
+    dingtalk
+        .wait_until("the message", Duration::from_secs(20), |r| {
+            r.iter().any(|r| r.text().contains("DuringFreeze"))
+        })
+        .await;
 }

@@ -73,6 +73,8 @@ impl Redis {
                 "no",
             ])
             .args(["--daemonize", "no", "--protected-mode", "yes"])
+            // For `freeze`: DEBUG SLEEP.
+            .args(["--enable-debug-command", "local"])
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(Stdio::null())
@@ -89,6 +91,23 @@ impl Redis {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Makes the server answer nothing for `duration` (`DEBUG SLEEP`), as a Redis stuck
+    /// on a slow disk or a long command would; returns at once.
+    pub fn freeze(&self, duration: Duration) {
+        let port = self.port;
+        let seconds = format!("{:.3}", duration.as_secs_f64());
+        std::thread::spawn(move || {
+            let command = format!(
+                "*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n${}\r\n{seconds}\r\n",
+                seconds.len()
+            );
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = stream.write_all(command.as_bytes());
+                let _ = stream.read(&mut [0u8; 64]);
+            }
+        });
     }
 
     /// How many keys Redis holds (`DBSIZE`), 0 when it cannot be asked.
