@@ -3,6 +3,8 @@
 //! send. The fake's own rate limit answers 130101 past it, so "no 130101" means the
 //! replicas together stayed within the robot's window.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Redis, Request, payload};
@@ -364,4 +366,155 @@ async fn a_redis_that_stops_answering_holds_no_webhook() {
             r.iter().any(|r| r.text().contains("DuringFreeze"))
         })
         .await;
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with `openssl` in `dir`:
+/// `ca.crt`, `server.crt`, `server.key`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    let days = ["-days", "2"];
+    openssl(
+        &[
+            &[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+            ][..],
+            &[
+                "-out",
+                "ca.crt",
+                "-subj",
+                "/CN=alertmanager-dingtalk test CA",
+            ],
+            &days,
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+            ][..],
+            &[
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-extfile",
+                "server.ext",
+            ],
+            &days,
+        ]
+        .concat(),
+    );
+}
+
+#[tokio::test]
+async fn a_redis_behind_tls_and_an_acl_password_is_shared_and_the_password_is_never_shown() {
+    let tls_port = testkit::free_port();
+    let redis = Redis::start_with(|dir| {
+        make_certificates(dir);
+        let file = |name: &str| dir.join(name).display().to_string();
+        [
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            file("server.crt"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
+        .into_iter()
+        .chain(
+            [
+                "--user",
+                "bridge",
+                "on",
+                ">s3cret-pass",
+                "~*",
+                "&*",
+                "+@all",
+            ]
+            .map(String::from),
+        )
+        .collect()
+    });
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let url = |password: &str| format!("rediss://bridge:{password}@127.0.0.1:{tls_port}/0");
+    let config = |password: &str| {
+        let cluster = format!(
+            "cluster:\n  redis_url: \"{}\"\n  timeout: 2s\n",
+            url(password)
+        );
+        single_config(&dingtalk.api_url(), "20/min") + &cluster
+    };
+    // rustls trusts the system's CA certificates, and SSL_CERT_FILE instead when set.
+    let ca = redis.dir().join("ca.crt").display().to_string();
+    let env = [("SSL_CERT_FILE", ca.as_str())];
+    let up = format!(
+        "alertmanager_dingtalk_cluster_redis_up{{redis=\"rediss://bridge:***@127.0.0.1:{tls_port}/0\"}}"
+    );
+
+    let bridge = Bridge::start_with_env(BINARY, &config("s3cret-pass"), &env).await;
+    bridge.notify(&payload("firing", &[("OverTls", &[])])).await;
+    dingtalk
+        .wait_until("the message", Duration::from_secs(10), |r| !r.is_empty())
+        .await;
+    bridge.wait_for_metric(&up, 1.0).await;
+    assert!(redis.keys() > 0, "nothing shared through Redis");
+
+    // A wrong password: refused by Redis, so the replica falls back, and says why.
+    let mut refused = Bridge::start_with_env(BINARY, &config("wrong-pass"), &env).await;
+    refused
+        .notify(&payload("firing", &[("WrongPassword", &[])]))
+        .await;
+    refused.wait_for_metric(&up, 0.0).await;
+    let fallback = refused
+        .wait_for_log("the fallback", Duration::from_secs(10), |line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Redis cannot be reached"))
+        })
+        .await;
+    let error = fallback["error"].as_str().unwrap_or_default();
+    assert!(error.contains("authentication failed"), "{fallback}");
+
+    for bridge in [&bridge, &refused] {
+        let (_, metrics) = bridge.get("/metrics").await;
+        for secret in ["s3cret-pass", "wrong-pass"] {
+            assert!(!metrics.contains(secret), "{secret} in /metrics");
+            assert!(!bridge.log().contains(secret), "{secret} in the log");
+        }
+    }
 }

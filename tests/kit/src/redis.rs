@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,22 +17,39 @@ pub struct Redis {
     bin: PathBuf,
     dir: PathBuf,
     child: Option<Child>,
-    /// The loopback port it listens on, the same across restarts.
+    /// More `redis-server` arguments.
+    extra_args: Vec<String>,
+    /// The loopback port it listens on (plain TCP), the same across restarts.
     pub port: u16,
 }
 
 impl Redis {
     /// Starts `redis-server` (or `$REDIS_SERVER`) on a free port and waits for PING.
     pub fn start() -> Redis {
+        Redis::start_with(|_| Vec::new())
+    }
+
+    /// Like [`start`](Self::start), with the extra arguments `args` gives for the
+    /// server's directory (where it may write certificates first): a TLS port, ACL
+    /// users. The plain port stays open to the default user, for the kit's own checks.
+    pub fn start_with(args: impl FnOnce(&Path) -> Vec<String>) -> Redis {
         let bin = installed("REDIS_SERVER", "/usr/bin/redis-server", "redis-server");
+        let dir = temp_dir("redis");
+        let extra_args = args(&dir);
         let mut redis = Redis {
             bin,
-            dir: temp_dir("redis"),
+            dir,
             child: None,
+            extra_args,
             port: free_port(),
         };
         redis.start_again();
         redis
+    }
+
+    /// Its working directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// `redis://127.0.0.1:PORT/0`.
@@ -75,6 +92,7 @@ impl Redis {
             .args(["--daemonize", "no", "--protected-mode", "yes"])
             // For `freeze`: DEBUG SLEEP.
             .args(["--enable-debug-command", "local"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(Stdio::null())
