@@ -95,8 +95,15 @@ impl Config {
             Some(_) => ", bearer token required",
             None => "",
         };
+        let cluster = match &self.cluster {
+            Some(cluster) => format!(
+                ", shared by {} replicas through {}",
+                cluster.replicas, cluster.redis_url
+            ),
+            None => String::new(),
+        };
         format!(
-            "{}: {} robots ({} signed), {} strategies, {queue}, listen {}{auth}",
+            "{}: {} robots ({} signed), {} strategies, {queue}, listen {}{auth}{cluster}",
             self.file.display(),
             self.robots.len(),
             signed,

@@ -319,6 +319,8 @@ async fn reload_turns_cluster_mode_on_and_off() {
     std::fs::write(&config_file, &clustered).unwrap();
     let (status, body) = bridge.post("/-/reload", "", None).await;
     assert_eq!(status, 200, "{body}");
+    let shared = format!("shared by {REPLICAS} replicas through {}", redis.url());
+    assert!(body.contains(&shared), "{body}");
     bridge.wait_for_metric(&series, 1.0).await;
     bridge
         .notify(&payload("firing", &[("AfterReload", &[])]))
@@ -517,4 +519,30 @@ async fn a_redis_behind_tls_and_an_acl_password_is_shared_and_the_password_is_ne
             assert!(!bridge.log().contains(secret), "{secret} in the log");
         }
     }
+}
+
+#[tokio::test]
+async fn in_passthrough_a_copy_delivered_by_another_replica_is_a_duplicate() {
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let config =
+        cluster_config(&dingtalk.api_url(), &redis, "20/min") + "delivery:\n  mode: passthrough\n";
+    let bridges = [
+        Bridge::start(BINARY, &config).await,
+        Bridge::start(BINARY, &config).await,
+    ];
+    let copy = payload("firing", &[("PassedOnce", &[])]);
+
+    // The first answer comes after DingTalk's; the copy comes after it, elsewhere.
+    bridges[0].notify(&copy).await;
+    bridges[1].notify(&copy).await;
+
+    let requests = dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(
+        bridges[1]
+            .metric("alertmanager_dingtalk_duplicates_suppressed_total")
+            .await,
+        1.0
+    );
 }
