@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Redis, Request, payload};
 
 use crate::alertmanager::{Alertmanager, TestAlert};
-use crate::delivery::wait_for_every_name;
+use crate::delivery::{one_robot_config, wait_for_every_name};
 use crate::{BINARY, QUIET, QUIET_WITHIN};
 
+/// The robot's token in `one_robot_config`.
 const TOKEN: &str = "ops-token";
 const REPLICAS: usize = 3;
 
@@ -25,20 +26,7 @@ fn cluster_config(api_url: &str, redis: &Redis, rate_limit: &str) -> String {
 }
 
 fn single_config(api_url: &str, rate_limit: &str) -> String {
-    format!(
-        r#"
-dingtalk:
-  api_url: "{api_url}"
-  timeout: 1s
-robots:
-  ops:
-    access_token: {TOKEN}
-    rate_limit: {rate_limit}
-strategies:
-  - name: default
-    robots: [ops]
-"#
-    )
+    one_robot_config(api_url, &format!("    rate_limit: {rate_limit}"), "")
 }
 
 async fn replicas(config: &str) -> Vec<Bridge> {

@@ -7,7 +7,7 @@ use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Request, payload, run_comma
 
 use crate::{BINARY, QUIET, QUIET_WITHIN};
 
-fn one_robot_config(api_url: &str, robot_extra: &str, top_extra: &str) -> String {
+pub(crate) fn one_robot_config(api_url: &str, robot_extra: &str, top_extra: &str) -> String {
     format!(
         r#"
 dingtalk:
