@@ -1,16 +1,23 @@
-//! The `check` and `render` subcommands: offline tools that load the config exactly as
-//! the server does and print what it would do. Neither opens a network connection.
+//! The subcommands: `check` and `render`, offline tools that load the config exactly as
+//! the server does and print what it would do (neither opens a network connection), and
+//! `test-robot`, which sends one test message to a robot and explains the answer.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use jiff::Timestamp;
 
+use std::sync::Arc;
+
 use crate::config::{self, ConfigErrors};
+use crate::deliver::Delivery;
 use crate::dingtalk;
+use crate::metrics::Metrics;
 use crate::payload;
 use crate::plan;
-use crate::runtime::{Pinned, queue_dir_text};
+use crate::probe::{self, Probe};
+use crate::queue::{MemoryStore, Queue};
+use crate::runtime::{ConfigHandle, Pinned, Runtime, queue_dir_text};
 
 /// `check`: the one-line summary of a valid config and its restart-only settings, or
 /// every error in it.
@@ -119,4 +126,57 @@ pub fn render(
         out.push_str("\nno messages would be sent\n");
     }
     Ok(out)
+}
+
+/// Why `test-robot` could not send.
+#[derive(Debug, thiserror::Error)]
+pub enum TestRobotError {
+    /// The config does not load.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// The config has no robot of that name.
+    #[error("no robot {name:?} in the config; its robots: {known}")]
+    UnknownRobot {
+        /// The name asked for.
+        name: String,
+        /// The robots the config has.
+        known: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// `test-robot`: sends one test message with `text` to the robot `name` of the config,
+/// through this process's own rate window for it (its queue, and its `cluster:`, are the
+/// running bridge's, and not touched), and explains DingTalk's answer.
+pub async fn test_robot(
+    config_file: &Path,
+    name: &str,
+    text: Option<&str>,
+) -> Result<Probe, TestRobotError> {
+    let mut config = config::load(config_file)?;
+    let Some(robot) = config.robots.get(name).cloned() else {
+        let known: Vec<&str> = config.robots.keys().map(String::as_str).collect();
+        return Err(TestRobotError::UnknownRobot {
+            name: name.to_owned(),
+            known: known.join(", "),
+        });
+    };
+    config.cluster = None;
+    let metrics = Arc::new(Metrics::new());
+    let runtime =
+        Runtime::new(config, None, &metrics).map_err(|e| TestRobotError::Start(e.to_string()))?;
+    let handle = Arc::new(ConfigHandle::new(runtime));
+    let queue = Queue::new(Arc::new(MemoryStore::default()))
+        .map_err(|e| TestRobotError::Start(e.to_string()))?;
+    let delivery = Delivery::new(handle.clone(), Arc::new(queue), metrics);
+    let runtime = handle.snapshot();
+    Ok(probe::send(
+        &delivery,
+        &runtime,
+        &robot,
+        text.unwrap_or(probe::DEFAULT_TEXT),
+    )
+    .await)
 }

@@ -25,7 +25,8 @@
 //! Around them: [`auth`] checks the bearer token of inbound requests, [`config`] loads
 //! and validates `config.yaml` into a [`config::Config`], [`runtime`] hands out the
 //! configuration in force and pins the restart-only settings, [`app`] composes the
-//! running service, and [`cli`] implements the `check` and `render` subcommands.
+//! running service, [`probe`] sends a test message to a robot and explains the answer,
+//! and [`cli`] implements the `check`, `render` and `test-robot` subcommands.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -44,6 +45,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod payload;
 pub mod plan;
+pub mod probe;
 pub mod queue;
 pub mod rate_window;
 pub mod render;

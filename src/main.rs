@@ -46,6 +46,15 @@ enum Command {
         /// An Alertmanager webhook payload (JSON).
         payload: PathBuf,
     },
+    /// Send one test message to a robot and explain DingTalk's answer; exit 0 only when
+    /// DingTalk accepted it.
+    TestRobot {
+        /// The robot's name in the config.
+        name: String,
+        /// The message text.
+        #[arg(long)]
+        text: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,7 +82,37 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::TestRobot { ref name, ref text }) => {
+            test_robot(&flags.config, name, text.as_deref())
+        }
         None => serve(flags),
+    }
+}
+
+fn test_robot(config: &std::path::Path, name: &str, text: Option<&str>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::test_robot(config, name, text)) {
+        Ok(probe) => {
+            print!("{}", probe.report);
+            if probe.delivered {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -9,9 +9,8 @@ use tokio::time::Instant;
 use super::{AcceptError, plan};
 use crate::dedup::{self, Dedup};
 use crate::deliver::{self, Delivery, Failure};
-use crate::dingtalk::{MIN_BUDGET, Retry, Robot};
+use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot};
 use crate::payload::Notification;
-use crate::plan::PlannedMessage;
 use crate::render;
 use crate::runtime::Runtime;
 
@@ -78,7 +77,16 @@ pub async fn send_now(
         let Some(robot) = config.robots.get(&message.robot) else {
             continue;
         };
-        if let Err(refused) = send_one(delivery, runtime, robot, message).await {
+        let alerts = message.summary.alerts.len();
+        let sent = send_message(
+            delivery,
+            runtime,
+            robot,
+            &message.message,
+            &message.strategy,
+            alerts,
+        );
+        if let Err(refused) = sent.await {
             return Ok(refused);
         }
         delivered += 1;
@@ -94,13 +102,16 @@ pub async fn send_now(
     })
 }
 
-/// Sends one message, shortened as often as DingTalk says it is too long; it waits for
-/// the robot's lane and slot up to `passthrough_max_wait`.
-async fn send_one(
+/// Sends one message (of `strategy`, carrying `alerts`, for the log), shortened as often
+/// as DingTalk says it is too long; it waits for the robot's lane and slot up to
+/// `passthrough_max_wait`.
+pub async fn send_message(
     delivery: &Delivery,
     runtime: &Runtime,
     robot: &Robot,
-    planned: &PlannedMessage,
+    message: &Message,
+    strategy: &str,
+    alerts: usize,
 ) -> Result<(), Passed> {
     let gate = delivery.gate(&robot.name);
     let limit = robot.rate_limit;
@@ -124,7 +135,7 @@ async fn send_one(
             robot: robot.name.clone(),
         });
     };
-    let mut message = render::shorten(&planned.message, robot, gate.size_budget());
+    let mut message = render::shorten(message, robot, gate.size_budget());
     loop {
         let reserved = deliver::reserve(&lane, runtime, robot, Some(deadline))
             .await
@@ -143,8 +154,8 @@ async fn send_one(
                 tracing::info!(
                     message = "Delivered message.",
                     robot = %robot.name,
-                    strategy = %planned.strategy,
-                    alerts = planned.summary.alerts.len(),
+                    %strategy,
+                    alerts,
                 );
                 return Ok(());
             }

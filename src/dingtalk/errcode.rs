@@ -67,6 +67,52 @@ impl SendError {
         }
     }
 
+    /// What DingTalk's answer means, in plain language (README "Troubleshooting" has the
+    /// same table).
+    pub fn meaning(&self) -> String {
+        let meaning = match self {
+            SendError::Rejected { errcode, errmsg } => {
+                let errmsg = errmsg.to_ascii_lowercase();
+                match errcode {
+                    310000 if errmsg.contains("keyword") => {
+                        "the message contains none of the robot's custom keywords"
+                    }
+                    310000 if errmsg.contains("timestamp") => {
+                        "the signed request's timestamp is too far from DingTalk's clock (more than an hour)"
+                    }
+                    310000 if errmsg.contains("sign") => {
+                        "the 加签 signature does not match the robot's secret"
+                    }
+                    310000 if errmsg.contains("ip") => {
+                        "this host's public IP is not in the robot's IP allowlist"
+                    }
+                    310000 => "a security setting of the robot rejected the message",
+                    300001 | 300005 | 400101 => {
+                        "the access token is missing or wrong, or the robot was deleted"
+                    }
+                    400102 => "the robot is disabled in its group",
+                    400106 => "the robot does not exist or was disabled",
+                    400013 => "the group was dissolved",
+                    460101 => "DingTalk counted the message as longer than it takes",
+                    43004 => "DingTalk wants Content-Type: application/json",
+                    40035 => "DingTalk could not read the message JSON",
+                    130101 | 410100 => {
+                        "the robot sent more than 20 messages in a minute; DingTalk blocks it for up to 10 minutes"
+                    }
+                    660026 => "the robot reached DingTalk's daily message quota",
+                    -1 | 500 | 9001 => "DingTalk is having trouble",
+                    _ => "an errcode this bridge does not know; DingTalk's errmsg says more",
+                }
+            }
+            SendError::Http(status) if *status >= 500 => "DingTalk is having trouble",
+            SendError::Http(404) => "the URL is not DingTalk's robot API",
+            SendError::Http(_) => "a request error without a DingTalk answer",
+            SendError::BadAnswer(_) => "an HTTP 200 whose body is not DingTalk's answer",
+            SendError::Network(_) => "the request did not complete (connection, TLS or timeout)",
+        };
+        meaning.to_owned()
+    }
+
     /// A plain-language suggestion of what to check on `robot`.
     pub fn hint(&self, robot: &Robot) -> String {
         match self {
@@ -101,7 +147,13 @@ fn errcode_hint(errcode: i64, errmsg: &str, robot: &Robot) -> String {
                  (or set `keywords:` to one the robot has)"
             );
         }
-        310000 if errmsg.contains("sign") || errmsg.contains("timestamp") => {
+        // "timestamp 与请求调用时间误差不能超过1小时": DingTalk's custom robot security
+        // settings, open.dingtalk.com/document/robots/customize-robot-security-settings.
+        310000 if errmsg.contains("timestamp") => {
+            "this host's clock is more than an hour off: fix it (NTP); DingTalk checks the \
+             timestamp of signed requests"
+        }
+        310000 if errmsg.contains("sign") => {
             "the robot uses 加签 signing: set the robot's `secret` (SEC...) to the one shown \
              in its security settings, and make sure this host's clock is correct"
         }

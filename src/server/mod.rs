@@ -27,7 +27,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::accept::passthrough::Passed;
 use crate::app::{App, Reloaded};
+use crate::probe;
 use crate::queue::QueueError;
 use crate::runtime::Runtime;
 
@@ -53,6 +55,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let robot = robot_name(&path);
+    let tested = test_robot_name(&path);
     let is_webhook = path == "/alertmanager" || robot.is_some();
     let needs_token = is_webhook || path == "/-/reload" || path.starts_with("/api/");
     if needs_token && !admitted(&runtime, &request) {
@@ -85,6 +88,9 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
             ),
             Err(error) => reply(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         },
+        (&Method::POST, _) if tested.is_some() => {
+            test_robot(&app, &runtime, tested.unwrap_or_default()).await
+        }
         (&Method::GET | &Method::HEAD, "/-/healthy") => reply(StatusCode::OK, "OK"),
         (&Method::GET | &Method::HEAD, "/-/ready") if app.is_ready() => reply(StatusCode::OK, "OK"),
         (&Method::GET | &Method::HEAD, "/-/ready") => {
@@ -131,6 +137,33 @@ fn admitted(runtime: &Runtime, request: &Request<Incoming>) -> bool {
         Some(token) => token.admits(request.headers().get(AUTHORIZATION)),
         None => true,
     }
+}
+
+/// `POST /api/v1/robots/{robot}/test`: the test message of `test-robot`, through this
+/// process's gate (and cluster) for the robot. 200 when DingTalk accepted it, 502 when it
+/// refused or failed, 503 when the rate window has no slot in time; the body explains.
+async fn test_robot(app: &App, runtime: &Runtime, name: &str) -> Reply {
+    let Some(robot) = runtime.config.robots.get(name) else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            format!("no robot {name:?} in the config"),
+        );
+    };
+    let probe = probe::send(&app.delivery, runtime, robot, probe::DEFAULT_TEXT).await;
+    let status = match probe.outcome {
+        Passed::Delivered { .. } | Passed::Duplicate => StatusCode::OK,
+        Passed::Failed { .. } => StatusCode::BAD_GATEWAY,
+        Passed::RateLimited { .. } | Passed::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    reply(status, probe.report)
+}
+
+/// `/api/v1/robots/{robot}/test` → `robot`.
+fn test_robot_name(path: &str) -> Option<&str> {
+    let robot = path
+        .strip_prefix("/api/v1/robots/")?
+        .strip_suffix("/test")?;
+    (!robot.is_empty() && !robot.contains('/')).then_some(robot)
 }
 
 /// `/dingtalk/{robot}/send` → `robot`.

@@ -10,6 +10,7 @@ mod prometheus;
 mod cluster;
 mod delivery;
 mod deploy;
+mod diagnosis;
 mod end_to_end;
 mod operations;
 mod reliability;

@@ -18,10 +18,12 @@ use crate::scratch::temp_dir;
 /// How long [`Bridge::wait_idle`] waits for the queue to empty.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What an offline subcommand (`check`, `render`) printed.
+/// What a subcommand (`check`, `render`, `test-robot`) printed.
 pub struct CommandOutput {
     /// Whether it exited 0.
     pub success: bool,
+    /// Its exit code, `None` if a signal ended it.
+    pub code: Option<i32>,
     /// Standard output.
     pub stdout: String,
     /// Standard error.
@@ -43,6 +45,7 @@ pub fn run_command(
         .expect("run the binary");
     CommandOutput {
         success: output.status.success(),
+        code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
