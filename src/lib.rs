@@ -26,7 +26,8 @@
 //! and validates `config.yaml` into a [`config::Config`], [`runtime`] hands out the
 //! configuration in force and pins the restart-only settings, [`app`] composes the
 //! running service, [`probe`] sends a test message to a robot and explains the answer,
-//! and [`cli`] implements the `check`, `render` and `test-robot` subcommands.
+//! [`migrate`] turns a prometheus-webhook-dingtalk config into ours, and [`cli`]
+//! implements the `check`, `render` and `test-robot` subcommands.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -43,6 +44,7 @@ pub mod dingtalk;
 pub mod gate;
 pub mod matcher;
 pub mod metrics;
+pub mod migrate;
 pub mod payload;
 pub mod plan;
 pub mod probe;

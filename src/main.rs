@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alertmanager_dingtalk::{app::App, cli, config, server};
+use alertmanager_dingtalk::{app::App, cli, config, migrate, server};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -46,6 +46,11 @@ enum Command {
         /// An Alertmanager webhook payload (JSON).
         payload: PathBuf,
     },
+    /// Print the config.yaml equivalent to a prometheus-webhook-dingtalk config.
+    Migrate {
+        /// The prometheus-webhook-dingtalk config file (config.yml).
+        file: PathBuf,
+    },
     /// Send one test message to a robot and explain DingTalk's answer; exit 0 only when
     /// DingTalk accepted it.
     TestRobot {
@@ -82,6 +87,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Migrate { ref file }) => match migrate::migrate(file) {
+            Ok(config) => {
+                print!("{config}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::TestRobot { ref name, ref text }) => {
             test_robot(&flags.config, name, text.as_deref())
         }

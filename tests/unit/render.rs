@@ -858,3 +858,49 @@ fn shorten_cuts_at_a_line_end_and_keeps_keyword_and_mention() {
         );
     }
 }
+
+/// The minijinja side of README's table "Go templates translate to minijinja".
+#[test]
+fn the_migration_guides_template_equivalents_render() {
+    let template = TemplateSource {
+        name: "migrated".to_owned(),
+        title: "{{ status }} {{ common_labels.alertname }} {{ firing_count }}".to_owned(),
+        text: "{% for a in alerts if a.status == \"firing\" %}\
+               - {{ a.labels.instance }}: {{ a.annotations.summary }} since {{ a.starts_at }} {{ a.generator_url }}\n\
+               {% endfor %}\
+               {% if common_annotations.nothing %}never{% endif %}{{ external_url }}"
+            .to_owned(),
+    };
+    let notification = fixture("firing_3.json");
+    let message = render_all(
+        &renderer(&[template]),
+        "migrated",
+        &notification,
+        &robot(&[KEYWORD], &[]),
+    );
+    let firing = notification
+        .alerts
+        .iter()
+        .filter(|a| a.status.as_str() == "firing")
+        .count();
+    assert!(
+        message
+            .title
+            .starts_with(&format!("firing HighCPUUsage {firing}")),
+        "{}",
+        message.title
+    );
+    assert_eq!(
+        message.text.matches("- ").count(),
+        firing,
+        "{}",
+        message.text
+    );
+    assert!(
+        message.text.contains("CPU usage above 90%"),
+        "{}",
+        message.text
+    );
+    assert!(!message.text.contains("never"), "{}", message.text);
+    assert!(message.text.contains(" CST "), "{}", message.text);
+}
