@@ -70,7 +70,8 @@ fn pending(config: &Config, sizes: &[usize]) -> Vec<Envelope> {
         .enumerate()
         .map(|(id, &n)| {
             let planned =
-                plan::plan_direct(config, &notification(n), ROBOT).expect("a configured robot");
+                plan::plan_direct(config, &notification(n), ROBOT, jiff::Timestamp::UNIX_EPOCH)
+                    .expect("a configured robot");
             Envelope {
                 id: id as u64,
                 robot: planned.robot,

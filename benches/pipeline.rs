@@ -61,6 +61,7 @@ fn render_all(config: &Config, notification: &Notification) -> Message {
         &all,
         robot,
         &Mention::default(),
+        now(),
     )
 }
 

@@ -50,6 +50,7 @@ pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Pla
                 alerts,
                 robot,
                 &strategy.mention,
+                now,
             );
             Some(PlannedMessage {
                 robot: robot_name.clone(),
@@ -62,12 +63,13 @@ pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Pla
     Plan { routes, messages }
 }
 
-/// Renders every alert of `notification` for `robot` with the default template, with no
-/// routing; `None` if the robot is not configured.
+/// Renders every alert of `notification` for `robot` with the default template at `now`,
+/// with no routing; `None` if the robot is not configured.
 pub fn plan_direct(
     config: &Config,
     notification: &Notification,
     robot: &str,
+    now: Timestamp,
 ) -> Option<PlannedMessage> {
     let robot_config = config.robots.get(robot)?;
     let all: Vec<usize> = (0..notification.alerts.len()).collect();
@@ -77,6 +79,7 @@ pub fn plan_direct(
         &all,
         robot_config,
         &Mention::default(),
+        now,
     );
     Some(PlannedMessage {
         robot: robot.to_owned(),

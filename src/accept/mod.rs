@@ -51,7 +51,7 @@ fn plan(
     }
     match direct_robot {
         Some(robot) => Ok(vec![
-            plan::plan_direct(config, notification, robot)
+            plan::plan_direct(config, notification, robot, Timestamp::now())
                 .ok_or_else(|| AcceptError::UnknownRobot(robot.to_owned()))?,
         ]),
         None => {

@@ -152,7 +152,7 @@ impl Attempts<'_> {
         let count = count.min(self.alerts.len());
         let values = Arc::make_mut(&mut self.values);
         for alert in &self.alerts[values.len().min(count)..count] {
-            let view = AlertView::new(alert, &self.renderer.timezone);
+            let view = AlertView::new(alert, &self.renderer.timezone, self.group);
             values.push(Value::from(Serde(&view)));
         }
     }

@@ -17,6 +17,7 @@ mod view;
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use minijinja::Environment;
 use minijinja::value::{Serde, Value};
@@ -35,6 +36,10 @@ const BUILTIN: &str = "builtin";
 
 const BUILTIN_TITLE: &str = include_str!("../templates/default.title.j2");
 const BUILTIN_TEXT: &str = include_str!("../templates/default.text.j2");
+/// The built-in Chinese template: 告警/恢复, 级别, 开始时间, 持续时间.
+pub const DEFAULT_ZH_TEMPLATE: &str = "default-zh";
+const BUILTIN_ZH_TITLE: &str = include_str!("../templates/default-zh.title.j2");
+const BUILTIN_ZH_TEXT: &str = include_str!("../templates/default-zh.text.j2");
 
 /// Alerts converted to template values before the first render: about one and a half
 /// messages' worth with the built-in template. More are converted when a template reads
@@ -95,6 +100,7 @@ impl Renderer {
         let builtin = [
             (BUILTIN, BUILTIN_TITLE, BUILTIN_TEXT),
             (DEFAULT_TEMPLATE, BUILTIN_TITLE, BUILTIN_TEXT),
+            (DEFAULT_ZH_TEMPLATE, BUILTIN_ZH_TITLE, BUILTIN_ZH_TEXT),
         ];
         let mut errors = Vec::new();
         let all = builtin.into_iter().chain(
@@ -128,8 +134,9 @@ impl Renderer {
             .is_ok()
     }
 
-    /// Renders the alerts at `alert_indexes` of `notification` for `robot`, mentioning
-    /// the robot's people plus `extra_mention`, within the full [`MESSAGE_BUDGET`].
+    /// Renders the alerts at `alert_indexes` of `notification` for `robot` at `now`,
+    /// mentioning the robot's people plus `extra_mention`, within the full
+    /// [`MESSAGE_BUDGET`].
     pub fn render(
         &self,
         template: &str,
@@ -137,6 +144,7 @@ impl Renderer {
         alert_indexes: &[usize],
         robot: &Robot,
         extra_mention: &Mention,
+        now: Timestamp,
     ) -> Message {
         self.render_within(
             template,
@@ -145,10 +153,15 @@ impl Renderer {
             robot,
             extra_mention,
             MESSAGE_BUDGET,
+            now,
         )
     }
 
     /// Like [`render`](Self::render), within `budget` bytes of title and text.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the arguments of `render`, plus the budget"
+    )]
     pub fn render_within(
         &self,
         template: &str,
@@ -157,6 +170,7 @@ impl Renderer {
         robot: &Robot,
         extra_mention: &Mention,
         budget: usize,
+        now: Timestamp,
     ) -> Message {
         // The title is cut to its longest; the text takes the rest.
         let text_limit = budget.saturating_sub(MAX_TITLE_BYTES);
@@ -164,7 +178,7 @@ impl Renderer {
             .iter()
             .filter_map(|&i| notification.alerts.get(i))
             .collect();
-        let group = GroupView::new(notification, &alerts, robot.primary_keyword());
+        let group = GroupView::new(notification, &alerts, robot.primary_keyword(), now);
         let mention = robot.mention.merged(extra_mention);
         let finish = Finisher::new(&robot.keywords, &mention, &notification.external_url);
         let mut attempts = Attempts {

@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
 use crate::payload::{Alert, LabelSet, Notification, Status};
@@ -26,10 +27,18 @@ pub(super) struct GroupView {
     external_url: String,
     receiver: String,
     keyword: String,
+    /// When the message is rendered: firing alerts' durations run to here.
+    #[serde(skip)]
+    pub(super) now: Timestamp,
 }
 
 impl GroupView {
-    pub(super) fn new(notification: &Notification, alerts: &[&Alert], keyword: &str) -> Self {
+    pub(super) fn new(
+        notification: &Notification,
+        alerts: &[&Alert],
+        keyword: &str,
+        now: Timestamp,
+    ) -> Self {
         let firing_count = alerts.iter().filter(|a| a.status == Status::Firing).count();
         let status = if firing_count > 0 {
             Status::Firing
@@ -57,6 +66,7 @@ impl GroupView {
             external_url: notification.external_url.clone(),
             receiver: notification.receiver.clone(),
             keyword: keyword.to_owned(),
+            now,
         }
     }
 
@@ -85,10 +95,16 @@ pub(super) struct AlertView<'a> {
     ends_at: Option<String>,
     generator_url: &'a str,
     fingerprint: &'a str,
+    /// How long it has fired (to now), or fired (to its end): `45s`, `12m`, `3h 5m`,
+    /// `2d 4h`.
+    duration: String,
+    /// Alertmanager's new-silence page with the alert's labels as matchers; `""` without
+    /// an external URL.
+    silence_url: String,
 }
 
 impl<'a> AlertView<'a> {
-    pub(super) fn new(alert: &'a Alert, timezone: &TimeZone) -> Self {
+    pub(super) fn new(alert: &'a Alert, timezone: &TimeZone, group: &GroupView) -> Self {
         let in_zone = |t: Timestamp| {
             t.to_zoned_datetime(timezone.clone())
                 .strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -110,6 +126,49 @@ impl<'a> AlertView<'a> {
             ends_at: alert.ended_at().map(in_zone),
             generator_url: &alert.generator_url,
             fingerprint: &alert.fingerprint,
+            duration: short_duration(
+                alert
+                    .ended_at()
+                    .unwrap_or(group.now)
+                    .duration_since(alert.starts_at),
+            ),
+            silence_url: silence_url(&group.external_url, &alert.labels),
         }
     }
+}
+
+/// `d` in at most two units: `45s`, `12m`, `3h 5m`, `2d 4h` (`0s` when negative).
+pub(super) fn short_duration(d: SignedDuration) -> String {
+    let seconds = d.as_secs().max(0);
+    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{minutes}m"),
+        3600..86_400 if minutes == 0 => format!("{hours}h"),
+        3600..86_400 => format!("{hours}h {minutes}m"),
+        _ if hours == 0 => format!("{days}d"),
+        _ => format!("{days}d {hours}h"),
+    }
+}
+
+/// Alertmanager's page for a new silence with `labels` as its matchers, as Alertmanager's
+/// own default template links it (`__alert_silence_link` in its template/default.tmpl):
+/// `EXTERNAL_URL/#/silences/new?filter={name="value",...}`, percent-encoded.
+pub(super) fn silence_url(external_url: &str, labels: &LabelSet) -> String {
+    if external_url.is_empty() {
+        return String::new();
+    }
+    let matchers: Vec<String> = labels
+        .iter()
+        .map(|(name, value)| {
+            let value = value.replace('\\', "\\\\").replace('"', "\\\"");
+            format!("{name}=\"{value}\"")
+        })
+        .collect();
+    let filter = format!("{{{}}}", matchers.join(","));
+    format!(
+        "{}/#/silences/new?filter={}",
+        external_url.trim_end_matches('/'),
+        utf8_percent_encode(&filter, NON_ALPHANUMERIC)
+    )
 }

@@ -28,6 +28,7 @@ mod render;
 mod route;
 mod scripted;
 mod sign;
+mod templates;
 mod window;
 
 use alertmanager_dingtalk::config::{Config, load_with_env};

@@ -7,6 +7,7 @@ use alertmanager_dingtalk::dingtalk::{
 };
 use alertmanager_dingtalk::payload::{self, Notification};
 use alertmanager_dingtalk::render::{Renderer, TemplatePart, TemplateSource, shorten};
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::{fixture, robot};
@@ -14,6 +15,11 @@ use crate::{fixture, robot};
 const KEYWORD: &str = "HertzBeat";
 const MOBILE: &str = "13800000000";
 const EXTERNAL_URL: &str = "http://alertmanager.example.com:9093";
+
+/// When the tests render: after every fixture's alerts started.
+fn now() -> Timestamp {
+    "2030-01-01T00:00:00Z".parse().unwrap()
+}
 
 fn renderer(templates: &[TemplateSource]) -> Renderer {
     Renderer::new(templates, TimeZone::get("Asia/Shanghai").unwrap())
@@ -28,7 +34,14 @@ fn render_all(
     robot: &Robot,
 ) -> Message {
     let all: Vec<usize> = (0..notification.alerts.len()).collect();
-    renderer.render(template, notification, &all, robot, &Mention::default())
+    renderer.render(
+        template,
+        notification,
+        &all,
+        robot,
+        &Mention::default(),
+        now(),
+    )
 }
 
 /// Renders `fixture` with the built-in template and checks that the text contains every
@@ -165,6 +178,7 @@ fn only_the_given_alerts_are_rendered() {
         &[0, 2],
         &robot(&[KEYWORD], &[]),
         &Mention::default(),
+        now(),
     );
     assert!(message.title.starts_with("[FIRING:2]"), "{}", message.title);
     assert!(message.text.contains("db-1.example.com"));
@@ -276,6 +290,7 @@ fn mentions_are_in_the_text_and_the_message() {
         &[0, 1, 2],
         &robot,
         &strategy_mention,
+        now(),
     );
     assert_eq!(message.mention.mobiles, vec![MOBILE, "13900000000"]);
     assert_eq!(message.mention.user_ids, vec!["manager01"]);
@@ -372,13 +387,21 @@ fn many_alerts_are_cut_to_fit_with_a_count_of_the_rest() {
 
     // As many alerts as fit are shown: one more would not have fitted.
     let alert_size = {
-        let one = renderer(&[]).render("default", &notification, &[0], &robot, &Mention::default());
+        let one = renderer(&[]).render(
+            "default",
+            &notification,
+            &[0],
+            &robot,
+            &Mention::default(),
+            now(),
+        );
         let two = renderer(&[]).render(
             "default",
             &notification,
             &[0, 1],
             &robot,
             &Mention::default(),
+            now(),
         );
         two.text.len() - one.text.len()
     };
@@ -672,6 +695,7 @@ fn a_message_without_alerts_is_cut_to_fit_too() {
         &[],
         &robot,
         &Mention::default(),
+        now(),
     );
     check_invariants(&message, KEYWORD);
     assert!(message.text.contains("…"), "the cut is marked");
@@ -782,7 +806,14 @@ fn a_smaller_budget_shows_fewer_alerts_with_the_rest_counted() {
     let robot = robot(&[KEYWORD], &[MOBILE]);
     let all: Vec<usize> = (0..200).collect();
     let renderer = renderer(&[]);
-    let full = renderer.render("default", &notification, &all, &robot, &Mention::default());
+    let full = renderer.render(
+        "default",
+        &notification,
+        &all,
+        &robot,
+        &Mention::default(),
+        now(),
+    );
     for budget in [12_000, 5_000, 1_500] {
         let message = renderer.render_within(
             "default",
@@ -791,6 +822,7 @@ fn a_smaller_budget_shows_fewer_alerts_with_the_rest_counted() {
             &robot,
             &Mention::default(),
             budget,
+            now(),
         );
         check_invariants(&message, KEYWORD);
         assert!(
@@ -819,6 +851,7 @@ fn shorten_cuts_at_a_line_end_and_keeps_keyword_and_mention() {
             mobiles: vec![MOBILE.to_owned()],
             ..Mention::default()
         },
+        now(),
     );
     assert_eq!(
         shorten(&message, &robot, message.size()),

@@ -1,0 +1,167 @@
+//! The built-in templates, `default` and `default-zh`, and the helpers they use
+//! (`duration`, `silence_url`): golden files of what a group sees for firing, resolved and
+//! Chinese-and-emoji alerts, in `tests/data/snapshots/`. `UPDATE_SNAPSHOTS=1 cargo test
+//! --test unit templates` rewrites them after an intended change; review the diff.
+
+use std::path::PathBuf;
+
+use alertmanager_dingtalk::dingtalk::Mention;
+use alertmanager_dingtalk::payload::{self, Notification};
+use alertmanager_dingtalk::render::{Renderer, TemplateSource};
+use jiff::SignedDuration;
+use jiff::tz::TimeZone;
+
+use crate::{fixture, robot};
+
+/// Alerts with Chinese and emoji in labels and annotations.
+const CHINESE: &str = r#"{
+  "version": "4", "status": "firing", "receiver": "运维", "groupKey": "{}:{alertname=\"磁盘空间不足\"}",
+  "groupLabels": {"alertname": "磁盘空间不足"}, "commonLabels": {"alertname": "磁盘空间不足", "severity": "严重"},
+  "commonAnnotations": {}, "externalURL": "http://alertmanager.example.com:9093",
+  "alerts": [{
+    "status": "firing", "fingerprint": "0f1e2d3c4b5a6978",
+    "labels": {"alertname": "磁盘空间不足", "severity": "严重", "机房": "杭州-2 🔥", "instance": "db-1"},
+    "annotations": {"summary": "磁盘 /data 使用率 97% 💾", "description": "请尽快清理"},
+    "startsAt": "2024-05-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+    "generatorURL": "http://prometheus.example.com:9090/graph?g0.expr=disk"
+  }]
+}"#;
+
+fn snapshot_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/snapshots/{name}.md"))
+}
+
+/// Renders every alert of `notification` with the built-in `template`, 1 h 5 min after
+/// the first alert started.
+fn render(
+    template: &str,
+    notification: &Notification,
+    extra: &[TemplateSource],
+) -> (String, String) {
+    let renderer = Renderer::new(extra, TimeZone::get("Asia/Shanghai").unwrap()).unwrap();
+    let now = notification.alerts[0].starts_at + SignedDuration::from_mins(65);
+    let all: Vec<usize> = (0..notification.alerts.len()).collect();
+    let message = renderer.render(
+        template,
+        notification,
+        &all,
+        &robot(&["HertzBeat"], &[]),
+        &Mention::default(),
+        now,
+    );
+    (message.title, message.text)
+}
+
+fn check_snapshot(name: &str, template: &str, notification: &Notification) {
+    let (title, text) = render(template, notification, &[]);
+    let rendered = format!("{title}\n\n{text}\n");
+    let file = snapshot_file(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&file, &rendered).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with UPDATE_SNAPSHOTS=1 to create it",
+            file.display()
+        )
+    });
+    assert_eq!(rendered, expected, "{name} differs from {}", file.display());
+}
+
+fn chinese() -> Notification {
+    payload::parse(CHINESE.as_bytes()).unwrap()
+}
+
+#[test]
+fn default_template_snapshots() {
+    check_snapshot("default.firing", "default", &fixture("firing_3.json"));
+    check_snapshot("default.resolved", "default", &fixture("resolved_1.json"));
+    check_snapshot("default.chinese", "default", &chinese());
+}
+
+#[test]
+fn default_zh_template_snapshots() {
+    check_snapshot("default-zh.firing", "default-zh", &fixture("firing_3.json"));
+    check_snapshot(
+        "default-zh.resolved",
+        "default-zh",
+        &fixture("resolved_1.json"),
+    );
+    check_snapshot("default-zh.chinese", "default-zh", &chinese());
+}
+
+#[test]
+fn default_zh_speaks_chinese() {
+    let (title, text) = render("default-zh", &fixture("firing_3.json"), &[]);
+    assert!(title.starts_with("[告警:"), "{title}");
+    for part in [
+        "级别 critical",
+        "开始时间: 2024-05-01 08:00:00 CST",
+        "已持续: 1h 5m",
+        "[静默](",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    let (title, text) = render("default-zh", &fixture("resolved_1.json"), &[]);
+    assert!(title.starts_with("[恢复]"), "{title}");
+    assert!(
+        text.contains("结束时间: ") && text.contains("持续时间: "),
+        "{text}"
+    );
+}
+
+/// A template that prints one helper of the first alert.
+fn helper(expression: &str) -> TemplateSource {
+    TemplateSource {
+        name: "helper".to_owned(),
+        title: "t".to_owned(),
+        text: format!("<{{{{ {expression} }}}}>"),
+    }
+}
+
+#[test]
+fn duration_counts_to_now_while_firing_and_to_the_end_once_resolved() {
+    let (_, text) = render(
+        "helper",
+        &fixture("firing_3.json"),
+        &[helper("alerts[0].duration")],
+    );
+    assert!(text.starts_with("<1h 5m>"), "{text}");
+    // The resolved fixture ended 1 h 30 min after it started; `render` is 1 h 5 min in.
+    let (_, text) = render(
+        "helper",
+        &fixture("resolved_1.json"),
+        &[helper("alerts[0].duration")],
+    );
+    assert!(text.starts_with("<1h 30m>"), "{text}");
+}
+
+#[test]
+fn silence_url_opens_alertmanagers_new_silence_page_with_the_labels_as_matchers() {
+    let mut notification = fixture("firing_3.json");
+    notification.alerts[0]
+        .labels
+        .insert("path".to_owned(), r#"C:\ "x""#.to_owned());
+    let (_, text) = render("helper", &notification, &[helper("alerts[0].silence_url")]);
+    let url = text.trim_start_matches('<').split('>').next().unwrap();
+    let (page, filter) = url.split_once("?filter=").unwrap();
+    assert_eq!(page, "http://alertmanager.example.com:9093/#/silences/new");
+    assert!(
+        filter
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'%'),
+        "not fully encoded: {filter}"
+    );
+    let decoded = percent_encoding::percent_decode_str(filter)
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(
+        decoded,
+        r#"{alertname="HighCPUUsage",instance="db-1.example.com:9100",job="node",path="C:\\ \"x\"",severity="critical",team="db"}"#
+    );
+
+    notification.external_url.clear();
+    let (_, text) = render("helper", &notification, &[helper("alerts[0].silence_url")]);
+    assert!(text.starts_with("<>"), "{text}");
+}
