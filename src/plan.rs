@@ -44,12 +44,16 @@ pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Pla
         .filter_map(|((strategy_index, robot_name), alerts)| {
             let strategy = config.strategies.get(*strategy_index)?;
             let robot = config.robots.get(robot_name)?;
+            let named = alerts.iter().filter_map(|&i| notification.alerts.get(i));
+            let mention = strategy
+                .mention
+                .merged(&strategy.mention_from_labels.of(named));
             let message = config.renderer.render(
                 &strategy.template,
                 notification,
                 alerts,
                 robot,
-                &strategy.mention,
+                &mention,
                 now,
             );
             Some(PlannedMessage {

@@ -30,12 +30,61 @@ pub struct Strategy {
     pub send_resolved: bool,
     /// Added to each robot's own mention.
     pub mention: Mention,
+    /// People to mention too, named by labels of the message's alerts.
+    pub mention_from_labels: LabelMentions,
     /// When this strategy sends; always when `None`.
     pub active_time: Option<ActiveTime>,
     /// Whether later strategies are evaluated after this one matched.
     pub continue_matching: bool,
     /// Name of the message template.
     pub template: String,
+}
+
+/// Mentions taken from alert labels: `mention.mobiles_from_label` and
+/// `mention.user_ids_from_label` of a strategy. Never `@all`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelMentions {
+    /// The label whose value is a mobile number to mention.
+    pub mobiles: Option<String>,
+    /// The label whose value is a DingTalk user id to mention.
+    pub user_ids: Option<String>,
+}
+
+impl LabelMentions {
+    /// The people the `alerts` name in the labels, each once, in order. A value that is
+    /// not a mobile number (digits, `-`, an optional leading `+`) or a user id (no
+    /// spaces, no `@`, at most 64 bytes) is left out: labels come from scraped targets.
+    pub fn of<'a>(&self, alerts: impl IntoIterator<Item = &'a Alert>) -> Mention {
+        let mut mention = Mention::default();
+        for alert in alerts {
+            let value = |label: &Option<String>| label.as_ref().and_then(|l| alert.labels.get(l));
+            if let Some(mobile) = value(&self.mobiles).filter(|m| is_mobile(m))
+                && !mention.mobiles.contains(mobile)
+            {
+                mention.mobiles.push(mobile.clone());
+            }
+            if let Some(id) = value(&self.user_ids).filter(|id| is_user_id(id))
+                && !mention.user_ids.contains(id)
+            {
+                mention.user_ids.push(id.clone());
+            }
+        }
+        mention
+    }
+}
+
+fn is_mobile(value: &str) -> bool {
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    (5..=20).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+        && digits.bytes().filter(u8::is_ascii_digit).count() >= 5
+}
+
+fn is_user_id(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && !value.contains('@')
+        && !value.chars().any(char::is_whitespace)
 }
 
 /// A weekly window in a time zone, such as Monday to Friday 09:00–18:00.

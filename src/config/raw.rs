@@ -101,11 +101,22 @@ pub(super) struct RawStrategy {
     pub matchers: Vec<String>,
     pub robots: Vec<String>,
     pub send_resolved: Option<bool>,
-    pub mention: Mention,
+    pub mention: RawStrategyMention,
     pub active_time: Option<RawActiveTime>,
     #[serde(rename = "continue")]
     pub continue_matching: bool,
     pub template: Option<String>,
+}
+
+/// `mention:` of a strategy: people as for a robot, plus labels to take people from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawStrategyMention {
+    pub all: bool,
+    pub mobiles: Vec<String>,
+    pub user_ids: Vec<String>,
+    pub mobiles_from_label: Option<String>,
+    pub user_ids_from_label: Option<String>,
 }
 
 /// `active_time:` of a strategy.

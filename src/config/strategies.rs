@@ -9,9 +9,10 @@ use super::Path;
 use super::check::Checker;
 use super::raw::{RawActiveTime, RawStrategy};
 use super::values::{all_weekdays, time_of_day, time_zone, weekdays};
+use crate::dingtalk::Mention;
 use crate::matcher::Matcher;
 use crate::render::{DEFAULT_TEMPLATE, Renderer};
-use crate::route::{ActiveTime, Strategy};
+use crate::route::{ActiveTime, LabelMentions, Strategy};
 
 impl Checker {
     pub(super) fn strategy(
@@ -74,7 +75,15 @@ impl Checker {
             matchers,
             robots: raw.robots,
             send_resolved: raw.send_resolved.unwrap_or(true),
-            mention: raw.mention,
+            mention: Mention {
+                all: raw.mention.all,
+                mobiles: raw.mention.mobiles,
+                user_ids: raw.mention.user_ids,
+            },
+            mention_from_labels: LabelMentions {
+                mobiles: raw.mention.mobiles_from_label,
+                user_ids: raw.mention.user_ids_from_label,
+            },
             active_time,
             continue_matching: raw.continue_matching,
             template,

@@ -19,6 +19,7 @@ mod errcode;
 mod gate;
 mod layout;
 mod matcher;
+mod mentions;
 mod message;
 mod passthrough;
 mod payload;

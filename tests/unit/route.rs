@@ -4,7 +4,7 @@
 use alertmanager_dingtalk::dingtalk::Mention;
 use alertmanager_dingtalk::matcher::Matcher;
 use alertmanager_dingtalk::payload::{self, Alert};
-use alertmanager_dingtalk::route::{ActiveTime, Held, Strategy, route};
+use alertmanager_dingtalk::route::{ActiveTime, Held, LabelMentions, Strategy, route};
 use jiff::Timestamp;
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
@@ -22,6 +22,7 @@ fn strategy(name: &str, matchers: &[&str], robots: &[&str]) -> Strategy {
         robots: robots.iter().map(|r| (*r).to_owned()).collect(),
         send_resolved: true,
         mention: Mention::default(),
+        mention_from_labels: LabelMentions::default(),
         active_time: None,
         continue_matching: false,
         template: "default".to_owned(),
