@@ -123,6 +123,8 @@ impl Draft {
                 title: frame.title(keyword),
                 text,
                 mention: frame.mention,
+                // A digest of many groups has no one page to open: sent as markdown.
+                buttons: Vec::new(),
             },
         }
     }

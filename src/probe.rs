@@ -35,6 +35,7 @@ pub fn message(robot: &Robot, text: &str) -> Message {
         text: format!("#### {title}\n\n{text}\n\n(sent by alertmanager-dingtalk test-robot)"),
         title,
         mention: Mention::default(),
+        buttons: Vec::new(),
     }
 }
 

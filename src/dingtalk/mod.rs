@@ -34,6 +34,9 @@ pub const MESSAGE_BUDGET: usize = MAX_MESSAGE_BYTES / 20 * 19;
 pub const MIN_BUDGET: usize = 1000;
 /// The longest title: DingTalk shows only its start in the notification list.
 pub const MAX_TITLE_BYTES: usize = 256;
+/// Most bytes of button titles and links an action card carries, beside the budget: they
+/// fit in its margin under DingTalk's limit.
+pub const MAX_BUTTON_BYTES: usize = 600;
 /// The longest text within the full budget, leaving room for the longest title.
 pub const MAX_TEXT_BYTES: usize = MESSAGE_BUDGET - MAX_TITLE_BYTES;
 
@@ -124,6 +127,11 @@ pub enum MsgType {
     Markdown,
     /// Plain text.
     Text,
+    /// Markdown with buttons under it (View in Alertmanager, Silence, Source); sent as
+    /// markdown when a message has no buttons, such as a digest. DingTalk's `at` covers
+    /// text and markdown only, so an action card notifies nobody it mentions.
+    #[serde(rename = "actionCard")]
+    ActionCard,
 }
 
 /// Who a message mentions (`@`).
@@ -173,10 +181,23 @@ pub struct Message {
     pub text: String,
     /// Who to mention.
     pub mention: Mention,
+    /// Buttons of an action card; none for other types and for digests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+}
+
+/// A button of an action card: a title and the page it opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    /// What the button says.
+    pub title: String,
+    /// The page it opens.
+    pub url: String,
 }
 
 impl Message {
-    /// Bytes of title and text together: what the size budget covers.
+    /// Bytes of title and text together: what the size budget covers. (Buttons, at
+    /// most [`MAX_BUTTON_BYTES`], live in the budget's margin under DingTalk's limit.)
     pub fn size(&self) -> usize {
         self.title.len() + self.text.len()
     }
@@ -208,6 +229,24 @@ pub fn encode(msgtype: MsgType, message: &Message) -> String {
             "text": { "content": message.text },
             "at": at,
         }),
+        // DingTalk's "independent jump" action card: one button per link, side by side.
+        MsgType::ActionCard if !message.buttons.is_empty() => {
+            let buttons: Vec<_> = message
+                .buttons
+                .iter()
+                .map(|b| serde_json::json!({ "title": b.title, "actionURL": b.url }))
+                .collect();
+            serde_json::json!({
+                "msgtype": "actionCard",
+                "actionCard": {
+                    "title": message.title,
+                    "text": message.text,
+                    "btnOrientation": "1",
+                    "btns": buttons,
+                },
+            })
+        }
+        MsgType::ActionCard => return encode(MsgType::Markdown, message),
     };
     body.to_string()
 }

@@ -22,7 +22,7 @@ use jiff::tz::TimeZone;
 use minijinja::Environment;
 use minijinja::value::{Serde, Value};
 
-use crate::dingtalk::{MAX_TITLE_BYTES, MESSAGE_BUDGET, Mention, Message, Robot};
+use crate::dingtalk::{MAX_TITLE_BYTES, MESSAGE_BUDGET, Mention, Message, MsgType, Robot};
 use crate::payload::{Alert, Notification};
 use attempts::{Attempt, Attempts, LimitedOutput, map_entries};
 use fit::alerts_that_fit;
@@ -218,10 +218,15 @@ impl Renderer {
             // A single alert larger than the limit: cut its body, keep what `finish` adds.
             finish.cut(&text, attempts.omitted(shown), "…", text_limit)
         };
+        let buttons = match robot.msgtype {
+            MsgType::ActionCard => view::buttons(notification, &alerts, robot.primary_keyword()),
+            MsgType::Markdown | MsgType::Text => Vec::new(),
+        };
         Message {
             title,
             text,
             mention,
+            buttons,
         }
     }
 
@@ -335,6 +340,7 @@ pub fn shorten(message: &Message, robot: &Robot, budget: usize) -> Message {
         text: finish.cut(body, 0, marker, limit),
         title,
         mention: message.mention.clone(),
+        buttons: message.buttons.clone(),
     }
 }
 

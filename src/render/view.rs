@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
+use crate::dingtalk::{Button, MAX_BUTTON_BYTES};
 use crate::payload::{Alert, LabelSet, Notification, Status};
 
 /// Labels shown in the heading rather than in each alert's label list.
@@ -171,4 +172,52 @@ pub(super) fn silence_url(external_url: &str, labels: &LabelSet) -> String {
         external_url.trim_end_matches('/'),
         utf8_percent_encode(&filter, NON_ALPHANUMERIC)
     )
+}
+
+/// The buttons of an action card for `alerts` of `notification`: View in Alertmanager,
+/// Silence (a silence of the labels the alerts share, or of the one alert) and Source
+/// (the first alert's expression), each only when there is a page to open, and no more
+/// than fit [`MAX_BUTTON_BYTES`]. The keyword rides in the first title, so that a
+/// keyword check that reads the buttons finds it too.
+pub(super) fn buttons(
+    notification: &Notification,
+    alerts: &[&Alert],
+    keyword: &str,
+) -> Vec<Button> {
+    let external_url = notification.external_url.trim_end_matches('/');
+    let shared = match alerts {
+        [only] => only.labels.clone(),
+        _ => notification.common_labels.clone(),
+    };
+    let candidates = [
+        ("View in Alertmanager", external_url.to_owned()),
+        (
+            "Silence",
+            if shared.is_empty() {
+                String::new()
+            } else {
+                silence_url(external_url, &shared)
+            },
+        ),
+        (
+            "Source",
+            alerts
+                .first()
+                .map_or_else(String::new, |a| a.generator_url.clone()),
+        ),
+    ];
+    let mut buttons = Vec::new();
+    let mut bytes = 0;
+    for (title, url) in candidates {
+        let title = match (buttons.is_empty(), keyword) {
+            (true, keyword) if !keyword.is_empty() => format!("{title} · {keyword}"),
+            _ => title.to_owned(),
+        };
+        if url.is_empty() || bytes + title.len() + url.len() > MAX_BUTTON_BYTES {
+            continue;
+        }
+        bytes += title.len() + url.len();
+        buttons.push(Button { title, url });
+    }
+    buttons
 }

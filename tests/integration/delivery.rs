@@ -410,3 +410,49 @@ async fn a_digest_dingtalk_finds_too_long_is_sent_again_in_smaller_ones() {
         "DingTalk refused a message as too long; sending its alerts in shorter messages."
     ));
 }
+
+#[tokio::test]
+async fn an_action_card_robot_gets_buttons_and_its_digests_go_as_markdown() {
+    let window = Duration::from_secs(2);
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token").rate(3, window)]).await;
+    let config = one_robot_config(
+        &dingtalk.api_url(),
+        "    msgtype: actionCard\n    rate_limit: 3/2s",
+        "",
+    );
+    let bridge = Bridge::start(BINARY, &config).await;
+
+    bridge
+        .notify(&payload(
+            "firing",
+            &[("CardAlert", &[("instance", "db-1")])],
+        ))
+        .await;
+    let requests = dingtalk
+        .wait_until("the card", Duration::from_secs(10), |r| !r.is_empty())
+        .await;
+    let card = &requests[0];
+    assert_eq!(card.errcode, Some(0), "{card:?}");
+    assert_eq!(card.body["msgtype"], "actionCard", "{}", card.body);
+    let titles: Vec<&str> = card.body["actionCard"]["btns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["title"].as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        ["View in Alertmanager · HertzBeat", "Silence", "Source"]
+    );
+    assert!(card.text().contains("CardAlert"));
+
+    // A storm merges into digests, which have no single page to open: markdown.
+    let names = storm(&bridge, 30).await;
+    let requests = wait_for_every_name(&dingtalk, &names, Duration::from_secs(30)).await;
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.body["msgtype"] == "markdown" && r.errcode == Some(0)),
+        "no digest went as markdown"
+    );
+}

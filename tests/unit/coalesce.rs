@@ -38,6 +38,7 @@ fn envelope(id: u64, status: Status, title: &str, alerts: &[&str], mobiles: &[&s
             title: format!("{title} · {KEYWORD}"),
             text: format!("### {title}\n\n{lines}\n\n{KEYWORD}"),
             mention,
+            buttons: Vec::new(),
         },
         summary: GroupSummary {
             status,

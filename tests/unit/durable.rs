@@ -53,6 +53,7 @@ fn envelope(robot: &str, id: u64) -> Envelope {
             title: format!("[FIRING:1] Alert{id}"),
             text: format!("### Alert {id}\n\n- severity: critical"),
             mention: Mention::default(),
+            buttons: Vec::new(),
         },
         summary: GroupSummary {
             status: Status::Firing,

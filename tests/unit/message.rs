@@ -1,6 +1,6 @@
 //! `dingtalk::encode` and `Mention`: the JSON body DingTalk receives.
 
-use alertmanager_dingtalk::dingtalk::{Mention, Message, MsgType, encode};
+use alertmanager_dingtalk::dingtalk::{Button, Mention, Message, MsgType, encode};
 use serde_json::json;
 
 fn message(mention: Mention) -> Message {
@@ -8,6 +8,7 @@ fn message(mention: Mention) -> Message {
         title: "[FIRING:1] HighCPUUsage · HertzBeat".to_owned(),
         text: "### CPU above 90%\n\n@13800000000".to_owned(),
         mention,
+        buttons: Vec::new(),
     }
 }
 
@@ -49,6 +50,46 @@ fn text_body() {
             "text": { "content": "### CPU above 90%\n\n@13800000000" },
             "at": { "atMobiles": [], "atUserIds": ["manager01"], "isAtAll": true },
         }),
+    );
+}
+
+#[test]
+fn action_card_body_has_the_buttons_side_by_side_and_no_at() {
+    let mut card = message(Mention::default());
+    card.buttons = vec![
+        Button {
+            title: "View in Alertmanager · HertzBeat".to_owned(),
+            url: "http://am:9093".to_owned(),
+        },
+        Button {
+            title: "Source".to_owned(),
+            url: "http://prom:9090/graph".to_owned(),
+        },
+    ];
+    check(
+        MsgType::ActionCard,
+        &card,
+        json!({
+            "msgtype": "actionCard",
+            "actionCard": {
+                "title": "[FIRING:1] HighCPUUsage · HertzBeat",
+                "text": "### CPU above 90%\n\n@13800000000",
+                "btnOrientation": "1",
+                "btns": [
+                    { "title": "View in Alertmanager · HertzBeat", "actionURL": "http://am:9093" },
+                    { "title": "Source", "actionURL": "http://prom:9090/graph" },
+                ],
+            },
+        }),
+    );
+}
+
+#[test]
+fn an_action_card_without_buttons_goes_as_markdown() {
+    let digest = message(Mention::default());
+    assert_eq!(
+        encode(MsgType::ActionCard, &digest),
+        encode(MsgType::Markdown, &digest)
     );
 }
 

@@ -250,6 +250,7 @@ pub fn envelope(id: u64, robot: &str, name: &str) -> Envelope {
             title: title.clone(),
             text: format!("### {title}\n\n- {name}\n\nHertzBeat"),
             mention: Mention::default(),
+            buttons: Vec::new(),
         },
         summary: GroupSummary {
             status: Status::Firing,

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use alertmanager_dingtalk::dingtalk::Mention;
+use alertmanager_dingtalk::dingtalk::{MAX_BUTTON_BYTES, Mention, MsgType, encode};
 use alertmanager_dingtalk::payload::{self, Notification};
 use alertmanager_dingtalk::render::{Renderer, TemplateSource};
 use jiff::SignedDuration;
@@ -28,7 +28,7 @@ const CHINESE: &str = r#"{
 }"#;
 
 fn snapshot_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/snapshots/{name}.md"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/snapshots/{name}"))
 }
 
 /// Renders every alert of `notification` with the built-in `template`, 1 h 5 min after
@@ -54,10 +54,14 @@ fn render(
 
 fn check_snapshot(name: &str, template: &str, notification: &Notification) {
     let (title, text) = render(template, notification, &[]);
-    let rendered = format!("{title}\n\n{text}\n");
+    compare_with_snapshot(name, &format!("{title}\n\n{text}\n"));
+}
+
+/// Compares `rendered` with the golden file `name`, or writes it with `UPDATE_SNAPSHOTS`.
+fn compare_with_snapshot(name: &str, rendered: &str) {
     let file = snapshot_file(name);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&file, &rendered).unwrap();
+        std::fs::write(&file, rendered).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(&file).unwrap_or_else(|e| {
@@ -75,20 +79,28 @@ fn chinese() -> Notification {
 
 #[test]
 fn default_template_snapshots() {
-    check_snapshot("default.firing", "default", &fixture("firing_3.json"));
-    check_snapshot("default.resolved", "default", &fixture("resolved_1.json"));
-    check_snapshot("default.chinese", "default", &chinese());
+    check_snapshot("default.firing.md", "default", &fixture("firing_3.json"));
+    check_snapshot(
+        "default.resolved.md",
+        "default",
+        &fixture("resolved_1.json"),
+    );
+    check_snapshot("default.chinese.md", "default", &chinese());
 }
 
 #[test]
 fn default_zh_template_snapshots() {
-    check_snapshot("default-zh.firing", "default-zh", &fixture("firing_3.json"));
     check_snapshot(
-        "default-zh.resolved",
+        "default-zh.firing.md",
+        "default-zh",
+        &fixture("firing_3.json"),
+    );
+    check_snapshot(
+        "default-zh.resolved.md",
         "default-zh",
         &fixture("resolved_1.json"),
     );
-    check_snapshot("default-zh.chinese", "default-zh", &chinese());
+    check_snapshot("default-zh.chinese.md", "default-zh", &chinese());
 }
 
 #[test]
@@ -164,4 +176,57 @@ fn silence_url_opens_alertmanagers_new_silence_page_with_the_labels_as_matchers(
     notification.external_url.clear();
     let (_, text) = render("helper", &notification, &[helper("alerts[0].silence_url")]);
     assert!(text.starts_with("<>"), "{text}");
+}
+
+#[test]
+fn an_action_card_robot_gets_buttons_to_alertmanager_a_silence_and_the_source() {
+    let mut card_robot = robot(&["HertzBeat"], &[]);
+    card_robot.msgtype = MsgType::ActionCard;
+    let notification = fixture("firing_3.json");
+    let renderer = Renderer::new(&[], TimeZone::get("Asia/Shanghai").unwrap()).unwrap();
+    let all: Vec<usize> = (0..notification.alerts.len()).collect();
+    let now = notification.alerts[0].starts_at + SignedDuration::from_mins(65);
+    let card = renderer.render(
+        "default",
+        &notification,
+        &all,
+        &card_robot,
+        &Mention::default(),
+        now,
+    );
+
+    let titles: Vec<&str> = card.buttons.iter().map(|b| b.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["View in Alertmanager · HertzBeat", "Silence", "Source"]
+    );
+    assert_eq!(card.buttons[0].url, notification.external_url);
+    assert!(card.buttons[1].url.contains("/#/silences/new?filter=%7B"));
+    assert_eq!(card.buttons[2].url, notification.alerts[0].generator_url);
+    let button_bytes: usize = card
+        .buttons
+        .iter()
+        .map(|b| b.title.len() + b.url.len())
+        .sum();
+    assert!(button_bytes <= MAX_BUTTON_BYTES);
+    let body = encode(MsgType::ActionCard, &card);
+    assert!(body.len() < 20_000 && body.contains("\"msgtype\":\"actionCard\""));
+    check_snapshot_json("actionCard.firing.json", &body);
+
+    // The same group for a markdown robot carries no buttons.
+    let markdown = renderer.render(
+        "default",
+        &notification,
+        &all,
+        &robot(&["HertzBeat"], &[]),
+        &Mention::default(),
+        now,
+    );
+    assert!(markdown.buttons.is_empty());
+}
+
+/// Compares a JSON body, pretty-printed, with the golden file `name`.
+fn check_snapshot_json(name: &str, body: &str) {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    compare_with_snapshot(name, &(serde_json::to_string_pretty(&json).unwrap() + "\n"));
 }

@@ -129,19 +129,24 @@ pub struct Request {
 }
 
 impl Request {
-    /// The markdown text or text content of the message, "" otherwise.
+    /// The markdown or action card text, or the text content, of the message; ""
+    /// otherwise.
     pub fn text(&self) -> &str {
         let pointer = match self.body.get("msgtype").and_then(Value::as_str) {
             Some("markdown") => "/markdown/text",
+            Some("actionCard") => "/actionCard/text",
             Some("text") => "/text/content",
             _ => return "",
         };
         self.str_at(pointer)
     }
 
-    /// The markdown title of the message, "" otherwise.
+    /// The markdown or action card title of the message, "" otherwise.
     pub fn title(&self) -> &str {
-        self.str_at("/markdown/title")
+        match self.body.get("msgtype").and_then(Value::as_str) {
+            Some("actionCard") => self.str_at("/actionCard/title"),
+            _ => self.str_at("/markdown/title"),
+        }
     }
 
     /// The string at a JSON pointer in the body, "" if absent.

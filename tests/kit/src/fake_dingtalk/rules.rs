@@ -128,22 +128,35 @@ impl Call {
 
 /// The checked fields of a supported message.
 struct Message<'a> {
-    /// The markdown title; "" for a text message.
+    /// The markdown or action card title; "" for a text message.
     title: &'a str,
-    /// The markdown text, or a text message's content.
+    /// The markdown or action card text, or a text message's content.
     text: &'a str,
 }
 
 impl<'a> Message<'a> {
-    /// Extracts a `markdown` or `text` message; `None` if malformed or unsupported.
+    /// Extracts a `markdown`, `text` or `actionCard` message (with `btns`, each with a
+    /// `title` and an `actionURL`); `None` if malformed or unsupported.
     fn parse(body: &'a Value) -> Option<Self> {
+        let titled = |part: &'a Value| {
+            Some(Self {
+                title: part.get("title")?.as_str()?,
+                text: part.get("text")?.as_str()?,
+            })
+        };
         match body.get("msgtype")?.as_str()? {
-            "markdown" => {
-                let markdown = body.get("markdown")?;
-                Some(Self {
-                    title: markdown.get("title")?.as_str()?,
-                    text: markdown.get("text")?.as_str()?,
-                })
+            "markdown" => titled(body.get("markdown")?),
+            "actionCard" => {
+                let card = body.get("actionCard")?;
+                let buttons = card.get("btns")?.as_array()?;
+                let well_formed = buttons.iter().all(|b| {
+                    b.get("title").is_some_and(Value::is_string)
+                        && b.get("actionURL").is_some_and(Value::is_string)
+                });
+                if !well_formed {
+                    return None;
+                }
+                titled(card)
             }
             "text" => Some(Self {
                 title: "",
