@@ -129,7 +129,9 @@ pub enum MsgType {
     Text,
     /// Markdown with buttons under it (View in Alertmanager, Silence, Source); sent as
     /// markdown when a message has no buttons, such as a digest. DingTalk's `at` covers
-    /// text and markdown only, so an action card notifies nobody it mentions.
+    /// text and markdown only (its custom robot documentation,
+    /// open.dingtalk.com/document/robots/custom-robot-access, lists `at` for those two), so
+    /// an action card notifies nobody it mentions.
     #[serde(rename = "actionCard")]
     ActionCard,
 }
