@@ -2,7 +2,7 @@
 //! `mention`, `message`; `templates`, `default_message`, `timeout`) turned into an
 //! equivalent `config.yaml`. Each target becomes a robot of the same name, so that
 //! Alertmanager's `/dingtalk/{target}/send` URLs keep working unchanged. What cannot be
-//! carried over (Go templates, unknown keys) is listed in comments at the top.
+//! carried over (Go templates) is listed in comments at the top.
 //!
 //! The field names are those of prometheus-webhook-dingtalk's `config/config.go` and
 //! `config.example.yml` (github.com/timonwong/prometheus-webhook-dingtalk). Values are
@@ -13,41 +13,98 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde_json::Value;
 
 /// A prometheus-webhook-dingtalk config, as far as it can be carried over.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 struct Source {
     timeout: Option<String>,
     no_builtin_template: bool,
-    template: Option<String>,
     templates: Vec<String>,
     default_message: Option<SourceMessage>,
     targets: BTreeMap<String, Target>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 struct Target {
     url: Option<String>,
     secret: Option<String>,
-    mention: Option<SourceMention>,
+    mention_all: bool,
+    mobiles: Vec<String>,
     message: Option<SourceMessage>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SourceMention {
-    all: bool,
-    mobiles: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 struct SourceMessage {
     title: Option<String>,
     text: Option<String>,
+}
+
+impl Source {
+    /// Reads the fields out of the YAML as a JSON value (one generic deserializer for
+    /// the whole file rather than one per type: the binary stays smaller).
+    fn from_value(value: &Value) -> Self {
+        let targets = value
+            .get("targets")
+            .and_then(Value::as_object)
+            .map(|targets| {
+                targets
+                    .iter()
+                    .map(|(name, target)| {
+                        let mention = target.get("mention");
+                        let target = Target {
+                            url: string(target.get("url")),
+                            secret: string(target.get("secret")),
+                            mention_all: mention
+                                .and_then(|m| m.get("all"))
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
+                            mobiles: strings(mention.and_then(|m| m.get("mobiles"))),
+                            message: target.get("message").map(SourceMessage::from_value),
+                        };
+                        (name.clone(), target)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut templates = strings(value.get("templates"));
+        templates.extend(string(value.get("template")));
+        Source {
+            timeout: string(value.get("timeout")),
+            no_builtin_template: value
+                .get("no_builtin_template")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            templates,
+            default_message: value.get("default_message").map(SourceMessage::from_value),
+            targets,
+        }
+    }
+}
+
+impl SourceMessage {
+    fn from_value(value: &Value) -> Self {
+        SourceMessage {
+            title: string(value.get("title")),
+            text: string(value.get("text")),
+        }
+    }
+}
+
+/// A string, or a number or boolean written where a string belongs (`timeout: 5`).
+fn string(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|i| string(Some(i))).collect())
+        .unwrap_or_default()
 }
 
 /// Why a file could not be migrated.
@@ -66,22 +123,21 @@ pub fn migrate(file: &Path) -> Result<String, MigrateError> {
         message,
     };
     let text = std::fs::read_to_string(file).map_err(|e| error(format!("cannot read: {e}")))?;
-    let mut unknown = Vec::new();
-    let source: Source = serde_saphyr::with_deserializer_from_str(&text, |de| {
-        serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-    })
-    .map_err(|e| error(e.without_snippet().to_string()))?;
+    // No unknown keys to report: prometheus-webhook-dingtalk reads its file with
+    // `yaml.UnmarshalStrict`, so a file it runs with has none.
+    let value: Value =
+        serde_saphyr::from_str(&text).map_err(|e| error(e.without_snippet().to_string()))?;
+    let source = Source::from_value(&value);
     if source.targets.is_empty() {
         return Err(error("no `targets:`, nothing to migrate".to_owned()));
     }
-    Ok(render(&file.display().to_string(), &source, &unknown))
+    Ok(render(&file.display().to_string(), &source))
 }
 
-fn render(file: &str, source: &Source, unknown: &[String]) -> String {
+fn render(file: &str, source: &Source) -> String {
     let mut left_out = Vec::new();
-    let templates: Vec<&String> = source.template.iter().chain(&source.templates).collect();
-    if !templates.is_empty() {
-        left_out.push(format!("templates: {}", list(templates)));
+    if !source.templates.is_empty() {
+        left_out.push(format!("templates: {}", list(&source.templates)));
     }
     if source.no_builtin_template {
         left_out.push("no_builtin_template: true".to_owned());
@@ -94,7 +150,6 @@ fn render(file: &str, source: &Source, unknown: &[String]) -> String {
             left_out.push(format!("targets.{name}.message: {}", message_text(message)));
         }
     }
-    left_out.extend(unknown.iter().map(|key| format!("{key}: unknown key")));
 
     let mut out = String::new();
     let _ = writeln!(
@@ -145,12 +200,10 @@ fn render(file: &str, source: &Source, unknown: &[String]) -> String {
         if let Some(secret) = target.secret.as_deref().filter(|s| !s.is_empty()) {
             let _ = writeln!(out, "    secret: {}", quoted(secret));
         }
-        if let Some(mention) = &target.mention
-            && (mention.all || !mention.mobiles.is_empty())
-        {
-            let mobiles: Vec<String> = mention.mobiles.iter().map(|m| quoted(m)).collect();
+        if target.mention_all || !target.mobiles.is_empty() {
+            let mobiles: Vec<String> = target.mobiles.iter().map(|m| quoted(m)).collect();
             let mut fields = Vec::new();
-            if mention.all {
+            if target.mention_all {
                 fields.push("all: true".to_owned());
             }
             if !mobiles.is_empty() {
@@ -179,8 +232,8 @@ fn message_text(message: &SourceMessage) -> String {
         .join(", ")
 }
 
-fn list(items: Vec<&String>) -> String {
-    let items: Vec<String> = items.into_iter().map(|s| quoted(s)).collect();
+fn list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| quoted(s)).collect();
     format!("[{}]", items.join(", "))
 }
 
