@@ -70,131 +70,177 @@ impl SendError {
     /// What DingTalk's answer means, in plain language (README "Troubleshooting" has the
     /// same table).
     pub fn meaning(&self) -> String {
-        let meaning = match self {
-            SendError::Rejected { errcode, errmsg } => {
-                let errmsg = errmsg.to_ascii_lowercase();
-                match errcode {
-                    310000 if errmsg.contains("keyword") => {
-                        "the message contains none of the robot's custom keywords"
-                    }
-                    310000 if errmsg.contains("timestamp") => {
-                        "the signed request's timestamp is too far from DingTalk's clock (more than an hour)"
-                    }
-                    310000 if errmsg.contains("sign") => {
-                        "the 加签 signature does not match the robot's secret"
-                    }
-                    310000 if errmsg.contains("ip") => {
-                        "this host's public IP is not in the robot's IP allowlist"
-                    }
-                    310000 => "a security setting of the robot rejected the message",
-                    300001 | 300005 | 400101 => {
-                        "the access token is missing or wrong, or the robot was deleted"
-                    }
-                    400102 => "the robot is disabled in its group",
-                    400106 => "the robot does not exist or was disabled",
-                    400013 => "the group was dissolved",
-                    460101 => "DingTalk counted the message as longer than it takes",
-                    43004 => "DingTalk wants Content-Type: application/json",
-                    40035 => "DingTalk could not read the message JSON",
-                    130101 | 410100 => {
-                        "the robot sent more than 20 messages in a minute; DingTalk blocks it for up to 10 minutes"
-                    }
-                    660026 => "the robot reached DingTalk's daily message quota",
-                    -1 | 500 | 9001 => "DingTalk is having trouble",
-                    _ => "an errcode this bridge does not know; DingTalk's errmsg says more",
-                }
+        let meaning = match self.cause() {
+            Cause::NoKeyword => "the message contains none of the robot's custom keywords",
+            Cause::ClockSkew => {
+                "the signed request's timestamp is too far from DingTalk's clock (more than an hour)"
             }
-            SendError::Http(status) if *status >= 500 => "DingTalk is having trouble",
-            SendError::Http(404) => "the URL is not DingTalk's robot API",
-            SendError::Http(_) => "a request error without a DingTalk answer",
-            SendError::BadAnswer(_) => "an HTTP 200 whose body is not DingTalk's answer",
-            SendError::Network(_) => "the request did not complete (connection, TLS or timeout)",
+            Cause::WrongSignature => "the 加签 signature does not match the robot's secret",
+            Cause::IpNotAllowed => "this host's public IP is not in the robot's IP allowlist",
+            Cause::OtherSecurity => "a security setting of the robot rejected the message",
+            Cause::WrongToken => "the access token is missing or wrong, or the robot was deleted",
+            Cause::RobotDisabled => "the robot is disabled in its group",
+            Cause::NoSuchRobot => "the robot does not exist or was disabled",
+            Cause::GroupDissolved => "the group was dissolved",
+            Cause::TooLong => "DingTalk counted the message as longer than it takes",
+            Cause::NotJsonContentType => "DingTalk wants Content-Type: application/json",
+            Cause::UnreadableJson => "DingTalk could not read the message JSON",
+            Cause::TooFast => {
+                "the robot sent more than 20 messages in a minute; DingTalk blocks it for up to 10 minutes"
+            }
+            Cause::DailyQuota => "the robot reached DingTalk's daily message quota",
+            Cause::DingTalkBusy | Cause::ServerError => "DingTalk is having trouble",
+            Cause::UnknownErrcode => {
+                "an errcode this bridge does not know; DingTalk's errmsg says more"
+            }
+            Cause::NotFound => "the URL is not DingTalk's robot API",
+            Cause::OtherHttp => "a request error without a DingTalk answer",
+            Cause::BadAnswer => "an HTTP 200 whose body is not DingTalk's answer",
+            Cause::Network => "the request did not complete (connection, TLS or timeout)",
         };
         meaning.to_owned()
     }
 
     /// A plain-language suggestion of what to check on `robot`.
     pub fn hint(&self, robot: &Robot) -> String {
-        match self {
-            SendError::Rejected { errcode, errmsg } => errcode_hint(*errcode, errmsg, robot),
-            SendError::Http(status) if *status >= 500 => {
-                "DingTalk is having trouble; the message will be retried".to_owned()
+        let hint = match self.cause() {
+            Cause::NoKeyword => {
+                return format!(
+                    "add {} as a custom keyword in the robot's security settings \
+                     (or set `keywords:` to one the robot has)",
+                    robot.primary_keyword()
+                );
             }
-            SendError::Http(404) => {
+            // "timestamp 与请求调用时间误差不能超过1小时": DingTalk's custom robot security
+            // settings, open.dingtalk.com/document/robots/customize-robot-security-settings.
+            Cause::ClockSkew => {
+                "this host's clock is more than an hour off: fix it (NTP); DingTalk checks the \
+                 timestamp of signed requests"
+            }
+            Cause::WrongSignature => {
+                "the robot uses 加签 signing: set the robot's `secret` (SEC...) to the one shown \
+                 in its security settings, and make sure this host's clock is correct"
+            }
+            Cause::IpNotAllowed => {
+                "this host's public IP is not in the robot's IP allowlist: add it in the robot's \
+                 security settings"
+            }
+            Cause::OtherSecurity => {
+                "a security setting of the robot rejected the message: check its keywords, \
+                 signing secret and IP allowlist"
+            }
+            Cause::WrongToken => {
+                "the access_token is wrong or the robot was deleted: copy the webhook address \
+                 again from the group's robot settings"
+            }
+            Cause::RobotDisabled => {
+                "the robot has been disabled in the group: enable it in the group's robot settings"
+            }
+            Cause::NoSuchRobot => {
+                "the robot does not exist or was disabled: re-create it and update the token"
+            }
+            Cause::GroupDissolved => {
+                "the group no longer exists: point the robot at a new group's webhook"
+            }
+            Cause::TooLong => {
+                "DingTalk counted the message as longer than it takes; its alerts are sent again \
+                 in shorter messages, and later messages to this robot are kept shorter"
+            }
+            Cause::NotJsonContentType => {
+                "DingTalk wants Content-Type: application/json; check any proxy that rewrites requests"
+            }
+            Cause::UnreadableJson => {
+                "DingTalk could not read the message JSON; check any proxy that rewrites requests"
+            }
+            Cause::TooFast => {
+                return format!(
+                    "DingTalk counted more than 20 messages of this robot in a minute and blocks \
+                     it for up to 10 minutes; its rate_limit here is {}: keep rate_limit × \
+                     replicas sharing the robot at or below 20/min, and check that nothing else \
+                     posts with the same token",
+                    robot.rate_limit
+                );
+            }
+            Cause::DailyQuota => {
+                "the robot reached DingTalk's daily message quota; messages resume tomorrow"
+            }
+            Cause::DingTalkBusy | Cause::UnknownErrcode => {
+                "see DingTalk's errmsg; the message is not retried"
+            }
+            Cause::ServerError => "DingTalk is having trouble; the message will be retried",
+            Cause::NotFound => {
                 "check dingtalk.api_url (or the robot's webhook): it should end in /robot/send"
-                    .to_owned()
             }
-            SendError::Http(_) => "check dingtalk.api_url and proxy_url".to_owned(),
-            SendError::BadAnswer(_) => {
+            Cause::OtherHttp => "check dingtalk.api_url and proxy_url",
+            Cause::BadAnswer => {
                 "the answer is not DingTalk's; check dingtalk.api_url and any proxy in between"
-                    .to_owned()
             }
-            SendError::Network(_) => {
+            Cause::Network => {
                 "check that this host can reach DingTalk (DNS, firewall, proxy_url / HTTPS_PROXY)"
-                    .to_owned()
             }
+        };
+        hint.to_owned()
+    }
+
+    /// Which failure this is, for [`meaning`](Self::meaning) and [`hint`](Self::hint): one
+    /// reading of the errcode and its errmsg for both.
+    fn cause(&self) -> Cause {
+        match self {
+            SendError::Rejected { errcode, errmsg } => {
+                let errmsg = errmsg.to_ascii_lowercase();
+                match errcode {
+                    310000 if errmsg.contains("keyword") => Cause::NoKeyword,
+                    310000 if errmsg.contains("timestamp") => Cause::ClockSkew,
+                    310000 if errmsg.contains("sign") => Cause::WrongSignature,
+                    310000 if errmsg.contains("ip") => Cause::IpNotAllowed,
+                    310000 => Cause::OtherSecurity,
+                    300001 | 300005 | 400101 => Cause::WrongToken,
+                    400102 => Cause::RobotDisabled,
+                    400106 => Cause::NoSuchRobot,
+                    400013 => Cause::GroupDissolved,
+                    460101 => Cause::TooLong,
+                    43004 => Cause::NotJsonContentType,
+                    40035 => Cause::UnreadableJson,
+                    130101 | 410100 => Cause::TooFast,
+                    660026 => Cause::DailyQuota,
+                    -1 | 500 | 9001 => Cause::DingTalkBusy,
+                    _ => Cause::UnknownErrcode,
+                }
+            }
+            SendError::Http(status) if *status >= 500 => Cause::ServerError,
+            SendError::Http(404) => Cause::NotFound,
+            SendError::Http(_) => Cause::OtherHttp,
+            SendError::BadAnswer(_) => Cause::BadAnswer,
+            SendError::Network(_) => Cause::Network,
         }
     }
 }
 
-fn errcode_hint(errcode: i64, errmsg: &str, robot: &Robot) -> String {
-    let keyword = robot.primary_keyword();
-    let errmsg = errmsg.to_ascii_lowercase();
-    let hint = match errcode {
-        310000 if errmsg.contains("keyword") => {
-            return format!(
-                "add {keyword} as a custom keyword in the robot's security settings \
-                 (or set `keywords:` to one the robot has)"
-            );
-        }
-        // "timestamp 与请求调用时间误差不能超过1小时": DingTalk's custom robot security
-        // settings, open.dingtalk.com/document/robots/customize-robot-security-settings.
-        310000 if errmsg.contains("timestamp") => {
-            "this host's clock is more than an hour off: fix it (NTP); DingTalk checks the \
-             timestamp of signed requests"
-        }
-        310000 if errmsg.contains("sign") => {
-            "the robot uses 加签 signing: set the robot's `secret` (SEC...) to the one shown \
-             in its security settings, and make sure this host's clock is correct"
-        }
-        310000 if errmsg.contains("ip") => {
-            "this host's public IP is not in the robot's IP allowlist: add it in the robot's \
-             security settings"
-        }
-        310000 => {
-            "a security setting of the robot rejected the message: check its keywords, \
-             signing secret and IP allowlist"
-        }
-        300001 | 300005 | 400101 => {
-            "the access_token is wrong or the robot was deleted: copy the webhook address \
-             again from the group's robot settings"
-        }
-        400102 => {
-            "the robot has been disabled in the group: enable it in the group's robot settings"
-        }
-        400106 => "the robot does not exist or was disabled: re-create it and update the token",
-        400013 => "the group no longer exists: point the robot at a new group's webhook",
-        460101 => {
-            "DingTalk counted the message as longer than it takes; its alerts are sent again \
-             in shorter messages, and later messages to this robot are kept shorter"
-        }
-        43004 => {
-            "DingTalk wants Content-Type: application/json; check any proxy that rewrites requests"
-        }
-        40035 => "DingTalk could not read the message JSON; check any proxy that rewrites requests",
-        130101 | 410100 => {
-            return format!(
-                "DingTalk counted more than 20 messages of this robot in a minute and blocks \
-                 it for up to 10 minutes; its rate_limit here is {}: keep rate_limit × \
-                 replicas sharing the robot at or below 20/min, and check that nothing else \
-                 posts with the same token",
-                robot.rate_limit
-            );
-        }
-        660026 => "the robot reached DingTalk's daily message quota; messages resume tomorrow",
-        _ => "see DingTalk's errmsg; the message is not retried",
-    };
-    hint.to_owned()
+/// The failures `meaning` and `hint` tell apart.
+enum Cause {
+    NoKeyword,
+    ClockSkew,
+    WrongSignature,
+    IpNotAllowed,
+    OtherSecurity,
+    WrongToken,
+    RobotDisabled,
+    NoSuchRobot,
+    GroupDissolved,
+    TooLong,
+    NotJsonContentType,
+    UnreadableJson,
+    TooFast,
+    DailyQuota,
+    /// DingTalk's own "system busy" errcodes.
+    DingTalkBusy,
+    UnknownErrcode,
+    /// An HTTP 5xx without a DingTalk answer.
+    ServerError,
+    NotFound,
+    OtherHttp,
+    BadAnswer,
+    Network,
 }
 
 impl fmt::Display for SendError {
