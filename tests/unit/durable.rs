@@ -636,12 +636,8 @@ impl StorageBackend for FullDisk {
     }
 }
 
-/// After an I/O error redb refuses every later transaction until the file is opened
-/// again: the store closes it, fails fast meanwhile, and opens it again once the disk
-/// takes writes, with everything committed before the error still there.
-#[test]
-fn a_full_disk_closes_the_file_and_it_opens_again_once_writes_work() {
-    let dir = TempDir::new("full");
+/// A store in `dir` whose disk is full while the flag is set.
+fn on_a_disk_that_fills(dir: &TempDir) -> (DurableStore, Arc<AtomicBool>) {
     let full = Arc::new(AtomicBool::new(false));
     let disk = full.clone();
     let (store, _) = DurableStore::open_with(dir.path(), move |builder, file| {
@@ -651,6 +647,25 @@ fn a_full_disk_closes_the_file_and_it_opens_again_once_writes_work() {
         })
     })
     .unwrap();
+    (store, full)
+}
+
+/// Polls the commit thread's maintenance until it has opened the file again.
+fn wait_until_opened_again(store: &DurableStore) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.maintain().is_err() {
+        assert!(Instant::now() < deadline, "never opened again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// After an I/O error redb refuses every later transaction until the file is opened
+/// again: the store closes it, fails fast meanwhile, and opens it again once the disk
+/// takes writes, with everything committed before the error still there.
+#[test]
+fn a_full_disk_closes_the_file_and_it_opens_again_once_writes_work() {
+    let dir = TempDir::new("full");
+    let (store, full) = on_a_disk_that_fills(&dir);
     store.append(&[envelope("a", 1)]).unwrap();
 
     full.store(true, Ordering::Relaxed);
@@ -669,11 +684,7 @@ fn a_full_disk_closes_the_file_and_it_opens_again_once_writes_work() {
     assert!(store.append(&[envelope("a", 3)]).is_err());
 
     full.store(false, Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.maintain().is_err() {
-        assert!(Instant::now() < deadline, "never opened again");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_opened_again(&store);
     assert_eq!(store.generation(), 1);
     store.append(&[envelope("a", 3)]).unwrap();
     assert_eq!(ids(&store.oldest("a", 10).unwrap()), [1, 3]);
@@ -689,15 +700,7 @@ fn a_full_disk_closes_the_file_and_it_opens_again_once_writes_work() {
 #[test]
 fn an_unsynced_removal_survives_closing_the_file() {
     let dir = TempDir::new("unsynced-close");
-    let full = Arc::new(AtomicBool::new(false));
-    let disk = full.clone();
-    let (store, _) = DurableStore::open_with(dir.path(), move |builder, file| {
-        builder.create_with_backend(FullDisk {
-            file: FileBackend::new(file)?,
-            full: disk.clone(),
-        })
-    })
-    .unwrap();
+    let (store, full) = on_a_disk_that_fills(&dir);
     store.append(&[envelope("a", 1), envelope("a", 2)]).unwrap();
     // Right after a synced commit, with a message left: committed without a sync.
     store.remove("a", &[1]).unwrap();
@@ -707,10 +710,6 @@ fn an_unsynced_removal_survives_closing_the_file() {
         "the I/O error closes the file"
     );
     full.store(false, Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.maintain().is_err() {
-        assert!(Instant::now() < deadline, "never opened again");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_opened_again(&store);
     assert_eq!(ids(&store.oldest("a", 10).unwrap()), [2]);
 }

@@ -98,14 +98,14 @@ async fn a_slot_within_max_wait_is_waited_for() {
     assert_eq!(sent[2].at - start, secs(20), "the paced last slot");
 }
 
-/// A send hanging on DingTalk holds the robot's lane; a second webhook gives up after
-/// `passthrough_max_wait` instead of sending beside it.
-#[tokio::test(start_paused = true)]
-async fn a_hanging_send_leaves_the_next_webhook_busy() {
-    let dingtalk = Scripted::slow(secs(60));
+/// A harness under `rate_limit` whose DingTalk takes a minute to answer, and a first
+/// webhook already waiting for that answer.
+async fn hanging_first_send(
+    rate_limit: &str,
+) -> (std::sync::Arc<Harness>, tokio::task::JoinHandle<Passed>) {
     let harness = std::sync::Arc::new(Harness::new(
-        &passthrough("20/min", "10s"),
-        dingtalk.clone(),
+        &passthrough(rate_limit, "10s"),
+        Scripted::slow(secs(60)),
     ));
     let first = tokio::spawn({
         let harness = harness.clone();
@@ -114,6 +114,15 @@ async fn a_hanging_send_leaves_the_next_webhook_busy() {
     harness
         .until("the first send", secs(1), |h| h.dingtalk.sent().len() == 1)
         .await;
+    (harness, first)
+}
+
+/// A send hanging on DingTalk holds the robot's lane; a second webhook gives up after
+/// `passthrough_max_wait` instead of sending beside it.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_send_leaves_the_next_webhook_busy() {
+    let (harness, first) = hanging_first_send("20/min").await;
+    let dingtalk = harness.dingtalk.clone();
     let asked = Instant::now();
     let passed = send(&harness, &notification("Next", 1)).await;
     assert!(
@@ -202,15 +211,7 @@ async fn a_message_dingtalk_finds_too_long_is_sent_shorter() {
 /// it could not use.
 #[tokio::test(start_paused = true)]
 async fn a_full_window_is_refused_at_once_even_while_a_send_holds_the_lane() {
-    let dingtalk = Scripted::slow(secs(60));
-    let harness = std::sync::Arc::new(Harness::new(&passthrough("1/min", "10s"), dingtalk.clone()));
-    let first = tokio::spawn({
-        let harness = harness.clone();
-        async move { send(&harness, &notification("Hanging", 1)).await }
-    });
-    harness
-        .until("the first send", secs(1), |h| h.dingtalk.sent().len() == 1)
-        .await;
+    let (harness, first) = hanging_first_send("1/min").await;
     let asked = Instant::now();
     let passed = send(&harness, &notification("Next", 1)).await;
     assert!(matches!(passed, Passed::RateLimited { .. }), "{passed:?}");
