@@ -37,6 +37,15 @@ async fn replicas(config: &str) -> Vec<Bridge> {
     bridges
 }
 
+/// A Redis, a fake robot with DingTalk's own limit, and three replicas sharing it, each
+/// with the whole `rate_limit: 20/min`.
+async fn three_replicas_at_20_a_minute() -> (Redis, FakeDingTalk, Vec<Bridge>) {
+    let redis = Redis::start();
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
+    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "20/min")).await;
+    (redis, dingtalk, bridges)
+}
+
 /// Posts `count` groups named `{prefix}NNN`, one alert each, round-robin to `bridges`.
 async fn storm(bridges: &[Bridge], prefix: &str, count: usize) -> Vec<String> {
     let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:03}")).collect();
@@ -64,10 +73,8 @@ fn up_series(redis: &Redis) -> String {
 
 #[tokio::test]
 async fn three_replicas_share_one_rate_window() {
-    let redis = Redis::start();
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
     // DingTalk's own limit, whole on every replica: the window is shared.
-    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "20/min")).await;
+    let (redis, dingtalk, bridges) = three_replicas_at_20_a_minute().await;
 
     let names = storm(&bridges, "Shared", 240).await;
 
@@ -87,9 +94,8 @@ async fn three_replicas_share_one_rate_window() {
 
 #[tokio::test]
 async fn the_same_notification_to_every_replica_is_sent_once() {
-    let redis = Redis::start();
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
-    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "20/min")).await;
+    // Redis runs while `_redis` lives.
+    let (_redis, dingtalk, bridges) = three_replicas_at_20_a_minute().await;
     let copy = payload("firing", &[("DiskFull", &[("instance", "db-1")])]);
 
     tokio::join!(
@@ -115,9 +121,8 @@ async fn the_same_notification_to_every_replica_is_sent_once() {
 
 #[tokio::test]
 async fn a_rate_limit_answer_to_one_replica_pauses_them_all() {
-    let redis = Redis::start();
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(TOKEN)]).await;
-    let bridges = replicas(&cluster_config(&dingtalk.api_url(), &redis, "20/min")).await;
+    // Redis runs while `_redis` lives.
+    let (_redis, dingtalk, bridges) = three_replicas_at_20_a_minute().await;
     dingtalk.set_mode(Mode::Errcode(
         130_101,
         "send too fast, exceed 20 times per minute".into(),
