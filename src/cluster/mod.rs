@@ -256,8 +256,7 @@ impl Cluster {
             {
                 return;
             }
-            let members = self.state().members;
-            self.contact(members);
+            self.reached();
         }
         if !was_reachable {
             self.state().reachable = true;
@@ -304,10 +303,16 @@ impl Cluster {
         Some(())
     }
 
+    /// Notes an answer from Redis that counted `members` replicas.
     fn contact(&self, members: i64) {
         let mut state = self.state();
         state.last_contact = Instant::now();
         state.members = members;
+    }
+
+    /// Notes an answer from Redis that counted no members.
+    fn reached(&self) {
+        self.state().last_contact = Instant::now();
     }
 
     fn unreachable_slot(&self, limit: RateLimit) -> Slot {
