@@ -13,9 +13,9 @@ mod common;
 use std::hint::black_box;
 
 use alertmanager_dingtalk::config::Config;
-use alertmanager_dingtalk::dingtalk::{MAX_TEXT_BYTES, Mention, Message};
+use alertmanager_dingtalk::dingtalk::{MAX_TEXT_BYTES, Message};
 use alertmanager_dingtalk::payload::{self, Notification};
-use alertmanager_dingtalk::render::DEFAULT_TEMPLATE;
+use alertmanager_dingtalk::render::{DEFAULT_TEMPLATE, Extras};
 use alertmanager_dingtalk::{plan, route};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -60,7 +60,7 @@ fn render_all(config: &Config, notification: &Notification) -> Message {
         notification,
         &all,
         robot,
-        &Mention::default(),
+        &Extras::default(),
         now(),
     )
 }

@@ -5,8 +5,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
 
@@ -38,10 +38,20 @@ pub struct Reloaded {
     pub kept: Vec<String>,
 }
 
+/// When the configuration in force was loaded, and the last reload that failed since.
+#[derive(Debug, Clone)]
+pub struct Loads {
+    /// When the configuration in force was loaded.
+    pub loaded_at: Timestamp,
+    /// When the last reload failed and its errors, if one failed since.
+    pub failure: Option<(Timestamp, String)>,
+}
+
 /// The running service.
 pub struct App {
     config_file: PathBuf,
     pinned: Pinned,
+    loads: Mutex<Loads>,
     /// The configuration in force.
     pub config: Arc<ConfigHandle>,
     /// The queue, the robots' gates and their workers.
@@ -75,13 +85,17 @@ impl App {
         let app = Arc::new(App {
             config_file,
             pinned,
+            loads: Mutex::new(Loads {
+                loaded_at: Timestamp::now(),
+                failure: None,
+            }),
             config,
             delivery,
             dedup: Arc::new(Dedup::new(metrics.duplicates_suppressed.clone())),
             metrics,
             ready: AtomicBool::new(false),
         });
-        app.loaded(true);
+        app.loaded(Ok(()));
         tokio::spawn(app.delivery.clone().share_with_cluster());
         for (robot, pending) in queue.depths() {
             tracing::info!(message = "Resuming delivery of queued messages.", %robot, pending);
@@ -93,6 +107,19 @@ impl App {
     /// The settings pinned at start.
     pub fn pinned(&self) -> &Pinned {
         &self.pinned
+    }
+
+    /// The config file, as given at start.
+    pub fn config_file(&self) -> &std::path::Path {
+        &self.config_file
+    }
+
+    /// When the configuration was loaded, and how the last reload went.
+    pub fn loads(&self) -> Loads {
+        self.loads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Loads the config file again; on any error the running config stays in force.
@@ -113,7 +140,7 @@ impl App {
         let runtime = match loaded {
             Ok(runtime) => runtime,
             Err(errors) => {
-                self.loaded(false);
+                self.loaded(Err(&errors));
                 tracing::error!(
                     message = "Configuration reload failed; the running configuration stays in force.",
                     errors = %errors,
@@ -129,23 +156,36 @@ impl App {
             tracing::warn!(message = "A restart-only setting changed; it applies after a restart.", %kept);
         }
         self.config.replace(runtime);
-        self.loaded(true);
+        self.loaded(Ok(()));
         tracing::info!(message = "Configuration reloaded.", summary = %reloaded.summary);
         Ok(reloaded)
     }
 
-    /// Records the outcome of a config load in the metrics.
-    fn loaded(&self, success: bool) {
+    /// Records the outcome of a config load for the status page and in the metrics.
+    fn loaded(&self, outcome: Result<(), &ConfigErrors>) {
         let metrics = &self.metrics;
         metrics
             .config_last_reload_successful
-            .set(i64::from(success));
-        if !success {
-            return;
+            .set(i64::from(outcome.is_ok()));
+        let now = Timestamp::now();
+        {
+            let mut loads = self.loads.lock().unwrap_or_else(PoisonError::into_inner);
+            match outcome {
+                Ok(()) => {
+                    *loads = Loads {
+                        loaded_at: now,
+                        failure: None,
+                    }
+                }
+                Err(errors) => {
+                    loads.failure = Some((now, errors.to_string()));
+                    return;
+                }
+            }
         }
         metrics
             .config_last_reload_success_timestamp
-            .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+            .set(now.as_millisecond() as f64 / 1000.0);
         let runtime = self.config.snapshot();
         for robot in runtime.config.robots.keys() {
             metrics.declare_robot(robot);

@@ -1,11 +1,14 @@
 //! Inbound authentication: the bearer token that webhooks and the admin endpoints must
-//! carry when `auth:` is configured.
+//! carry when `auth:` is configured. A browser, which cannot send a bearer token, opens
+//! the status page with basic auth: any user name, the token as the password.
 //!
 //! The token is compared in constant time, and like DingTalk's credentials it never
 //! appears in `Debug` output or logs.
 
 use std::fmt;
 
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use hyper::header::HeaderValue;
 use subtle::ConstantTimeEq;
 
@@ -30,6 +33,31 @@ impl BearerToken {
         };
         scheme.eq_ignore_ascii_case(b"bearer ")
             && bool::from(presented.trim_ascii().ct_eq(self.0.as_bytes()))
+    }
+
+    /// Whether an `Authorization` header value carries this token as a bearer token or
+    /// as the password of basic auth (`Basic base64(user:token)`, any user).
+    pub fn admits_browser(&self, authorization: Option<&HeaderValue>) -> bool {
+        if self.admits(authorization) {
+            return true;
+        }
+        let Some(value) = authorization.map(HeaderValue::as_bytes) else {
+            return false;
+        };
+        let Some((scheme, encoded)) = value.split_at_checked(6) else {
+            return false;
+        };
+        if !scheme.eq_ignore_ascii_case(b"basic ") {
+            return false;
+        }
+        let Ok(decoded) = BASE64_STANDARD.decode(encoded.trim_ascii()) else {
+            return false;
+        };
+        let password = decoded
+            .iter()
+            .position(|&b| b == b':')
+            .map_or(&[][..], |colon| &decoded[colon + 1..]);
+        bool::from(password.ct_eq(self.0.as_bytes()))
     }
 }
 

@@ -11,10 +11,9 @@ use std::sync::Arc;
 
 use crate::config::{self, ConfigErrors};
 use crate::deliver::Delivery;
-use crate::dingtalk;
 use crate::metrics::Metrics;
 use crate::payload;
-use crate::plan;
+use crate::preview;
 use crate::probe::{self, Probe};
 use crate::queue::{MemoryStore, Queue};
 use crate::runtime::{ConfigHandle, Pinned, Runtime, queue_dir_text};
@@ -72,57 +71,50 @@ pub fn render(
     })?;
     let notification =
         payload::parse(&body).map_err(|source| RenderError::Payload { file, source })?;
-    let plan = plan::plan(&config, &notification, now);
+    let preview = preview::preview(&config, &notification, now);
 
     let mut out = String::new();
-    for (index, alert) in notification.alerts.iter().enumerate() {
-        let strategies = &plan.routes.matched[index];
-        let routed = if strategies.is_empty() {
+    for (index, alert) in preview.alerts.iter().enumerate() {
+        let routed = if alert.strategies.is_empty() {
             "no strategy matched".to_owned()
         } else {
-            format!("strategies: {}", strategies.join(", "))
+            format!("strategies: {}", alert.strategies.join(", "))
         };
         let _ = writeln!(
             out,
             "alert {} {} ({}): {routed}",
             index + 1,
-            alert.name(),
-            alert.status.as_str()
+            alert.name,
+            alert.status
         );
     }
-    for (alert, strategy, why) in &plan.routes.held {
-        let _ = writeln!(
-            out,
-            "alert {} held back by strategy {}: {}",
-            alert + 1,
-            config.strategies[*strategy].name,
-            why.as_str()
-        );
+    for (index, alert) in preview.alerts.iter().enumerate() {
+        for (strategy, why) in &alert.held {
+            let _ = writeln!(
+                out,
+                "alert {} held back by strategy {strategy}: {why}",
+                index + 1
+            );
+        }
     }
-    for message in &plan.messages {
-        let Some(robot) = config.robots.get(&message.robot) else {
-            continue;
-        };
-        let signed = if robot.secret.is_some() {
+    for message in &preview.messages {
+        let signed = if message.signed {
             " (signed with timestamp and sign at send time)"
         } else {
             ""
         };
-        let body = dingtalk::encode(robot.msgtype, &message.message);
-        let json: serde_json::Value =
-            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
-        let pretty = serde_json::to_string_pretty(&json).unwrap_or_else(|_| body.clone());
         let _ = writeln!(
             out,
-            "\nPOST {}{signed}\nrobot {}, strategy {}, {} alerts, {} bytes\n{pretty}",
-            robot.redacted_url(),
+            "\nPOST {}{signed}\nrobot {}, strategy {}, {} alerts, {} bytes\n{}",
+            message.url,
             message.robot,
             message.strategy,
-            message.summary.alerts.len(),
-            body.len(),
+            message.alerts,
+            message.bytes,
+            message.body,
         );
     }
-    if plan.messages.is_empty() {
+    if preview.messages.is_empty() {
         out.push_str("\nno messages would be sent\n");
     }
     Ok(out)

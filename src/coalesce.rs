@@ -123,8 +123,10 @@ impl Draft {
                 title: frame.title(keyword),
                 text,
                 mention: frame.mention,
-                // A digest of many groups has no one page to open: sent as markdown.
+                // A digest of many groups has no one page to open: sent as markdown, or
+                // as text by a text robot, whatever the strategies of its messages said.
                 buttons: Vec::new(),
+                msgtype: None,
             },
         }
     }

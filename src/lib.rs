@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod payload;
 pub mod plan;
+pub mod preview;
 pub mod probe;
 pub mod queue;
 pub mod rate_window;

@@ -5,9 +5,10 @@
 use jiff::Timestamp;
 
 use crate::config::Config;
-use crate::dingtalk::{Mention, Message};
+use crate::dingtalk::Message;
 use crate::payload::{Notification, Status};
 use crate::queue::GroupSummary;
+use crate::render::Extras;
 use crate::route::{self, Routes};
 
 /// Strategy name used for messages sent through `/dingtalk/{robot}/send`.
@@ -45,15 +46,18 @@ pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Pla
             let strategy = config.strategies.get(*strategy_index)?;
             let robot = config.robots.get(robot_name)?;
             let named = alerts.iter().filter_map(|&i| notification.alerts.get(i));
-            let mention = strategy
-                .mention
-                .merged(&strategy.mention_from_labels.of(named));
+            let extras = Extras {
+                mention: strategy
+                    .mention
+                    .merged(&strategy.mention_from_labels.of(named)),
+                msgtype: strategy.msgtype,
+            };
             let message = config.renderer.render(
                 &strategy.template,
                 notification,
                 alerts,
                 robot,
-                &mention,
+                &extras,
                 now,
             );
             Some(PlannedMessage {
@@ -82,7 +86,7 @@ pub fn plan_direct(
         notification,
         &all,
         robot_config,
-        &Mention::default(),
+        &Extras::default(),
         now,
     );
     Some(PlannedMessage {

@@ -36,6 +36,7 @@ pub fn message(robot: &Robot, text: &str) -> Message {
         title,
         mention: Mention::default(),
         buttons: Vec::new(),
+        msgtype: None,
     }
 }
 

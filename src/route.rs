@@ -8,12 +8,13 @@
 //! strategies, the alerts and the current time.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use jiff::Timestamp;
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 
-use crate::dingtalk::Mention;
+use crate::dingtalk::{Mention, MsgType};
 use crate::matcher::Matcher;
 use crate::payload::{Alert, Status};
 
@@ -38,6 +39,8 @@ pub struct Strategy {
     pub continue_matching: bool,
     /// Name of the message template.
     pub template: String,
+    /// The message type of its messages, if not each robot's own.
+    pub msgtype: Option<MsgType>,
 }
 
 /// Mentions taken from alert labels: `mention.mobiles_from_label` and
@@ -112,6 +115,22 @@ impl ActiveTime {
             (self.days.contains(&day) && time >= self.start)
                 || (self.days.contains(&day.previous()) && time < self.end)
         }
+    }
+}
+
+impl fmt::Display for ActiveTime {
+    /// `Mon Tue Wed 09:00–18:00 Asia/Shanghai`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for day in &self.days {
+            write!(f, "{} ", &format!("{day:?}")[..3])?;
+        }
+        write!(
+            f,
+            "{}–{} {}",
+            self.start.strftime("%H:%M"),
+            self.end.strftime("%H:%M"),
+            self.timezone.iana_name().unwrap_or_default()
+        )
     }
 }
 

@@ -106,6 +106,7 @@ pub(super) struct RawStrategy {
     #[serde(rename = "continue")]
     pub continue_matching: bool,
     pub template: Option<String>,
+    pub msgtype: Option<MsgType>,
 }
 
 /// `mention:` of a strategy: people as for a robot, plus labels to take people from.

@@ -87,6 +87,7 @@ impl Checker {
             active_time,
             continue_matching: raw.continue_matching,
             template,
+            msgtype: raw.msgtype,
         })
     }
 

@@ -119,7 +119,7 @@ impl Robot {
 }
 
 /// The DingTalk message types this bridge can send.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MsgType {
     /// Markdown with title and text: headings, bold, links.
@@ -186,6 +186,10 @@ pub struct Message {
     /// Buttons of an action card; none for other types and for digests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<Button>,
+    /// The strategy's `msgtype` where it overrides the robot's; `None` sends it as the
+    /// robot's type (digests, test messages, direct webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msgtype: Option<MsgType>,
 }
 
 /// A button of an action card: a title and the page it opens.
@@ -213,8 +217,13 @@ struct At<'a> {
     is_at_all: bool,
 }
 
-/// The JSON body DingTalk expects for `message`.
-pub fn encode(msgtype: MsgType, message: &Message) -> String {
+/// The JSON body DingTalk expects for `message`, sent by a robot of `robot_msgtype`
+/// (which the message's own `msgtype` overrides).
+pub fn encode(robot_msgtype: MsgType, message: &Message) -> String {
+    encode_as(message.msgtype.unwrap_or(robot_msgtype), message)
+}
+
+fn encode_as(msgtype: MsgType, message: &Message) -> String {
     let at = At {
         at_mobiles: &message.mention.mobiles,
         at_user_ids: &message.mention.user_ids,
@@ -248,7 +257,7 @@ pub fn encode(msgtype: MsgType, message: &Message) -> String {
                 },
             })
         }
-        MsgType::ActionCard => return encode(MsgType::Markdown, message),
+        MsgType::ActionCard => return encode_as(MsgType::Markdown, message),
     };
     body.to_string()
 }

@@ -46,6 +46,15 @@ const BUILTIN_ZH_TEXT: &str = include_str!("../templates/default-zh.text.j2");
 /// further.
 const FIRST_CONVERTED: usize = 64;
 
+/// What a strategy adds to, or changes of, a robot's settings for its messages.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// People to mention beside the robot's.
+    pub mention: Mention,
+    /// The message type, if not the robot's.
+    pub msgtype: Option<MsgType>,
+}
+
 /// A message template as written in the config.
 #[derive(Debug, Clone)]
 pub struct TemplateSource {
@@ -134,16 +143,16 @@ impl Renderer {
             .is_ok()
     }
 
-    /// Renders the alerts at `alert_indexes` of `notification` for `robot` at `now`,
-    /// mentioning the robot's people plus `extra_mention`, within the full
-    /// [`MESSAGE_BUDGET`].
+    /// Renders the alerts at `alert_indexes` of `notification` for `robot` at `now`, with
+    /// the `extras` of the strategy (more people to mention, another message type), within
+    /// the full [`MESSAGE_BUDGET`].
     pub fn render(
         &self,
         template: &str,
         notification: &Notification,
         alert_indexes: &[usize],
         robot: &Robot,
-        extra_mention: &Mention,
+        extras: &Extras,
         now: Timestamp,
     ) -> Message {
         self.render_within(
@@ -151,7 +160,7 @@ impl Renderer {
             notification,
             alert_indexes,
             robot,
-            extra_mention,
+            extras,
             MESSAGE_BUDGET,
             now,
         )
@@ -168,7 +177,7 @@ impl Renderer {
         notification: &Notification,
         alert_indexes: &[usize],
         robot: &Robot,
-        extra_mention: &Mention,
+        extras: &Extras,
         budget: usize,
         now: Timestamp,
     ) -> Message {
@@ -179,7 +188,7 @@ impl Renderer {
             .filter_map(|&i| notification.alerts.get(i))
             .collect();
         let group = GroupView::new(notification, &alerts, robot.primary_keyword(), now);
-        let mention = robot.mention.merged(extra_mention);
+        let mention = robot.mention.merged(&extras.mention);
         let finish = Finisher::new(&robot.keywords, &mention, &notification.external_url);
         let mut attempts = Attempts {
             renderer: self,
@@ -218,7 +227,7 @@ impl Renderer {
             // A single alert larger than the limit: cut its body, keep what `finish` adds.
             finish.cut(&text, attempts.omitted(shown), "…", text_limit)
         };
-        let buttons = match robot.msgtype {
+        let buttons = match extras.msgtype.unwrap_or(robot.msgtype) {
             MsgType::ActionCard => view::buttons(notification, &alerts, robot.primary_keyword()),
             MsgType::Markdown | MsgType::Text => Vec::new(),
         };
@@ -227,6 +236,7 @@ impl Renderer {
             text,
             mention,
             buttons,
+            msgtype: extras.msgtype,
         }
     }
 
@@ -341,6 +351,7 @@ pub fn shorten(message: &Message, robot: &Robot, budget: usize) -> Message {
         title,
         mention: message.mention.clone(),
         buttons: message.buttons.clone(),
+        msgtype: message.msgtype,
     }
 }
 

@@ -9,6 +9,7 @@
 //! for probes and scrapers.
 
 pub mod api;
+mod page;
 mod webhook;
 
 use std::convert::Infallible;
@@ -57,7 +58,27 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     let robot = robot_name(&path);
     let tested = test_robot_name(&path);
     let is_webhook = path == "/alertmanager" || robot.is_some();
+    let is_page = matches!(path.as_str(), "/" | "/preview" | "/test-robot");
     let needs_token = is_webhook || path == "/-/reload" || path.starts_with("/api/");
+    if method == Method::POST && is_cross_origin(&request) {
+        tracing::warn!(message = "Request refused.", %method, %path, reason = "cross-origin");
+        return reply(
+            StatusCode::FORBIDDEN,
+            "cross-origin request refused: Origin does not match Host",
+        );
+    }
+    if is_page && !admitted_browser(&runtime, &request) {
+        tracing::warn!(message = "Request refused.", %method, %path, reason = "no token");
+        let mut response = reply(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: log in with any user name and auth.bearer_token as the password",
+        );
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"alertmanager-dingtalk\", charset=\"UTF-8\""),
+        );
+        return response;
+    }
     if needs_token && !admitted(&runtime, &request) {
         let reason =
             "missing or wrong bearer token: send Authorization: Bearer <auth.bearer_token>";
@@ -74,6 +95,19 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
         return response;
     }
     match (&method, path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/") => page::status(&app, &runtime),
+        (&Method::POST, "/preview" | "/test-robot") => {
+            let limit = runtime.config.max_body_bytes;
+            let form = match webhook::read_body(request, limit).await {
+                Ok(form) => form,
+                Err((status, _, reason)) => return reply(status, reason),
+            };
+            if path == "/preview" {
+                page::preview(&app, &runtime, &form)
+            } else {
+                page::test_robot(&app, &runtime, &form).await
+            }
+        }
         (&Method::POST, "/alertmanager") => webhook::webhook(&app, &runtime, request, None).await,
         (&Method::POST, _) if robot.is_some() => {
             webhook::webhook(&app, &runtime, request, robot).await
@@ -105,7 +139,10 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
         },
         (
             _,
-            "/alertmanager"
+            "/"
+            | "/preview"
+            | "/test-robot"
+            | "/alertmanager"
             | "/metrics"
             | "/-/healthy"
             | "/-/ready"
@@ -137,6 +174,28 @@ fn admitted(runtime: &Runtime, request: &Request<Incoming>) -> bool {
         Some(token) => token.admits(request.headers().get(AUTHORIZATION)),
         None => true,
     }
+}
+
+/// Whether `request` may open the status page: as [`admitted`], or with basic auth whose
+/// password is the token.
+fn admitted_browser(runtime: &Runtime, request: &Request<Incoming>) -> bool {
+    match &runtime.config.bearer_token {
+        Some(token) => token.admits_browser(request.headers().get(AUTHORIZATION)),
+        None => true,
+    }
+}
+
+/// Whether a browser sent `request` from another site's page: its `Origin` names
+/// another host than `Host`. The page's forms post to the same origin; a form on another
+/// site must not send test messages with the operator's saved login. Clients that send
+/// no `Origin` (Alertmanager, curl) are not affected.
+fn is_cross_origin(request: &Request<Incoming>) -> bool {
+    let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let Some(origin) = header(hyper::header::ORIGIN) else {
+        return false;
+    };
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    header(hyper::header::HOST) != Some(origin_host)
 }
 
 /// `POST /api/v1/robots/{robot}/test`: the test message of `test-robot`, through this

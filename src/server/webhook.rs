@@ -22,7 +22,7 @@ use crate::queue::QueueError;
 use crate::runtime::Runtime;
 
 /// A status, the outcome label it is counted under, and the one-line answer.
-type Answer = (StatusCode, &'static str, String);
+pub(super) type Answer = (StatusCode, &'static str, String);
 
 /// Answers one webhook under the configuration snapshot `runtime`.
 pub(super) async fn webhook(
@@ -149,7 +149,15 @@ async fn read_notification(
             ));
         }
     }
-    let limit = runtime.config.max_body_bytes;
+    let body = read_body(request, runtime.config.max_body_bytes).await?;
+    payload::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+}
+
+/// The whole body of `request`, refused past `limit` bytes (`max_body_bytes`).
+pub(super) async fn read_body(
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<hyper::body::Bytes, Answer> {
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -165,7 +173,7 @@ async fn read_notification(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    let body = Limited::new(request.into_body(), limit)
+    Ok(Limited::new(request.into_body(), limit)
         .collect()
         .await
         .map_err(|error| {
@@ -179,6 +187,5 @@ async fn read_notification(
                 )
             }
         })?
-        .to_bytes();
-    payload::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+        .to_bytes())
 }

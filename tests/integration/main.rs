@@ -16,6 +16,7 @@ mod migration;
 mod operations;
 mod reliability;
 mod self_monitoring;
+mod status_page;
 mod webhook;
 
 /// The binary under test, for the test kit's process harness.

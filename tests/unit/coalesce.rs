@@ -39,6 +39,7 @@ fn envelope(id: u64, status: Status, title: &str, alerts: &[&str], mobiles: &[&s
             text: format!("### {title}\n\n{lines}\n\n{KEYWORD}"),
             mention,
             buttons: Vec::new(),
+            msgtype: None,
         },
         summary: GroupSummary {
             status,

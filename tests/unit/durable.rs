@@ -54,6 +54,7 @@ fn envelope(robot: &str, id: u64) -> Envelope {
             text: format!("### Alert {id}\n\n- severity: critical"),
             mention: Mention::default(),
             buttons: Vec::new(),
+            msgtype: None,
         },
         summary: GroupSummary {
             status: Status::Firing,

@@ -9,6 +9,7 @@ fn message(mention: Mention) -> Message {
         text: "### CPU above 90%\n\n@13800000000".to_owned(),
         mention,
         buttons: Vec::new(),
+        msgtype: None,
     }
 }
 

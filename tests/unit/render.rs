@@ -6,7 +6,7 @@ use alertmanager_dingtalk::dingtalk::{
     MAX_TEXT_BYTES, MAX_TITLE_BYTES, MESSAGE_BUDGET, Mention, Message, Robot,
 };
 use alertmanager_dingtalk::payload::{self, Notification};
-use alertmanager_dingtalk::render::{Renderer, TemplatePart, TemplateSource, shorten};
+use alertmanager_dingtalk::render::{Extras, Renderer, TemplatePart, TemplateSource, shorten};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
@@ -39,7 +39,7 @@ fn render_all(
         notification,
         &all,
         robot,
-        &Mention::default(),
+        &Extras::default(),
         now(),
     )
 }
@@ -177,7 +177,7 @@ fn only_the_given_alerts_are_rendered() {
         &notification,
         &[0, 2],
         &robot(&[KEYWORD], &[]),
-        &Mention::default(),
+        &Extras::default(),
         now(),
     );
     assert!(message.title.starts_with("[FIRING:2]"), "{}", message.title);
@@ -279,17 +279,20 @@ fn mentions_are_in_the_text_and_the_message() {
     assert_eq!(message.mention.mobiles, vec![MOBILE]);
     assert!(!message.mention.all);
 
-    let strategy_mention = Mention {
-        mobiles: vec!["13900000000".to_owned(), MOBILE.to_owned()],
-        user_ids: vec!["manager01".to_owned()],
-        all: false,
+    let strategy = Extras {
+        mention: Mention {
+            mobiles: vec!["13900000000".to_owned(), MOBILE.to_owned()],
+            user_ids: vec!["manager01".to_owned()],
+            all: false,
+        },
+        msgtype: None,
     };
     let message = renderer(&[]).render(
         "default",
         &notification,
         &[0, 1, 2],
         &robot,
-        &strategy_mention,
+        &strategy,
         now(),
     );
     assert_eq!(message.mention.mobiles, vec![MOBILE, "13900000000"]);
@@ -392,7 +395,7 @@ fn many_alerts_are_cut_to_fit_with_a_count_of_the_rest() {
             &notification,
             &[0],
             &robot,
-            &Mention::default(),
+            &Extras::default(),
             now(),
         );
         let two = renderer(&[]).render(
@@ -400,7 +403,7 @@ fn many_alerts_are_cut_to_fit_with_a_count_of_the_rest() {
             &notification,
             &[0, 1],
             &robot,
-            &Mention::default(),
+            &Extras::default(),
             now(),
         );
         two.text.len() - one.text.len()
@@ -694,7 +697,7 @@ fn a_message_without_alerts_is_cut_to_fit_too() {
         &notification,
         &[],
         &robot,
-        &Mention::default(),
+        &Extras::default(),
         now(),
     );
     check_invariants(&message, KEYWORD);
@@ -811,7 +814,7 @@ fn a_smaller_budget_shows_fewer_alerts_with_the_rest_counted() {
         &notification,
         &all,
         &robot,
-        &Mention::default(),
+        &Extras::default(),
         now(),
     );
     for budget in [12_000, 5_000, 1_500] {
@@ -820,7 +823,7 @@ fn a_smaller_budget_shows_fewer_alerts_with_the_rest_counted() {
             &notification,
             &all,
             &robot,
-            &Mention::default(),
+            &Extras::default(),
             budget,
             now(),
         );
@@ -847,9 +850,12 @@ fn shorten_cuts_at_a_line_end_and_keeps_keyword_and_mention() {
         &notification,
         &all,
         &robot,
-        &Mention {
-            mobiles: vec![MOBILE.to_owned()],
-            ..Mention::default()
+        &Extras {
+            mention: Mention {
+                mobiles: vec![MOBILE.to_owned()],
+                ..Mention::default()
+            },
+            msgtype: None,
         },
         now(),
     );

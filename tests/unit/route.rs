@@ -26,6 +26,7 @@ fn strategy(name: &str, matchers: &[&str], robots: &[&str]) -> Strategy {
         active_time: None,
         continue_matching: false,
         template: "default".to_owned(),
+        msgtype: None,
     }
 }
 

@@ -251,6 +251,7 @@ pub fn envelope(id: u64, robot: &str, name: &str) -> Envelope {
             text: format!("### {title}\n\n- {name}\n\nHertzBeat"),
             mention: Mention::default(),
             buttons: Vec::new(),
+            msgtype: None,
         },
         summary: GroupSummary {
             status: Status::Firing,

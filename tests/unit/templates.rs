@@ -5,13 +5,14 @@
 
 use std::path::PathBuf;
 
-use alertmanager_dingtalk::dingtalk::{MAX_BUTTON_BYTES, Mention, MsgType, encode};
+use alertmanager_dingtalk::dingtalk::{MAX_BUTTON_BYTES, MsgType, encode};
 use alertmanager_dingtalk::payload::{self, Notification};
-use alertmanager_dingtalk::render::{Renderer, TemplateSource};
+use alertmanager_dingtalk::plan;
+use alertmanager_dingtalk::render::{Extras, Renderer, TemplateSource};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 
-use crate::{fixture, robot};
+use crate::{fixture, load_config, robot};
 
 /// Alerts with Chinese and emoji in labels and annotations.
 const CHINESE: &str = r#"{
@@ -46,7 +47,7 @@ fn render(
         notification,
         &all,
         &robot(&["HertzBeat"], &[]),
-        &Mention::default(),
+        &Extras::default(),
         now,
     );
     (message.title, message.text)
@@ -191,7 +192,7 @@ fn an_action_card_robot_gets_buttons_to_alertmanager_a_silence_and_the_source() 
         &notification,
         &all,
         &card_robot,
-        &Mention::default(),
+        &Extras::default(),
         now,
     );
 
@@ -219,7 +220,7 @@ fn an_action_card_robot_gets_buttons_to_alertmanager_a_silence_and_the_source() 
         &notification,
         &all,
         &robot(&["HertzBeat"], &[]),
-        &Mention::default(),
+        &Extras::default(),
         now,
     );
     assert!(markdown.buttons.is_empty());
@@ -229,4 +230,29 @@ fn an_action_card_robot_gets_buttons_to_alertmanager_a_silence_and_the_source() 
 fn check_snapshot_json(name: &str, body: &str) {
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     compare_with_snapshot(name, &(serde_json::to_string_pretty(&json).unwrap() + "\n"));
+}
+
+#[test]
+fn a_strategy_may_send_another_message_type_than_its_robot() {
+    let config = load_config(
+        "robots:\n  ops:\n    access_token: abc\n    msgtype: text\nstrategies:\n  \
+         - name: cards\n    matchers: ['severity=\"critical\"']\n    robots: [ops]\n    msgtype: actionCard\n    continue: true\n  \
+         - name: plain\n    robots: [ops]\n",
+    );
+    let notification = fixture("firing_3.json");
+    let now = notification.alerts[0].starts_at + SignedDuration::from_mins(65);
+    let plan = plan::plan(&config, &notification, now);
+    let body = |strategy: &str| {
+        let planned = plan
+            .messages
+            .iter()
+            .find(|m| m.strategy == strategy)
+            .unwrap();
+        let robot = &config.robots[&planned.robot];
+        serde_json::from_str::<serde_json::Value>(&encode(robot.msgtype, &planned.message)).unwrap()
+    };
+    let card = body("cards");
+    assert_eq!(card["msgtype"], "actionCard");
+    assert_eq!(card["actionCard"]["btns"].as_array().unwrap().len(), 3);
+    assert_eq!(body("plain")["msgtype"], "text");
 }

@@ -1,0 +1,296 @@
+//! The status page and its preview in a real headless browser: Debian's `chromium`,
+//! driven by `tests/browser/status_page.mjs` (playwright-core from npm, no browser
+//! download) with JavaScript off. The bridge has delivered to one robot and dead-lettered
+//! for another before the browser opens the page.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::{Bridge, FakeDingTalk, FakeRobot, payload};
+
+use crate::BINARY;
+
+const AUTH_TOKEN: &str = "page-auth-token-8c1d";
+const OPS_TOKEN: &str = "ops-token-5a7e";
+const OPS_SECRET: &str = "SECops-page-secret-91b2";
+const DBA_TOKEN: &str = "dba-token-3f60";
+
+fn config(api_url: &str) -> String {
+    format!(
+        r#"
+dingtalk: {{ api_url: "{api_url}", timeout: 1s }}
+auth:
+  bearer_token: "${{AUTH_TOKEN}}"
+robots:
+  ops:
+    access_token: "${{OPS_TOKEN}}"
+    secret: "${{OPS_SECRET}}"
+    rate_limit: 20/min
+  dba:
+    access_token: "${{DBA_TOKEN}}"
+strategies:
+  - name: database
+    matchers: ['team="db"']
+    robots: [dba]
+  - name: default
+    robots: [ops]
+"#
+    )
+}
+
+/// What the browser saw on the bridge at `url`.
+fn browse(url: &str, payload_file: &Path, screenshot: &Path) -> Value {
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser` (or .ci/run)"
+    );
+    testkit::installed("CHROMIUM", "/usr/bin/chromium", "chromium");
+    let output = Command::new("node")
+        .arg(browser.join("status_page.mjs"))
+        .env("BRIDGE_URL", url)
+        .env("BRIDGE_TOKEN", AUTH_TOKEN)
+        .env("PAYLOAD_FILE", payload_file)
+        .env("TEST_ROBOT", "ops")
+        .env("SCREENSHOT", screenshot)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test]
+async fn the_status_page_shows_robots_and_strategies_and_previews_a_payload_in_a_browser() {
+    let dingtalk = FakeDingTalk::start(vec![
+        FakeRobot::new(OPS_TOKEN).secret(OPS_SECRET),
+        // Messages to dba lack its keyword: refused (310000), and dead-lettered.
+        FakeRobot::new(DBA_TOKEN).keywords(&["DBA-ONLY"]),
+    ])
+    .await;
+    let bridge = Bridge::start_with_env(
+        BINARY,
+        &config(&dingtalk.api_url()),
+        &[
+            ("AUTH_TOKEN", AUTH_TOKEN),
+            ("OPS_TOKEN", OPS_TOKEN),
+            ("OPS_SECRET", OPS_SECRET),
+            ("DBA_TOKEN", DBA_TOKEN),
+        ],
+    )
+    .await;
+    let answer = testkit::http()
+        .post(format!("{}/alertmanager", bridge.url))
+        .bearer_auth(AUTH_TOKEN)
+        .header("content-type", "application/json")
+        .body(payload(
+            "firing",
+            &[("ReplicationLag", &[("team", "db")]), ("DiskFull", &[])],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    bridge
+        .wait_for_metric(
+            r#"alertmanager_dingtalk_dead_letters_total{robot="dba",reason="310000"}"#,
+            1.0,
+        )
+        .await;
+    dingtalk
+        .wait_until("the message to ops", Duration::from_secs(10), |requests| {
+            requests
+                .iter()
+                .any(|r| r.token == OPS_TOKEN && r.errcode == Some(0))
+        })
+        .await;
+
+    let dir = bridge.dir().to_owned();
+    let payload_file = dir.join("preview.json");
+    std::fs::write(
+        &payload_file,
+        payload(
+            "firing",
+            &[
+                (
+                    "SlowQueries",
+                    &[
+                        ("team", "db"),
+                        ("instance", "[click](javascript:alert(1)) <b>x</b>"),
+                    ],
+                ),
+                ("HighLoad", &[]),
+            ],
+        ),
+    )
+    .unwrap();
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let _ = std::fs::remove_file(&screenshot);
+    // Off the runtime, which serves the fake DingTalk meanwhile.
+    let seen = {
+        let (url, screenshot) = (bridge.url.clone(), screenshot.clone());
+        tokio::task::spawn_blocking(move || browse(&url, &payload_file, &screenshot))
+            .await
+            .unwrap()
+    };
+
+    assert_eq!(seen["unauthenticatedStatus"], 401, "{seen:#}");
+    assert_eq!(seen["status"], 200);
+    let robot = |name: &str| seen["robots"][name].as_str().unwrap_or_default().to_owned();
+    let ops = robot("ops");
+    for shown in [
+        "access_token=***",
+        "signed",
+        "HertzBeat",
+        "1 of 20/60s",
+        "0 pending",
+    ] {
+        assert!(ops.contains(shown), "{shown:?} not in the ops row: {ops}");
+    }
+    let dba = robot("dba");
+    // The last error with its hint, and the dead letter it left.
+    for shown in [
+        "not signed",
+        "errcode 310000",
+        "add HertzBeat as a custom keyword",
+    ] {
+        assert!(dba.contains(shown), "{shown:?} not in the dba row: {dba}");
+    }
+    assert_eq!(
+        seen["deadLetters"],
+        serde_json::json!({"dba": "1", "ops": "0"})
+    );
+    let database = seen["strategies"]["database"].as_str().unwrap_or_default();
+    assert!(
+        database.contains("team=\"db\"") && database.contains("dba"),
+        "{database}"
+    );
+
+    assert_eq!(seen["previewError"], Value::Null, "{seen:#}");
+    assert_eq!(seen["routed"], serde_json::json!(["database", "default"]));
+    let messages = seen["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let to_dba = &messages[0];
+    assert_eq!(
+        (&to_dba["robot"], &to_dba["strategy"]),
+        (&"dba".into(), &"database".into())
+    );
+    let bubble = to_dba["bubbleText"].as_str().unwrap();
+    assert!(to_dba["bubbleVisible"].as_bool().unwrap(), "{to_dba:#}");
+    assert!(
+        bubble.contains("SlowQueries") && bubble.contains("HertzBeat"),
+        "{bubble}"
+    );
+    assert!(
+        !to_dba["headings"].as_array().unwrap().is_empty(),
+        "markdown rendered: {to_dba:#}"
+    );
+    // The label's markup is shown, not followed: no javascript: link, no bold element.
+    let links = to_dba["links"].as_array().unwrap();
+    assert!(
+        links
+            .iter()
+            .all(|l| !l.as_str().unwrap().starts_with("javascript:")),
+        "{links:?}"
+    );
+    let body: Value = serde_json::from_str(to_dba["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["msgtype"], "markdown");
+    assert!(
+        body["markdown"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("SlowQueries")
+    );
+    assert!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+
+    let result = seen["testResult"].as_str().unwrap_or_default();
+    assert!(
+        result.contains("delivered") && result.contains("errcode 0"),
+        "{result}"
+    );
+    let tests = dingtalk.delivered(OPS_TOKEN);
+    assert!(
+        tests.iter().any(|r| r.text().contains("test-robot")),
+        "the test message did not reach ops: {tests:#?}"
+    );
+    // Nothing was sent by the preview: dba got only the one refused message.
+    assert_eq!(
+        dingtalk
+            .requests()
+            .iter()
+            .filter(|r| r.token == DBA_TOKEN)
+            .count(),
+        1
+    );
+
+    for page in seen["pages"].as_array().unwrap() {
+        let html = page.as_str().unwrap();
+        for credential in [AUTH_TOKEN, OPS_TOKEN, OPS_SECRET, DBA_TOKEN] {
+            assert!(
+                !html.contains(credential),
+                "{credential} on the page:\n{html}"
+            );
+        }
+        assert!(!html.contains("<script"), "the page has a script");
+    }
+}
+
+#[tokio::test]
+async fn the_page_refuses_a_form_posted_from_another_site() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(OPS_TOKEN)]).await;
+    let bridge = Bridge::start_with_env(
+        BINARY,
+        &config(&dingtalk.api_url()),
+        &[
+            ("AUTH_TOKEN", AUTH_TOKEN),
+            ("OPS_TOKEN", OPS_TOKEN),
+            ("OPS_SECRET", OPS_SECRET),
+            ("DBA_TOKEN", DBA_TOKEN),
+        ],
+    )
+    .await;
+    let client = testkit::http();
+    let host = bridge.url.trim_start_matches("http://");
+    let post = |origin: String| {
+        client
+            .post(format!("{}/test-robot", bridge.url))
+            .basic_auth("operator", Some(AUTH_TOKEN))
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("robot=ops")
+            .send()
+    };
+    let refused = post("http://evil.example".to_owned()).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let wrong_password = client
+        .get(format!("{}/", bridge.url))
+        .basic_auth("operator", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_password.status(), 401);
+    assert!(
+        wrong_password.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let accepted = post(format!("http://{host}")).await.unwrap();
+    assert_eq!(accepted.status(), 200);
+    assert!(accepted.text().await.unwrap().contains("test-result"));
+    assert_eq!(
+        dingtalk.delivered(OPS_TOKEN).len(),
+        1,
+        "only the same-site form sent"
+    );
+}
