@@ -185,23 +185,36 @@ impl Checker {
             }
         }
         let zone = timezone.clone().unwrap_or(TimeZone::UTC);
-        let renderer = match Renderer::new(&sources, zone) {
-            Ok(renderer) => Some(renderer),
-            Err(errors) => {
-                for e in errors {
-                    let at = top.key("templates").key(&e.name).key(match e.part {
-                        TemplatePart::Title => "title",
-                        TemplatePart::Text => "text",
-                    });
-                    let line = e
-                        .line
-                        .map(|l| format!(" (template line {l})"))
-                        .unwrap_or_default();
-                    self.error(&at, format!("template `{}`{line}: {}", e.name, e.message));
-                }
-                None
+        let (renderer, errors) = match Renderer::new(&sources, zone) {
+            Ok(renderer) => {
+                let unknown = sources
+                    .iter()
+                    .flat_map(|source| renderer.unknown_variables(&source.name))
+                    .collect();
+                (Some(renderer), unknown)
             }
+            Err(errors) => (None, errors),
         };
+        for e in &errors {
+            let source = sources.iter().find(|s| s.name == e.name);
+            let (key, source) = match e.part {
+                TemplatePart::Title => ("title", source.map(|s| &s.title)),
+                TemplatePart::Text => ("text", source.map(|s| &s.text)),
+            };
+            let at = top.key("templates").key(&e.name).key(key);
+            let line = e
+                .line
+                .map(|l| {
+                    let text = source
+                        .and_then(|s| s.lines().nth(l.saturating_sub(1)))
+                        .map(|t| format!(" `{}`", t.trim()))
+                        .unwrap_or_default();
+                    format!(" (template line {l}{text})")
+                })
+                .unwrap_or_default();
+            self.error(&at, format!("template `{}`{line}: {}", e.name, e.message));
+        }
+        let renderer = renderer.filter(|_| errors.is_empty());
 
         let mut strategies = Vec::new();
         let mut names = BTreeSet::new();

@@ -13,6 +13,7 @@
 
 mod attempts;
 mod fit;
+mod strict;
 mod view;
 
 use std::sync::Arc;
@@ -134,6 +135,12 @@ impl Renderer {
         } else {
             Err(errors)
         }
+    }
+
+    /// The places template `name` reads a variable templates are not given (a typo such
+    /// as `alert.lables`), at most one per part, found by rendering it on sample alerts.
+    pub fn unknown_variables(&self, name: &str) -> Vec<TemplateError> {
+        strict::unknown_variables(self, name)
     }
 
     /// Whether a template of that name exists.

@@ -496,8 +496,55 @@ strategies:
     robots: [ops]
     template: short
 ",
-        &[(7, "template `short` (template line 2)")],
+        &[(
+            7,
+            "template `short` (template line 2 `- {{ a.name }`): unexpected",
+        )],
     );
+}
+
+#[test]
+fn a_template_reading_a_variable_templates_are_not_given_is_an_error_at_its_line() {
+    let config = |text: &str| {
+        format!(
+            "robots:\n  ops:\n    access_token: abc\ntemplates:\n  short:\n    title: '{{{{ alertname }}}}'\n    text: |\n{}\nstrategies:\n  - name: all\n    robots: [ops]\n    template: short\n",
+            text.lines()
+                .map(|l| format!("      {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+    check_errors(
+        &config(
+            "{% for a in alerts %}\n- {{ a.labels.instance }}\n- {{ a.lables.instance }}\n{% endfor %}",
+        ),
+        &[(
+            7,
+            "template `short` (template line 3 `- {{ a.lables.instance }}`): reads a variable templates are not given",
+        )],
+    );
+    // Only on resolved alerts: found on the sample's resolved alert.
+    check_errors(
+        &config("{% if status == 'resolved' %}{{ alerts[0].ended_at }}{% endif %}"),
+        &[(7, "template line 1")],
+    );
+    check_errors(&config("{{ firing_cnt }}"), &[(7, "template line 1")]);
+    // Labels and annotations an alert may or may not have, and the data model's own names,
+    // are no error.
+    check_ok(&config(
+        "{{ status }} {{ firing_count }} {{ common_labels.team }} {{ keyword }}\n\
+         {% for a in alerts %}{{ a.annotations.runbook_url }} {{ a.labels.nope }} {{ a.duration }} {{ a.silence_url }}\n\
+         {% for k, v in a.key_labels|items %}{{ k }}={{ v }}{% endfor %}{% if a.ends_at %}{{ a.ends_at }}{% endif %}{% endfor %}",
+    ));
+}
+
+#[test]
+fn the_built_in_templates_read_only_variables_templates_are_given() {
+    let config = check_ok(MINIMAL);
+    for template in ["default", "default-zh"] {
+        let unknown = config.renderer.unknown_variables(template);
+        assert!(unknown.is_empty(), "{template}: {unknown:#?}");
+    }
 }
 
 #[test]
