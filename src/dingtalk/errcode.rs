@@ -164,10 +164,10 @@ impl SendError {
             Cause::DailyQuota => {
                 "the robot reached DingTalk's daily message quota; messages resume tomorrow"
             }
-            Cause::DingTalkBusy | Cause::UnknownErrcode => {
-                "see DingTalk's errmsg; the message is not retried"
+            Cause::UnknownErrcode => "see DingTalk's errmsg; the message is not retried",
+            Cause::DingTalkBusy | Cause::ServerError => {
+                "DingTalk is having trouble; the message will be retried"
             }
-            Cause::ServerError => "DingTalk is having trouble; the message will be retried",
             Cause::NotFound => {
                 "check dingtalk.api_url (or the robot's webhook): it should end in /robot/send"
             }

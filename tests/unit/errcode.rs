@@ -221,9 +221,14 @@ fn every_error_has_a_hint() {
     errors.push(SendError::BadAnswer("<html>".to_owned()));
     errors.push(SendError::Network("timed out".to_owned()));
     for error in errors {
+        let hint = error.hint(&robot(&["HertzBeat"], &[]));
+        assert!(!hint.trim().is_empty(), "{error:?}");
+        // A hint that speaks of retrying says what `retry` does.
+        let never = error.retry() == Retry::Never;
         assert!(
-            !error.hint(&robot(&["HertzBeat"], &[])).trim().is_empty(),
-            "{error:?}"
+            !(never && hint.contains("will be retried"))
+                && !(!never && hint.contains("not retried")),
+            "{error:?}: {hint}"
         );
         assert!(!error.to_string().is_empty(), "{error:?}");
         assert!(!error.metric_code().is_empty(), "{error:?}");
