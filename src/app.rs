@@ -96,6 +96,7 @@ impl App {
             ready: AtomicBool::new(false),
         });
         app.loaded(Ok(()));
+        warn_about(&app.config.snapshot().config);
         tokio::spawn(app.delivery.clone().share_with_cluster());
         for (robot, pending) in queue.depths() {
             tracing::info!(message = "Resuming delivery of queued messages.", %robot, pending);
@@ -155,6 +156,7 @@ impl App {
         for kept in &reloaded.kept {
             tracing::warn!(message = "A restart-only setting changed; it applies after a restart.", %kept);
         }
+        warn_about(&runtime.config);
         self.config.replace(runtime);
         self.loaded(Ok(()));
         tracing::info!(message = "Configuration reloaded.", summary = %reloaded.summary);
@@ -211,6 +213,13 @@ impl App {
     /// Marks the service as taking webhooks or not (readiness probe).
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+    }
+}
+
+/// Logs what `check` would warn about in `config`.
+fn warn_about(config: &Config) {
+    for warning in config.warnings() {
+        tracing::warn!(message = "The configuration may not do what was meant.", %warning);
     }
 }
 

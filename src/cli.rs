@@ -18,18 +18,23 @@ use crate::probe::{self, Probe};
 use crate::queue::{MemoryStore, Queue};
 use crate::runtime::{ConfigHandle, Pinned, Runtime, queue_dir_text};
 
-/// `check`: the one-line summary of a valid config and its restart-only settings, or
-/// every error in it.
+/// `check`: the one-line summary of a valid config, its restart-only settings and a line
+/// per warning, or every error in it.
 pub fn check(config_file: &Path) -> Result<String, ConfigErrors> {
     let config = config::load(config_file)?;
     let pinned = Pinned::of(&config, None);
     let queue_dir = queue_dir_text(pinned.queue_dir.as_deref());
-    Ok(format!(
+    let mut out = format!(
         "OK: {}\nrestart-only (a reload keeps the running values): listen {}, delivery.mode {}, delivery.queue_dir {queue_dir}",
         config.summary(),
         pinned.listen,
         pinned.mode,
-    ))
+    );
+    for warning in config.warnings() {
+        out.push_str("\nwarning: ");
+        out.push_str(&warning);
+    }
+    Ok(out)
 }
 
 /// Why `render` could not run.

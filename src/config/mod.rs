@@ -30,9 +30,9 @@ pub use env::{EnvError, expand as expand_env};
 pub use source_map::{Path, Position, Segment, SourceMap};
 
 use crate::auth::BearerToken;
-use crate::dingtalk::Robot;
+use crate::dingtalk::{MsgType, Robot};
 use crate::render::Renderer;
-use crate::route::Strategy;
+use crate::route::{LabelMentions, Strategy};
 use check::Checker;
 use raw::RawConfig;
 
@@ -83,6 +83,35 @@ pub struct Config {
 }
 
 impl Config {
+    /// What is valid but likely not what was meant, one line each, for `check` and the
+    /// log at start and reload: an action card notifies none of the people a robot or
+    /// strategy mentions, as DingTalk's `at` covers text and markdown only (its custom
+    /// robot documentation, open.dingtalk.com/document/robots/custom-robot-access).
+    pub fn warnings(&self) -> Vec<String> {
+        let unheard = "sends action cards, which notify nobody it mentions (DingTalk's `at` covers text and markdown only); use markdown to notify them";
+        let mut warnings = Vec::new();
+        for (name, robot) in &self.robots {
+            if robot.msgtype == MsgType::ActionCard && !robot.mention.is_empty() {
+                warnings.push(format!("robot `{name}` {unheard}"));
+            }
+        }
+        for strategy in &self.strategies {
+            let mentions = !strategy.mention.is_empty()
+                || strategy.mention_from_labels != LabelMentions::default();
+            let cards = strategy.robots.iter().any(|robot| {
+                let robot_type = self.robots.get(robot).map(|r| r.msgtype);
+                strategy.msgtype.or(robot_type) == Some(MsgType::ActionCard)
+            });
+            if mentions && cards {
+                warnings.push(format!(
+                    "strategy `{}` mentions people but {unheard}",
+                    strategy.name
+                ));
+            }
+        }
+        warnings
+    }
+
     /// A one-line summary for `check` and the start-up log.
     pub fn summary(&self) -> String {
         let signed = self.robots.values().filter(|r| r.secret.is_some()).count();

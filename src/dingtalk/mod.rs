@@ -149,6 +149,11 @@ pub struct Mention {
 }
 
 impl Mention {
+    /// Whether it mentions nobody.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.mobiles.is_empty() && self.user_ids.is_empty()
+    }
+
     /// This mention plus `other`'s, without duplicates.
     pub fn merged(&self, other: &Mention) -> Mention {
         let union = |a: &[String], b: &[String]| {

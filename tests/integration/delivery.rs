@@ -282,7 +282,7 @@ async fn a_rate_limit_answer_pauses_the_robot() {
 }
 
 #[tokio::test]
-async fn credentials_never_appear_in_logs_or_render_output() {
+async fn credentials_never_appear_in_logs_render_output_or_the_status_page() {
     let token = "tok-never-log-me-1234";
     let secret = "SECnever-log-me-5678";
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(token).secret(secret)]).await;
@@ -341,6 +341,26 @@ strategies:
         "{stdout}"
     );
     assert!(!stdout.contains("never-log-me"), "{stdout}");
+
+    // Nor on the status page, with its last error, nor in its preview.
+    let (status, page) = bridge.get("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("access_token=***") && page.contains("Connection refused"),
+        "{page}"
+    );
+    let (status, preview) = bridge
+        .post(
+            "/preview",
+            "sample=firing&payload=",
+            Some("application/x-www-form-urlencoded"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(preview.contains("class=\"bubble\""), "{preview}");
+    for shown in [page, preview] {
+        assert!(!shown.contains("never-log-me"), "{shown}");
+    }
 }
 
 /// A group of 300 alerts renders to about as much as a message may take. DingTalk's limit

@@ -80,3 +80,29 @@ fn a_strategy_mentions_the_owners_of_its_alerts_beside_its_own_people() {
         );
     }
 }
+
+#[test]
+fn mentioning_people_in_an_action_card_is_warned_about() {
+    let dir = std::env::temp_dir().join(format!("amd-card-mentions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    std::fs::write(
+        &file,
+        "robots:\n  cards:\n    access_token: abc\n    msgtype: actionCard\n    mention: { mobiles: ['13800000009'] }\n  \
+         plain:\n    access_token: def\nstrategies:\n  - name: owners\n    robots: [plain]\n    msgtype: actionCard\n    \
+         mention: { mobiles_from_label: owner_mobile }\n  - name: quiet\n    robots: [cards]\n",
+    )
+    .unwrap();
+    let config = load_with_env(&file, |_| None).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("robot `cards` sends action cards"),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[1].starts_with("strategy `owners` mentions people"),
+        "{warnings:#?}"
+    );
+}
