@@ -224,12 +224,12 @@ fn every_error_has_a_hint() {
         let hint = error.hint(&robot(&["HertzBeat"], &[]));
         assert!(!hint.trim().is_empty(), "{error:?}");
         // A hint that speaks of retrying says what `retry` does.
-        let claimed = if error.retry() == Retry::Never {
+        let wrong_claim = if error.retry() == Retry::Never {
             "will be retried"
         } else {
             "not retried"
         };
-        assert!(!hint.contains(claimed), "{error:?}: {hint}");
+        assert!(!hint.contains(wrong_claim), "{error:?}: {hint}");
         assert!(!error.to_string().is_empty(), "{error:?}");
         assert!(!error.metric_code().is_empty(), "{error:?}");
     }
