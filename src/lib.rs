@@ -5,8 +5,8 @@
 //!
 //! Data flows one way, and the modules are named after the stages:
 //!
-//! - [`server`]: the HTTP front door (webhook, drop-in robot path, admin API, metrics,
-//!   health, reload).
+//! - [`server`]: the HTTP front door (webhook, drop-in robot path, admin API, status page,
+//!   metrics, health, reload).
 //! - [`payload`]: the Alertmanager webhook payload, tolerant of fields it does not know.
 //! - [`accept`]: what happens to a notification: queued, or sent at once (passthrough).
 //! - [`dedup`]: the copy of a notification an Alertmanager HA pair sends twice, sent once.
@@ -25,7 +25,8 @@
 //! Around them: [`auth`] checks the bearer token of inbound requests, [`config`] loads
 //! and validates `config.yaml` into a [`config::Config`], [`runtime`] hands out the
 //! configuration in force and pins the restart-only settings, [`app`] composes the
-//! running service, [`probe`] sends a test message to a robot and explains the answer,
+//! running service, [`preview`] shows what a notification would send (for `render` and
+//! the status page), [`probe`] sends a test message to a robot and explains the answer,
 //! [`migrate`] turns a prometheus-webhook-dingtalk config into ours, and [`cli`]
 //! implements the `check`, `render` and `test-robot` subcommands.
 #![forbid(unsafe_code)]
