@@ -294,3 +294,48 @@ async fn the_page_refuses_a_form_posted_from_another_site() {
         "only the same-site form sent"
     );
 }
+
+#[tokio::test]
+async fn every_built_in_sample_previews_and_a_bad_payload_is_reported_on_the_page() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(OPS_TOKEN)]).await;
+    let bridge = Bridge::start_with_env(
+        BINARY,
+        &config(&dingtalk.api_url()),
+        &[
+            ("AUTH_TOKEN", AUTH_TOKEN),
+            ("OPS_TOKEN", OPS_TOKEN),
+            ("OPS_SECRET", OPS_SECRET),
+            ("DBA_TOKEN", DBA_TOKEN),
+        ],
+    )
+    .await;
+    let client = testkit::http();
+    let preview = |form: String| {
+        client
+            .post(format!("{}/preview", bridge.url))
+            .bearer_auth(AUTH_TOKEN)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+    };
+    for (sample, alerts) in [
+        ("firing", "2 alerts"),
+        ("resolved", "1 alert,"),
+        ("storm", "300 alerts"),
+        ("chinese", "1 alert,"),
+    ] {
+        let answer = preview(format!("sample={sample}&payload=")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{sample}");
+        let html = answer.text().await.unwrap();
+        assert!(html.contains("id=\"preview-result\""), "{sample}: {html}");
+        assert!(html.contains(alerts), "{sample}: {alerts:?} not in {html}");
+    }
+    let answer = preview("payload=%7B%22alerts%22%3A+3%7D".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let html = answer.text().await.unwrap();
+    assert!(html.contains("id=\"preview-error\""), "{html}");
+    assert!(!html.contains("id=\"preview-result\""), "{html}");
+    assert!(dingtalk.requests().is_empty(), "a preview sends nothing");
+}

@@ -1,0 +1,278 @@
+//! What the status page shows, gathered for `page.html`: the views and the functions
+//! that build them from the running service.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::{markdown, samples};
+use crate::app::App;
+use crate::dingtalk::{Button, MsgType};
+use crate::metrics::{HeldLabels, StrategyLabels};
+use crate::preview;
+use crate::route::Held;
+use crate::runtime::{Runtime, queue_dir_text};
+use crate::server::api::{self, ErrorView};
+
+/// A test message's outcome.
+#[derive(Serialize)]
+pub(super) struct TestView {
+    pub(super) robot: String,
+    pub(super) delivered: bool,
+    pub(super) report: String,
+}
+
+/// Everything `page.html` shows.
+#[derive(Serialize)]
+pub(super) struct PageView {
+    version: &'static str,
+    config_file: String,
+    loaded_at: String,
+    reload_failure: Option<FailureView>,
+    mode: String,
+    queue_dir: Option<String>,
+    robots: Vec<RobotView>,
+    cluster: Option<ClusterView>,
+    strategies: Vec<StrategyView>,
+    samples: Vec<(&'static str, &'static str)>,
+    pub(super) chosen_sample: String,
+    pub(super) payload: String,
+    pub(super) preview: Option<PreviewView>,
+    pub(super) preview_error: Option<String>,
+    test: Option<TestView>,
+}
+
+#[derive(Serialize)]
+struct FailureView {
+    at: String,
+    errors: String,
+}
+
+#[derive(Serialize)]
+struct RobotView {
+    name: String,
+    configured: bool,
+    url: String,
+    signed: bool,
+    keywords: Vec<String>,
+    msgtype: Option<MsgType>,
+    rate_limit: Option<String>,
+    sent_in_window: usize,
+    cluster_room: Option<usize>,
+    paused_until: Option<String>,
+    depth: usize,
+    oldest_age: Option<String>,
+    last_delivery: Option<String>,
+    last_error: Option<ErrorView>,
+    dead_letters: usize,
+}
+
+#[derive(Serialize)]
+struct ClusterView {
+    redis: String,
+    reachable: bool,
+    key_prefix: String,
+    replicas: u32,
+}
+
+#[derive(Serialize)]
+struct StrategyView {
+    name: String,
+    matchers: Vec<String>,
+    robots: Vec<String>,
+    active_time: Option<String>,
+    open_now: bool,
+    template: String,
+    msgtype: Option<MsgType>,
+    continue_matching: bool,
+    routed: u64,
+    held: u64,
+}
+
+#[derive(Serialize)]
+pub(super) struct PreviewView {
+    alerts: Vec<preview::RoutedAlert>,
+    messages: Vec<MessageView>,
+}
+
+#[derive(Serialize)]
+struct MessageView {
+    robot: String,
+    strategy: String,
+    url: String,
+    signed: bool,
+    alerts: usize,
+    bytes: usize,
+    title: String,
+    /// A markdown text as HTML; `None` for a text message, which the page shows as is.
+    html: Option<String>,
+    text: String,
+    buttons: Vec<Button>,
+    body: String,
+}
+
+/// `at` to the second in the config's `timezone`, as templates show times.
+fn local(at: Timestamp, runtime: &Runtime) -> String {
+    at.to_zoned_datetime(runtime.config.timezone.clone())
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+/// A time the queue API wrote, as [`local`] shows it.
+fn local_text(at: String, runtime: &Runtime) -> String {
+    at.parse().map_or(at, |at| local(at, runtime))
+}
+
+/// The page's status part at `now`, with the outcome of a test message if one was sent.
+pub(super) fn status(
+    app: &App,
+    runtime: &Runtime,
+    now: Timestamp,
+    test: Option<TestView>,
+) -> PageView {
+    let pinned = app.pinned();
+    let loads = app.loads();
+    PageView {
+        version: env!("CARGO_PKG_VERSION"),
+        config_file: app.config_file().display().to_string(),
+        loaded_at: local(loads.loaded_at, runtime),
+        reload_failure: loads.failure.map(|(at, errors)| FailureView {
+            at: local(at, runtime),
+            errors,
+        }),
+        mode: pinned.mode.to_string(),
+        queue_dir: pinned
+            .queue_dir
+            .as_deref()
+            .map(|dir| queue_dir_text(Some(dir))),
+        robots: robots(app, runtime),
+        cluster: runtime.cluster.as_ref().map(|cluster| ClusterView {
+            redis: cluster.config().redis_url.to_string(),
+            reachable: cluster.is_reachable(),
+            key_prefix: cluster.config().key_prefix.clone(),
+            replicas: cluster.config().replicas,
+        }),
+        strategies: strategies(app, runtime, now),
+        samples: samples::SAMPLES.to_vec(),
+        chosen_sample: String::new(),
+        payload: String::new(),
+        preview: None,
+        preview_error: None,
+        test,
+    }
+}
+
+fn robots(app: &App, runtime: &Runtime) -> Vec<RobotView> {
+    let mut dead: BTreeMap<String, usize> = BTreeMap::new();
+    match app.delivery.queue.dead_letters() {
+        Ok(letters) => {
+            for letter in letters {
+                *dead.entry(letter.envelope.robot).or_default() += 1;
+            }
+        }
+        Err(error) => tracing::warn!(message = "Cannot read the dead letters.", %error),
+    }
+    api::queue_report(app, runtime)
+        .into_iter()
+        .map(|queue| {
+            let robot = runtime.config.robots.get(&queue.robot);
+            let room = runtime
+                .cluster
+                .as_ref()
+                .and_then(|cluster| cluster.room(&queue.robot));
+            RobotView {
+                configured: queue.configured,
+                url: robot.map(|r| r.redacted_url()).unwrap_or_default(),
+                signed: robot.is_some_and(|r| r.secret.is_some()),
+                keywords: robot.map(|r| r.keywords.clone()).unwrap_or_default(),
+                msgtype: robot.map(|r| r.msgtype),
+                rate_limit: queue.rate_limit,
+                sent_in_window: queue.sent_in_window,
+                cluster_room: room,
+                paused_until: queue.paused_until.map(|at| local_text(at, runtime)),
+                depth: queue.depth,
+                oldest_age: queue.oldest_age_seconds.map(|seconds| {
+                    let whole = SignedDuration::from_secs(seconds as i64);
+                    format!("{whole:#}")
+                }),
+                last_delivery: queue.last_delivery.map(|at| local_text(at, runtime)),
+                last_error: queue.last_error.map(|error| ErrorView {
+                    at: local_text(error.at, runtime),
+                    ..error
+                }),
+                dead_letters: dead.get(&queue.robot).copied().unwrap_or(0),
+                name: queue.robot,
+            }
+        })
+        .collect()
+}
+
+fn strategies(app: &App, runtime: &Runtime, now: Timestamp) -> Vec<StrategyView> {
+    let metrics = &app.metrics;
+    runtime
+        .config
+        .strategies
+        .iter()
+        .map(|strategy| {
+            let name = || strategy.name.clone();
+            let held = [Held::Inactive, Held::Resolved]
+                .iter()
+                .map(|why| {
+                    let labels = HeldLabels {
+                        strategy: name(),
+                        reason: why.as_str().to_owned(),
+                    };
+                    metrics.alerts_held.get_or_create(&labels).get()
+                })
+                .sum();
+            StrategyView {
+                matchers: strategy.matchers.iter().map(ToString::to_string).collect(),
+                robots: strategy.robots.clone(),
+                active_time: strategy.active_time.as_ref().map(ToString::to_string),
+                open_now: strategy
+                    .active_time
+                    .as_ref()
+                    .is_none_or(|window| window.contains(now)),
+                template: strategy.template.clone(),
+                msgtype: strategy.msgtype,
+                continue_matching: strategy.continue_matching,
+                routed: metrics
+                    .alerts_routed
+                    .get_or_create(&StrategyLabels { strategy: name() })
+                    .get(),
+                held,
+                name: name(),
+            }
+        })
+        .collect()
+}
+
+/// What `preview` found, as the page shows it.
+pub(super) fn preview(preview: preview::Preview) -> PreviewView {
+    PreviewView {
+        alerts: preview.alerts,
+        messages: preview
+            .messages
+            .into_iter()
+            .map(|message| MessageView {
+                html: match message.msgtype {
+                    MsgType::Text => None,
+                    MsgType::Markdown | MsgType::ActionCard => {
+                        Some(markdown::to_html(&message.message.text))
+                    }
+                },
+                text: message.message.text,
+                title: message.message.title,
+                buttons: message.message.buttons,
+                robot: message.robot,
+                strategy: message.strategy,
+                url: message.url,
+                signed: message.signed,
+                alerts: message.alerts,
+                bytes: message.bytes,
+                body: message.body,
+            })
+            .collect(),
+    }
+}
