@@ -339,3 +339,86 @@ async fn every_built_in_sample_previews_and_a_bad_payload_is_reported_on_the_pag
     assert!(!html.contains("id=\"preview-result\""), "{html}");
     assert!(dingtalk.requests().is_empty(), "a preview sends nothing");
 }
+
+#[tokio::test]
+async fn the_page_shows_a_failed_reload_and_whether_each_active_time_is_open() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(OPS_TOKEN)]).await;
+    // A window that is open now, and one that opens two hours from now.
+    let hour = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .hour();
+    let later = (hour + 2) % 24;
+    let windows = format!(
+        r#"
+  - name: always-open
+    robots: [ops]
+    continue: true
+    active_time: {{ start: "00:00", end: "24:00", timezone: UTC }}
+  - name: closed-now
+    robots: [ops]
+    active_time: {{ start: "{later:02}:00", end: "{:02}:00", timezone: UTC }}
+"#,
+        (later + 1) % 24
+    );
+    let bridge = Bridge::start_with_env(
+        BINARY,
+        &(config(&dingtalk.api_url()) + &windows),
+        &[
+            ("AUTH_TOKEN", AUTH_TOKEN),
+            ("OPS_TOKEN", OPS_TOKEN),
+            ("OPS_SECRET", OPS_SECRET),
+            ("DBA_TOKEN", DBA_TOKEN),
+        ],
+    )
+    .await;
+    let client = testkit::http();
+    let page = || async {
+        let answer = client
+            .get(format!("{}/", bridge.url))
+            .bearer_auth(AUTH_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.text().await.unwrap()
+    };
+    let html = page().await;
+    let row = |name: &str| {
+        let start = html
+            .find(&format!("data-strategy=\"{name}\""))
+            .unwrap_or_else(|| panic!("no row for {name}: {html}"));
+        html[start..]
+            .split("</tr>")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        row("always-open").contains("open now"),
+        "{}",
+        row("always-open")
+    );
+    assert!(
+        row("closed-now").contains("closed now"),
+        "{}",
+        row("closed-now")
+    );
+    assert!(!html.contains("id=\"reload-failure\""), "{html}");
+
+    std::fs::write(bridge.dir().join("config.yaml"), "robots: [oops\n").unwrap();
+    let reload = client
+        .post(format!("{}/-/reload", bridge.url))
+        .bearer_auth(AUTH_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 400);
+    let html = page().await;
+    let failure = html
+        .split("id=\"reload-failure\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no reload failure shown: {html}"));
+    assert!(failure.contains("config.yaml:"), "{failure}");
+    // The configuration in force is still the one loaded at start.
+    assert!(html.contains("data-strategy=\"always-open\""), "{html}");
+}
