@@ -42,6 +42,12 @@ pub const DEFAULT_ZH_TEMPLATE: &str = "default-zh";
 const BUILTIN_ZH_TITLE: &str = include_str!("../templates/default-zh.title.j2");
 const BUILTIN_ZH_TEXT: &str = include_str!("../templates/default-zh.text.j2");
 
+/// The work one render of a template may do, in minijinja's fuel (about one instruction,
+/// or 64 bytes of data, each): a template that loops without end fails instead of
+/// holding up a worker, and the built-in one is used. A full message of the built-in
+/// templates takes a small part of it (the 1000-alert golden files are rendered under it).
+const FUEL: u64 = 2_000_000;
+
 /// Alerts converted to template values before the first render: about one and a half
 /// messages' worth with the built-in template. More are converted when a template reads
 /// further.
@@ -107,6 +113,9 @@ impl Renderer {
             .build()
             .expect("the default delimiters are valid");
         env.set_syntax(syntax);
+        env.set_fuel(Some(FUEL));
+        // Replaces minijinja's HTML `escape`, of no use in DingTalk markdown.
+        env.add_filter("escape", |value: &str| view::escape_markdown(value));
         let builtin = [
             (BUILTIN, BUILTIN_TITLE, BUILTIN_TEXT),
             (DEFAULT_TEMPLATE, BUILTIN_TITLE, BUILTIN_TEXT),

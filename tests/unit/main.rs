@@ -17,6 +17,7 @@ mod durable;
 mod env;
 mod errcode;
 mod gate;
+mod injection;
 mod layout;
 mod matcher;
 mod mentions;
