@@ -140,7 +140,7 @@ fn the_escape_filter_makes_label_values_inert_in_custom_templates() {
         text: "{% for a in alerts %}{% for k, v in a.labels|items %}- {{ k }}: {{ v|escape }}\n{% endfor %}{{ a.annotations.summary }}\n{% endfor %}"
             .to_owned(),
     };
-    check_inert("custom", &render("custom", &[custom.clone()]));
+    check_inert("custom", &render("custom", std::slice::from_ref(&custom)));
     // Without the filter, the same template links to the phishing page: the test sees it.
     let unescaped = TemplateSource {
         text: custom.text.replace("|escape", ""),
