@@ -82,6 +82,7 @@ impl Checker {
             }),
         );
         let bearer_token = self.bearer_token(&top.key("auth"), raw.auth);
+        let http = self.http(&top.key("http"), raw.http);
         let zone_name = raw.timezone.as_deref().unwrap_or("Asia/Shanghai");
         let timezone = self.check(&top.key("timezone"), time_zone(zone_name));
         let dingtalk = top.key("dingtalk");
@@ -239,6 +240,7 @@ impl Checker {
             max_body_bytes: raw
                 .max_body_bytes
                 .map_or(8 << 20, |b| usize::try_from(b).unwrap_or(usize::MAX)),
+            http: http?,
             bearer_token: bearer_token?,
             timezone: timezone?,
             timeout: timeout?,

@@ -9,6 +9,7 @@
 mod check;
 mod cluster;
 mod env;
+mod http;
 mod raw;
 mod robots;
 mod source_map;
@@ -27,6 +28,7 @@ use url::Url;
 
 pub use cluster::{ClusterConfig, DEFAULT_KEY_PREFIX, RedisUrl};
 pub use env::{EnvError, expand as expand_env};
+pub use http::HttpLimits;
 pub use source_map::{Path, Position, Segment, SourceMap};
 
 use crate::auth::BearerToken;
@@ -50,6 +52,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Largest webhook body accepted.
     pub max_body_bytes: usize,
+    /// What the HTTP server allows its clients.
+    pub http: HttpLimits,
     /// The token webhooks and admin endpoints must carry; `None`: no authentication.
     pub bearer_token: Option<BearerToken>,
     /// Zone times in messages are shown in.

@@ -17,6 +17,7 @@ use crate::dingtalk::{Mention, MsgType};
 pub(super) struct RawConfig {
     pub listen: Option<String>,
     pub max_body_bytes: Option<u64>,
+    pub http: RawHttp,
     pub keywords: Option<Vec<String>>,
     pub timezone: Option<String>,
     pub auth: RawAuth,
@@ -26,6 +27,16 @@ pub(super) struct RawConfig {
     pub templates: BTreeMap<String, RawTemplate>,
     pub robots: BTreeMap<String, RawRobot>,
     pub strategies: Vec<RawStrategy>,
+}
+
+/// `http:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawHttp {
+    pub max_connections: Option<u64>,
+    pub read_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_header_bytes: Option<u64>,
 }
 
 /// `auth:`

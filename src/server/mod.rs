@@ -9,6 +9,7 @@
 //! for probes and scrapers.
 
 pub mod api;
+mod conn;
 mod page;
 mod webhook;
 
@@ -266,9 +267,24 @@ fn metrics(app: &App, runtime: &Runtime, request: &Request<Incoming>) -> Reply {
 /// `shutdown_timeout`.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(conn::Slots::default());
+    let mut warned_full = false;
     app.set_ready(true);
     tokio::pin!(shutdown);
     loop {
+        let limits = app.config.snapshot().config.http.clone();
+        let full = slots.full(limits.max_connections);
+        if full && !warned_full {
+            tracing::warn!(
+                message = "Connection limit reached; new connections wait until one closes.",
+                max_connections = limits.max_connections,
+            );
+        }
+        warned_full = full;
+        let slot = tokio::select! {
+            slot = slots.take(limits.max_connections) => slot,
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -281,20 +297,43 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             () = &mut shutdown => break,
         };
+        let deadlines = conn::Deadlines::new(limits.clone());
         let app = app.clone();
-        let service = service_fn(move |request| {
+        let handler_deadlines = deadlines.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(app, request).await) }
+            let deadlines = handler_deadlines.clone();
+            async move {
+                let body_deadline = deadlines.handling();
+                request
+                    .extensions_mut()
+                    .insert(conn::BodyDeadline(body_deadline));
+                let mut reply = handle(app, request).await;
+                if reply.status() == StatusCode::REQUEST_TIMEOUT {
+                    // The rest of a late body is not waited for.
+                    reply
+                        .headers_mut()
+                        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                deadlines.answered();
+                Ok::<_, Infallible>(reply)
+            }
         });
         let connection = http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), service);
+            // `Deadlined` times the headers, the body and the idle time between requests.
+            .header_read_timeout(None)
+            .max_header_size(limits.max_header_bytes)
+            .serve_connection(
+                TokioIo::new(conn::Deadlined::new(stream, deadlines)),
+                service,
+            );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(message = "Connection ended with an error.", %peer, %error);
             }
+            drop(slot);
         });
     }
     app.set_ready(false);

@@ -11,6 +11,7 @@ use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 
+use super::conn::BodyDeadline;
 use super::{Reply, reply};
 use crate::accept::passthrough::{self, Passed};
 use crate::accept::{AcceptError, queued};
@@ -153,7 +154,8 @@ async fn read_notification(
     payload::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
 }
 
-/// The whole body of `request`, refused past `limit` bytes (`max_body_bytes`).
+/// The whole body of `request`, refused past `limit` bytes (`max_body_bytes`) and, when
+/// the serve loop set a [`BodyDeadline`], after it (`http.read_timeout`).
 pub(super) async fn read_body(
     request: Request<Incoming>,
     limit: usize,
@@ -173,9 +175,24 @@ pub(super) async fn read_body(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    Ok(Limited::new(request.into_body(), limit)
-        .collect()
-        .await
+    let deadline = request
+        .extensions()
+        .get::<BodyDeadline>()
+        .map(|deadline| deadline.0);
+    let collect = Limited::new(request.into_body(), limit).collect();
+    let collected = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, collect)
+            .await
+            .map_err(|_| {
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    "the request did not arrive whole within http.read_timeout".to_owned(),
+                )
+            })?,
+        None => collect.await,
+    };
+    Ok(collected
         .map_err(|error| {
             if error.is::<http_body_util::LengthLimitError>() {
                 too_large()

@@ -12,6 +12,7 @@ mod delivery;
 mod deploy;
 mod diagnosis;
 mod end_to_end;
+mod limits;
 mod migration;
 mod operations;
 mod reliability;

@@ -152,6 +152,15 @@ fn a_minimal_config_gets_the_defaults() {
     assert_eq!(config.timezone.iana_name(), Some("Asia/Shanghai"));
     assert!(config.strategies[0].send_resolved);
     assert_eq!(config.strategies[0].template, "default");
+    assert_eq!(
+        config.http,
+        alertmanager_dingtalk::config::HttpLimits {
+            max_connections: 512,
+            read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 16384,
+        }
+    );
 }
 
 #[test]
@@ -414,6 +423,17 @@ fn bad_values() {
     check_errors(
         &format!("keywords: ['']\n{MINIMAL}"),
         &[(1, "keywords must not be empty")],
+    );
+    check_errors(
+        &format!(
+            "http:\n  max_connections: 0\n  read_timeout: 0s\n  idle_timeout: later\n  max_header_bytes: 100\n{MINIMAL}"
+        ),
+        &[
+            (2, "http.max_connections must be at least 1"),
+            (3, "http.read_timeout must be longer than 0s"),
+            (4, "\"later\" is not a duration"),
+            (5, "http.max_header_bytes must be at least 1024"),
+        ],
     );
 }
 
