@@ -27,6 +27,10 @@ struct Flags {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// TLS, client certificates, basic auth and response headers, in the web
+    /// configuration format of Prometheus' exporter-toolkit.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -142,6 +146,18 @@ fn serve(flags: Flags) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let web = match flags
+        .web_config_file
+        .as_deref()
+        .map(server::WebConfigFile::load)
+    {
+        None => None,
+        Some(Ok(web)) => Some(std::sync::Arc::new(web)),
+        Some(Err(error)) => {
+            tracing::error!(message = "Invalid web configuration.", %error);
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -170,7 +186,7 @@ fn serve(flags: Flags) -> ExitCode {
             address = %listener.local_addr().unwrap_or(listen),
             config = %app.config.snapshot().config.summary(),
         );
-        server::serve(listener, app.clone(), server::signals(app)).await;
+        server::serve(listener, app.clone(), web, server::signals(app)).await;
         ExitCode::SUCCESS
     })
 }

@@ -11,7 +11,10 @@
 pub mod api;
 mod conn;
 mod page;
+mod web;
 mod webhook;
+
+pub use web::{WebConfigError, WebConfigFile};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,6 +34,7 @@ use tokio::net::TcpListener;
 
 use crate::accept::passthrough::Passed;
 use crate::app::{App, Reloaded};
+use crate::config::HttpLimits;
 use crate::probe;
 use crate::queue::QueueError;
 use crate::runtime::Runtime;
@@ -171,6 +175,9 @@ fn reload_answer(reloaded: &Reloaded) -> String {
 
 /// Whether `request` may proceed under the `auth:` setting of `runtime`.
 fn admitted(runtime: &Runtime, request: &Request<Incoming>) -> bool {
+    if request.extensions().get::<BasicAuthPassed>().is_some() {
+        return true;
+    }
     match &runtime.config.bearer_token {
         Some(token) => token.admits(request.headers().get(AUTHORIZATION)),
         None => true,
@@ -180,6 +187,9 @@ fn admitted(runtime: &Runtime, request: &Request<Incoming>) -> bool {
 /// Whether `request` may open the status page: as [`admitted`], or with basic auth whose
 /// password is the token.
 fn admitted_browser(runtime: &Runtime, request: &Request<Incoming>) -> bool {
+    if request.extensions().get::<BasicAuthPassed>().is_some() {
+        return true;
+    }
     match &runtime.config.bearer_token {
         Some(token) => token.admits_browser(request.headers().get(AUTHORIZATION)),
         None => true,
@@ -262,10 +272,16 @@ fn metrics(app: &App, runtime: &Runtime, request: &Request<Incoming>) -> Reply {
     response
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes, then stops taking requests, lets
-/// open requests finish (up to 5 s) and delivers what is pending up to the configured
+/// Serves HTTP on `listener` until `shutdown` completes (HTTPS, basic auth and headers as
+/// the web configuration `web` says), then stops taking requests, lets open requests
+/// finish (up to 5 s) and delivers what is pending up to the configured
 /// `shutdown_timeout`.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    web: Option<Arc<WebConfigFile>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(conn::Slots::default());
     let mut warned_full = false;
@@ -297,41 +313,32 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             () = &mut shutdown => break,
         };
-        let deadlines = conn::Deadlines::new(limits.clone());
-        let app = app.clone();
-        let handler_deadlines = deadlines.clone();
-        let service = service_fn(move |mut request: Request<Incoming>| {
-            let app = app.clone();
-            let deadlines = handler_deadlines.clone();
-            async move {
-                let body_deadline = deadlines.handling();
-                request
-                    .extensions_mut()
-                    .insert(conn::BodyDeadline(body_deadline));
-                let mut reply = handle(app, request).await;
-                if reply.status() == StatusCode::REQUEST_TIMEOUT {
-                    // The rest of a late body is not waited for.
-                    reply
-                        .headers_mut()
-                        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                deadlines.answered();
-                Ok::<_, Infallible>(reply)
-            }
-        });
-        let connection = http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            // `Deadlined` times the headers, the body and the idle time between requests.
-            .header_read_timeout(None)
-            .max_header_size(limits.max_header_bytes)
-            .serve_connection(
-                TokioIo::new(conn::Deadlined::new(stream, deadlines)),
-                service,
-            );
-        let connection = graceful.watch(connection);
+        let client = Client {
+            app: app.clone(),
+            web: web.clone(),
+            limits,
+            peer,
+        };
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(message = "Connection ended with an error.", %peer, %error);
+            let tls = client
+                .web
+                .as_ref()
+                .and_then(|web| web.current().tls.clone());
+            match tls {
+                None => client.serve(stream, watcher).await,
+                Some(tls) => {
+                    let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                    match tokio::time::timeout(client.limits.read_timeout, handshake).await {
+                        Ok(Ok(stream)) => client.serve(stream, watcher).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(message = "TLS handshake failed.", peer = %client.peer, %error);
+                        }
+                        Err(_) => {
+                            tracing::debug!(message = "TLS handshake timed out.", peer = %client.peer);
+                        }
+                    }
+                }
             }
             drop(slot);
         });
@@ -365,6 +372,99 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             unsettled,
         );
     }
+}
+
+/// One accepted connection and what serving it needs.
+struct Client {
+    app: Arc<App>,
+    /// Read again, when it changed, for each connection (its TLS) and each request (its
+    /// users and headers), as exporter-toolkit does.
+    web: Option<Arc<WebConfigFile>>,
+    limits: HttpLimits,
+    peer: std::net::SocketAddr,
+}
+
+impl Client {
+    /// Serves HTTP/1.1 on `stream` (plain or TLS) until the client or a deadline closes it.
+    async fn serve<S>(self, stream: S, watcher: hyper_util::server::graceful::Watcher)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let deadlines = conn::Deadlines::new(self.limits.clone());
+        let (app, web) = (self.app, self.web);
+        let handler_deadlines = deadlines.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            let app = app.clone();
+            let web = web.as_ref().map(|web| web.current());
+            let deadlines = handler_deadlines.clone();
+            async move {
+                let body_deadline = deadlines.handling();
+                request
+                    .extensions_mut()
+                    .insert(conn::BodyDeadline(body_deadline));
+                let mut reply = match &web {
+                    Some(web) if web.needs_basic_auth(request.uri().path()) => {
+                        if web.users.admit(request.headers().get(AUTHORIZATION)).await {
+                            request.extensions_mut().insert(BasicAuthPassed);
+                            handle(app, request).await
+                        } else {
+                            basic_auth_refused(&request)
+                        }
+                    }
+                    _ => handle(app, request).await,
+                };
+                if reply.status() == StatusCode::REQUEST_TIMEOUT {
+                    // The rest of a late body is not waited for.
+                    reply
+                        .headers_mut()
+                        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                if let Some(web) = &web {
+                    for (name, value) in &web.headers {
+                        reply.headers_mut().insert(name.clone(), value.clone());
+                    }
+                }
+                deadlines.answered();
+                Ok::<_, Infallible>(reply)
+            }
+        });
+        let connection = http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            // `Deadlined` times the headers, the body and the idle time between requests.
+            .header_read_timeout(None)
+            .max_header_size(self.limits.max_header_bytes)
+            .serve_connection(
+                TokioIo::new(conn::Deadlined::new(stream, deadlines)),
+                service,
+            );
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(message = "Connection ended with an error.", peer = %self.peer, %error);
+        }
+    }
+}
+
+/// A request extension: the request passed the web configuration's basic auth, which
+/// then stands for the bearer token (a request has one `Authorization` header).
+#[derive(Debug, Clone, Copy)]
+struct BasicAuthPassed;
+
+/// 401 for a request without the basic auth the web configuration asks for.
+fn basic_auth_refused(request: &Request<Incoming>) -> Reply {
+    tracing::warn!(
+        message = "Request refused.",
+        method = %request.method(),
+        path = %request.uri().path(),
+        reason = "basic auth of the web config",
+    );
+    let mut response = reply(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong user and password: this server requires basic auth (web config basic_auth_users)",
+    );
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"alertmanager-dingtalk\", charset=\"UTF-8\""),
+    );
+    response
 }
 
 /// Completes on SIGTERM or SIGINT; reloads the config on every SIGHUP meanwhile.

@@ -82,8 +82,14 @@ impl TestAlert {
 impl Alertmanager {
     /// Starts Alertmanager with a route that sends every alert to `webhook_url`, group_by ['alertname'], group_wait 1s, group_interval 1s, repeat_interval 4h, send_resolved true.
     pub async fn start(webhook_url: &str) -> Alertmanager {
+        Alertmanager::start_with_http_config(webhook_url, "").await
+    }
+
+    /// Like [`start`](Self::start), with `http_config` (YAML, unindented) for the webhook:
+    /// `tls_config`, `basic_auth`, ...
+    pub async fn start_with_http_config(webhook_url: &str, http_config: &str) -> Alertmanager {
         let bin = installed("ALERTMANAGER_BIN", DEFAULT_BIN, "prometheus-alertmanager");
-        let config = render_config(webhook_url);
+        let config = render_config(webhook_url, http_config);
         let args = |dir: &Path, port: u16| {
             vec![
                 format!("--config.file={}", dir.join("alertmanager.yml").display()),
@@ -134,10 +140,20 @@ impl Alertmanager {
     }
 }
 
-/// The alertmanager.yml routing everything to a single webhook receiver at `webhook_url`.
-fn render_config(webhook_url: &str) -> String {
+/// The alertmanager.yml routing everything to a single webhook receiver at `webhook_url`,
+/// with `http_config` if not empty.
+fn render_config(webhook_url: &str, http_config: &str) -> String {
     // A JSON string is a valid YAML double-quoted scalar, so this escapes the URL safely.
     let url = serde_json::Value::String(webhook_url.to_owned());
+    let http_config = if http_config.is_empty() {
+        String::new()
+    } else {
+        let indented: Vec<String> = http_config
+            .lines()
+            .map(|l| format!("          {l}"))
+            .collect();
+        format!("        http_config:\n{}\n", indented.join("\n"))
+    };
     format!(
         "route:
   receiver: bridge
@@ -151,7 +167,7 @@ receivers:
       - url: {url}
         send_resolved: true
         max_alerts: 0
-"
+{http_config}"
     )
 }
 

@@ -18,6 +18,7 @@ mod operations;
 mod reliability;
 mod self_monitoring;
 mod status_page;
+mod web_config;
 mod webhook;
 
 /// The binary under test, for the test kit's process harness.

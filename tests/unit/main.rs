@@ -31,6 +31,7 @@ mod route;
 mod scripted;
 mod sign;
 mod templates;
+mod web_config;
 mod window;
 
 use alertmanager_dingtalk::config::{Config, load_with_env};

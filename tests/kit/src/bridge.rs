@@ -66,7 +66,9 @@ pub struct Bridge {
     child: Option<Child>,
     dir: PathBuf,
     env: Vec<(String, String)>,
-    /// `http://127.0.0.1:PORT`.
+    /// Served over HTTPS with `--web.config.file web.yml`.
+    https: bool,
+    /// `http://127.0.0.1:PORT` (or `https://`).
     pub url: String,
     client: reqwest::Client,
 }
@@ -89,7 +91,24 @@ impl Bridge {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Bridge::spawn(binary.as_ref().to_owned(), dir, env).await
+        Bridge::spawn(binary.as_ref().to_owned(), dir, env, false, http()).await
+    }
+
+    /// Starts the bridge with `--web.config.file web.yml` serving HTTPS, with `files`
+    /// (`web.yml`, certificates, keys) written beside `config`, and talks to it with
+    /// `client`, which must trust the server's certificate (for `127.0.0.1`).
+    pub async fn start_https(
+        binary: impl AsRef<Path>,
+        config: &str,
+        files: &[(&str, &[u8])],
+        client: reqwest::Client,
+    ) -> Bridge {
+        let dir = temp_dir("bridge");
+        std::fs::write(dir.join("config.yaml"), config).expect("write config");
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).expect("write a file of the bridge");
+        }
+        Bridge::spawn(binary.as_ref().to_owned(), dir, Vec::new(), true, client).await
     }
 
     /// Starts the bridge again in the same directory (same config and queue) after it
@@ -103,15 +122,28 @@ impl Bridge {
         let dir = std::mem::take(&mut old.dir);
         let env = std::mem::take(&mut old.env);
         std::fs::rename(dir.join("bridge.log"), dir.join("bridge.log.1")).expect("keep log");
-        Bridge::spawn(binary, dir, env).await
+        let client = old.client.clone();
+        Bridge::spawn(binary, dir, env, old.https, client).await
     }
 
-    async fn spawn(binary: PathBuf, dir: PathBuf, env: Vec<(String, String)>) -> Bridge {
+    async fn spawn(
+        binary: PathBuf,
+        dir: PathBuf,
+        env: Vec<(String, String)>,
+        https: bool,
+        client: reqwest::Client,
+    ) -> Bridge {
         let log = std::fs::File::create(dir.join("bridge.log")).expect("create log");
+        let web: &[&str] = if https {
+            &["--web.config.file", "web.yml"]
+        } else {
+            &[]
+        };
         let child = Command::new(&binary)
             .current_dir(&dir)
             .args(["--config", "config.yaml", "--listen", "127.0.0.1:0"])
             .args(["--log-format", "json", "--log-level", "debug"])
+            .args(web)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -123,8 +155,9 @@ impl Bridge {
             child: Some(child),
             dir,
             env,
+            https,
             url: String::new(),
-            client: http(),
+            client,
         };
         let listening = bridge
             .wait_for_log("the bridge to listen", Duration::from_secs(20), |line| {
@@ -132,7 +165,8 @@ impl Bridge {
             })
             .await;
         let address = listening["address"].as_str().expect("address in log");
-        bridge.url = format!("http://{address}");
+        let scheme = if https { "https" } else { "http" };
+        bridge.url = format!("{scheme}://{address}");
         let deadline = Instant::now() + Duration::from_secs(10);
         while bridge.get("/-/ready").await.0 != 200 {
             assert!(
