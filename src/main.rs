@@ -1,6 +1,5 @@
 //! The `alertmanager-dingtalk` binary: parses flags and hands over to the library.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -202,10 +201,10 @@ fn init_logging(level: &str, format: LogFormat) {
         .parse::<Targets>()
         .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
     let subscriber = tracing_subscriber::registry().with(filter);
-    // Colours only for a person at a terminal, not in files or Kubernetes logs.
+    // No colours, at a terminal either: tracing-subscriber is built without "ansi".
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(false);
     match format {
         LogFormat::Text => subscriber.with(layer).init(),
         LogFormat::Json => subscriber.with(layer.json().flatten_event(true)).init(),
