@@ -516,6 +516,44 @@ fn the_redis_component_never_evicts_the_bridges_keys() {
     assert_eq!(service["spec"]["ports"][0]["port"], 6379, "{service}");
 }
 
+#[test]
+fn production_lets_only_alertmanager_and_prometheus_in_and_the_bridge_out_to_dns_dingtalk_and_redis()
+ {
+    for directory in ["overlays/production", "overlays/production-with-redis"] {
+        let objects = render(directory);
+        let policy = find(&objects, "NetworkPolicy", "alertmanager-dingtalk")
+            .unwrap_or_else(|| panic!("{directory}: no NetworkPolicy alertmanager-dingtalk"));
+        let spec = &policy["spec"];
+        let bridge = find(&objects, "StatefulSet", "alertmanager-dingtalk")
+            .unwrap_or_else(|| panic!("{directory}: no StatefulSet"));
+        // It selects the bridge's pods.
+        let pod_labels = &bridge["spec"]["template"]["metadata"]["labels"];
+        for (key, value) in spec["podSelector"]["matchLabels"].as_object().unwrap() {
+            assert_eq!(&pod_labels[key], value, "{directory}: {key}");
+        }
+        assert_eq!(
+            spec["policyTypes"],
+            serde_json::json!(["Ingress", "Egress"])
+        );
+        let ingress = spec["ingress"].as_array().unwrap();
+        assert_eq!(ingress.len(), 1, "{directory}: {ingress:?}");
+        assert_eq!(ingress[0]["ports"][0]["port"], 8060);
+        let from = &ingress[0]["from"][0]["podSelector"]["matchExpressions"][0];
+        assert_eq!(
+            from["values"],
+            serde_json::json!(["alertmanager", "prometheus"])
+        );
+        let egress_ports: Vec<i64> = spec["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule["ports"].as_array().unwrap().iter())
+            .filter_map(|port| port["port"].as_i64())
+            .collect();
+        assert_eq!(egress_ports, [53, 53, 443, 6379], "{directory}");
+    }
+}
+
 /// The arguments of every `name` instruction (`EXPOSE`, `COPY`, ...) in a Dockerfile.
 fn instructions<'a>(dockerfile: &'a str, name: &str) -> Vec<&'a str> {
     dockerfile
