@@ -107,6 +107,11 @@ impl Matcher {
         })
     }
 
+    /// The label it matches.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Whether the labels satisfy this matcher; a missing label counts as "".
     pub fn matches(&self, labels: &LabelSet) -> bool {
         let actual = labels.get(&self.name).map_or("", String::as_str);

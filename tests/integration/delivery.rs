@@ -358,7 +358,41 @@ strategies:
         .await;
     assert_eq!(status, 200);
     assert!(preview.contains("class=\"bubble\""), "{preview}");
-    for shown in [page, preview] {
+    // Nor in the API, `check`, or a failed reload's answer and log.
+    let (_, queue) = bridge.get("/api/v1/queue").await;
+    let (_, dead) = bridge.get("/api/v1/dead-letters").await;
+    let check = run_command(
+        BINARY,
+        bridge.dir(),
+        &["check"],
+        &[("TOKEN", token), ("SECRET", secret)],
+    );
+    assert!(check.success, "{}", check.stderr);
+    let valid = std::fs::read_to_string(bridge.dir().join("config.yaml")).unwrap();
+    std::fs::write(
+        bridge.dir().join("config.yaml"),
+        format!("{valid}\nrobots: ["),
+    )
+    .unwrap();
+    let (status, reload) = bridge.post("/-/reload", "", None).await;
+    assert_eq!(status, 400, "{reload}");
+    let failed_check = run_command(
+        BINARY,
+        bridge.dir(),
+        &["check"],
+        &[("TOKEN", token), ("SECRET", secret)],
+    );
+    assert!(!failed_check.success);
+    for shown in [
+        page,
+        preview,
+        queue,
+        dead,
+        check.stdout,
+        failed_check.stderr,
+        reload,
+        bridge.log(),
+    ] {
         assert!(!shown.contains("never-log-me"), "{shown}");
     }
 }

@@ -16,6 +16,7 @@ mod delivery;
 mod durable;
 mod env;
 mod errcode;
+mod fuzz_replay;
 mod gate;
 mod injection;
 mod layout;
