@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
@@ -18,7 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use super::web::WebConfigFile;
-use super::{BasicAuthPassed, Reply, conn, handle, reply};
+use super::{BasicAuthPassed, Reply, basic_auth_challenge, conn, handle};
 use crate::app::App;
 use crate::config::HttpLimits;
 
@@ -201,15 +201,9 @@ fn basic_auth_refused(request: &Request<Incoming>) -> Reply {
         path = %request.uri().path(),
         reason = "basic auth of the web config",
     );
-    let mut response = reply(
-        StatusCode::UNAUTHORIZED,
+    basic_auth_challenge(
         "missing or wrong user and password: this server requires basic auth (web config basic_auth_users)",
-    );
-    response.headers_mut().insert(
-        WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"alertmanager-dingtalk\", charset=\"UTF-8\""),
-    );
-    response
+    )
 }
 
 /// Completes on SIGTERM or SIGINT; reloads the config on every SIGHUP meanwhile.

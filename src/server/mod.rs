@@ -68,15 +68,9 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     }
     if is_page && !admitted_browser(&runtime, &request) {
         tracing::warn!(message = "Request refused.", %method, %path, reason = "no token");
-        let mut response = reply(
-            StatusCode::UNAUTHORIZED,
+        return basic_auth_challenge(
             "missing or wrong token: log in with any user name and auth.bearer_token as the password",
         );
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"alertmanager-dingtalk\", charset=\"UTF-8\""),
-        );
-        return response;
     }
     if needs_token && !admitted(&runtime, &request) {
         let reason =
@@ -155,6 +149,16 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
         ),
         _ => reply(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
     }
+}
+
+/// 401 asking a browser (or any client) for basic auth, with `reason`.
+fn basic_auth_challenge(reason: &str) -> Reply {
+    let mut response = reply(StatusCode::UNAUTHORIZED, reason);
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"alertmanager-dingtalk\", charset=\"UTF-8\""),
+    );
+    response
 }
 
 /// `reloaded: <summary>`, then a line per restart-only setting the reload left alone.

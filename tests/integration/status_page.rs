@@ -40,6 +40,17 @@ strategies:
     )
 }
 
+/// The bridge with [`config`] plus `extra` strategies, its credentials in its environment.
+async fn start(dingtalk: &FakeDingTalk, extra: &str) -> Bridge {
+    let env = [
+        ("AUTH_TOKEN", AUTH_TOKEN),
+        ("OPS_TOKEN", OPS_TOKEN),
+        ("OPS_SECRET", OPS_SECRET),
+        ("DBA_TOKEN", DBA_TOKEN),
+    ];
+    Bridge::start_with_env(BINARY, &(config(&dingtalk.api_url()) + extra), &env).await
+}
+
 /// What the browser saw on the bridge at `url`.
 fn browse(url: &str, payload_file: &Path, screenshot: &Path) -> Value {
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -74,17 +85,7 @@ async fn the_status_page_shows_robots_and_strategies_and_previews_a_payload_in_a
         FakeRobot::new(DBA_TOKEN).keywords(&["DBA-ONLY"]),
     ])
     .await;
-    let bridge = Bridge::start_with_env(
-        BINARY,
-        &config(&dingtalk.api_url()),
-        &[
-            ("AUTH_TOKEN", AUTH_TOKEN),
-            ("OPS_TOKEN", OPS_TOKEN),
-            ("OPS_SECRET", OPS_SECRET),
-            ("DBA_TOKEN", DBA_TOKEN),
-        ],
-    )
-    .await;
+    let bridge = start(&dingtalk, "").await;
     let answer = testkit::http()
         .post(format!("{}/alertmanager", bridge.url))
         .bearer_auth(AUTH_TOKEN)
@@ -248,17 +249,7 @@ async fn the_status_page_shows_robots_and_strategies_and_previews_a_payload_in_a
 #[tokio::test]
 async fn the_page_refuses_a_form_posted_from_another_site() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(OPS_TOKEN)]).await;
-    let bridge = Bridge::start_with_env(
-        BINARY,
-        &config(&dingtalk.api_url()),
-        &[
-            ("AUTH_TOKEN", AUTH_TOKEN),
-            ("OPS_TOKEN", OPS_TOKEN),
-            ("OPS_SECRET", OPS_SECRET),
-            ("DBA_TOKEN", DBA_TOKEN),
-        ],
-    )
-    .await;
+    let bridge = start(&dingtalk, "").await;
     let client = testkit::http();
     let host = bridge.url.trim_start_matches("http://");
     let post = |origin: String| {
@@ -298,17 +289,7 @@ async fn the_page_refuses_a_form_posted_from_another_site() {
 #[tokio::test]
 async fn every_built_in_sample_previews_and_a_bad_payload_is_reported_on_the_page() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(OPS_TOKEN)]).await;
-    let bridge = Bridge::start_with_env(
-        BINARY,
-        &config(&dingtalk.api_url()),
-        &[
-            ("AUTH_TOKEN", AUTH_TOKEN),
-            ("OPS_TOKEN", OPS_TOKEN),
-            ("OPS_SECRET", OPS_SECRET),
-            ("DBA_TOKEN", DBA_TOKEN),
-        ],
-    )
-    .await;
+    let bridge = start(&dingtalk, "").await;
     let client = testkit::http();
     let preview = |form: String| {
         client
@@ -360,17 +341,7 @@ async fn the_page_shows_a_failed_reload_and_whether_each_active_time_is_open() {
 "#,
         (later + 1) % 24
     );
-    let bridge = Bridge::start_with_env(
-        BINARY,
-        &(config(&dingtalk.api_url()) + &windows),
-        &[
-            ("AUTH_TOKEN", AUTH_TOKEN),
-            ("OPS_TOKEN", OPS_TOKEN),
-            ("OPS_SECRET", OPS_SECRET),
-            ("DBA_TOKEN", DBA_TOKEN),
-        ],
-    )
-    .await;
+    let bridge = start(&dingtalk, &windows).await;
     let client = testkit::http();
     let page = || async {
         let answer = client
