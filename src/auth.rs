@@ -35,30 +35,26 @@ impl BearerToken {
             && bool::from(presented.trim_ascii().ct_eq(self.0.as_bytes()))
     }
 
-    /// Whether an `Authorization` header value carries this token as a bearer token or
-    /// as the password of basic auth (`Basic base64(user:token)`, any user).
-    pub fn admits_browser(&self, authorization: Option<&HeaderValue>) -> bool {
-        if self.admits(authorization) {
-            return true;
-        }
-        let Some(value) = authorization.map(HeaderValue::as_bytes) else {
-            return false;
-        };
-        let Some((scheme, encoded)) = value.split_at_checked(6) else {
-            return false;
-        };
-        if !scheme.eq_ignore_ascii_case(b"basic ") {
-            return false;
-        }
-        let Ok(decoded) = BASE64_STANDARD.decode(encoded.trim_ascii()) else {
-            return false;
-        };
-        let password = decoded
-            .iter()
-            .position(|&b| b == b':')
-            .map_or(&[][..], |colon| &decoded[colon + 1..]);
-        bool::from(password.ct_eq(self.0.as_bytes()))
+    /// Whether an `Authorization` header value is basic auth with this token as its
+    /// password (`Basic base64(user:token)`, any user): how a browser sends it.
+    pub fn admits_as_password(&self, authorization: Option<&HeaderValue>) -> bool {
+        authorization
+            .and_then(basic_credentials)
+            .is_some_and(|(_, password)| bool::from(password.ct_eq(self.0.as_bytes())))
     }
+}
+
+/// User and password of a `Basic` authorization value (RFC 7617), as bytes.
+pub fn basic_credentials(value: &HeaderValue) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (scheme, encoded) = value.as_bytes().split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"basic ") {
+        return None;
+    }
+    let mut decoded = BASE64_STANDARD.decode(encoded.trim_ascii()).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let password = decoded.split_off(colon + 1);
+    decoded.truncate(colon);
+    Some((decoded, password))
 }
 
 impl fmt::Debug for BearerToken {

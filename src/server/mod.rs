@@ -185,13 +185,13 @@ fn admitted(runtime: &Runtime, request: &Request<Incoming>) -> bool {
 /// Whether `request` may open the status page: as [`admitted`], or with basic auth whose
 /// password is the token.
 fn admitted_browser(runtime: &Runtime, request: &Request<Incoming>) -> bool {
-    if request.extensions().get::<BasicAuthPassed>().is_some() {
-        return true;
-    }
-    match &runtime.config.bearer_token {
-        Some(token) => token.admits_browser(request.headers().get(AUTHORIZATION)),
-        None => true,
-    }
+    let authorization = request.headers().get(AUTHORIZATION);
+    admitted(runtime, request)
+        || runtime
+            .config
+            .bearer_token
+            .as_ref()
+            .is_some_and(|token| token.admits_as_password(authorization))
 }
 
 /// Whether a browser sent `request` from another site's page: its `Origin` names

@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use base64::Engine as _;
-use base64::prelude::BASE64_STANDARD;
 use hyper::header::HeaderValue;
 use sha2::{Digest, Sha256};
+
+use crate::auth::basic_credentials;
 
 /// Outcomes remembered at most; past it the memory starts again.
 const REMEMBERED: usize = 1024;
@@ -47,6 +47,9 @@ impl Users {
         let Some((user, password)) = authorization.and_then(basic_credentials) else {
             return false;
         };
+        let Ok(user) = String::from_utf8(user) else {
+            return false;
+        };
         let Some(hash) = self.hashes.get(&user).cloned() else {
             return false;
         };
@@ -78,16 +81,4 @@ impl Users {
         checked.insert(key, ok);
         ok
     }
-}
-
-/// User and password of a `Basic` authorization.
-fn basic_credentials(value: &HeaderValue) -> Option<(String, Vec<u8>)> {
-    let (scheme, encoded) = value.as_bytes().split_at_checked(6)?;
-    if !scheme.eq_ignore_ascii_case(b"basic ") {
-        return None;
-    }
-    let decoded = BASE64_STANDARD.decode(encoded.trim_ascii()).ok()?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
-    Some((user, decoded[colon + 1..].to_vec()))
 }
