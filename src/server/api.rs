@@ -28,9 +28,9 @@ pub struct RobotQueue {
     /// The robot's `rate_limit`, e.g. `20/60s`.
     pub rate_limit: Option<String>,
     /// When a rate-limit pause ends, if paused.
-    pub paused_until: Option<String>,
+    pub paused_until: Option<Timestamp>,
     /// When DingTalk last accepted a message of the robot.
-    pub last_delivery: Option<String>,
+    pub last_delivery: Option<Timestamp>,
     /// Bytes of title and text a message may take: `dingtalk::MESSAGE_BUDGET` unless
     /// DingTalk refused one as too long.
     pub size_budget: usize,
@@ -46,7 +46,7 @@ pub struct ErrorView {
     /// What to check.
     pub hint: String,
     /// When.
-    pub at: String,
+    pub at: Timestamp,
 }
 
 /// Per-robot queue state: configured robots in name order, then removed ones that still
@@ -62,7 +62,7 @@ pub fn queue_report(app: &App, runtime: &Runtime) -> Vec<RobotQueue> {
     // An instant of the gate as wall-clock time.
     let wall = |at: Instant| {
         let left = SignedDuration::try_from(at.saturating_duration_since(instant_now)).ok()?;
-        Some(now.checked_add(left).ok()?.to_string())
+        now.checked_add(left).ok()
     };
     names
         .into_iter()
@@ -78,12 +78,12 @@ pub fn queue_report(app: &App, runtime: &Runtime) -> Vec<RobotQueue> {
                 sent_in_window: gate.in_window,
                 rate_limit: robots.get(robot).map(|r| r.rate_limit.to_string()),
                 paused_until: gate.paused_until.and_then(wall),
-                last_delivery: gate.last_delivery.map(|t| t.to_string()),
+                last_delivery: gate.last_delivery,
                 size_budget: gate.size_budget,
                 last_error: gate.last_error.map(|e| ErrorView {
                     error: e.error,
                     hint: e.hint,
-                    at: e.at.to_string(),
+                    at: e.at,
                 }),
                 robot: robot.clone(),
             }

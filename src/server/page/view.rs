@@ -13,7 +13,7 @@ use crate::metrics::{HeldLabels, StrategyLabels};
 use crate::preview;
 use crate::route::Held;
 use crate::runtime::{Runtime, queue_dir_text};
-use crate::server::api::{self, ErrorView};
+use crate::server::api;
 
 /// A test message's outcome.
 #[derive(Serialize)]
@@ -64,8 +64,16 @@ struct RobotView {
     depth: usize,
     oldest_age: Option<String>,
     last_delivery: Option<String>,
-    last_error: Option<ErrorView>,
+    last_error: Option<LastError>,
     dead_letters: usize,
+}
+
+/// A robot's last failure, its time as the page shows times.
+#[derive(Serialize)]
+struct LastError {
+    error: String,
+    hint: String,
+    at: String,
 }
 
 #[derive(Serialize)]
@@ -117,11 +125,6 @@ fn local(at: Timestamp, runtime: &Runtime) -> String {
     at.to_zoned_datetime(runtime.config.timezone.clone())
         .strftime("%Y-%m-%d %H:%M:%S %Z")
         .to_string()
-}
-
-/// A time the queue API wrote, as [`local`] shows it.
-fn local_text(at: String, runtime: &Runtime) -> String {
-    at.parse().map_or(at, |at| local(at, runtime))
 }
 
 /// The page's status part at `now`, with the outcome of a test message if one was sent.
@@ -190,16 +193,17 @@ fn robots(app: &App, runtime: &Runtime) -> Vec<RobotView> {
                 rate_limit: queue.rate_limit,
                 sent_in_window: queue.sent_in_window,
                 cluster_room: room,
-                paused_until: queue.paused_until.map(|at| local_text(at, runtime)),
+                paused_until: queue.paused_until.map(|at| local(at, runtime)),
                 depth: queue.depth,
                 oldest_age: queue.oldest_age_seconds.map(|seconds| {
                     let whole = SignedDuration::from_secs(seconds as i64);
                     format!("{whole:#}")
                 }),
-                last_delivery: queue.last_delivery.map(|at| local_text(at, runtime)),
-                last_error: queue.last_error.map(|error| ErrorView {
-                    at: local_text(error.at, runtime),
-                    ..error
+                last_delivery: queue.last_delivery.map(|at| local(at, runtime)),
+                last_error: queue.last_error.map(|error| LastError {
+                    at: local(error.at, runtime),
+                    error: error.error,
+                    hint: error.hint,
                 }),
                 dead_letters: dead.get(&queue.robot).copied().unwrap_or(0),
                 name: queue.robot,

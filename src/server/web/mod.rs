@@ -125,7 +125,6 @@ fn load(file: &Path) -> Result<(WebConfig, Vec<PathBuf>), WebConfigError> {
         })?;
         headers.push((name, value));
     }
-    let _ = raw.http_server_config.http2;
     let users = Users::new(raw.basic_auth_users).map_err(error)?;
     Ok((
         WebConfig {
