@@ -17,11 +17,14 @@ use crate::preview;
 use crate::probe::{self, Probe};
 use crate::queue::{MemoryStore, Queue};
 use crate::runtime::{ConfigHandle, Pinned, Runtime, queue_dir_text};
+use crate::server::{WebConfigError, WebConfigFile};
 
-/// `check`: the one-line summary of a valid config, its restart-only settings and a line
-/// per warning, or every error in it.
-pub fn check(config_file: &Path) -> Result<String, ConfigErrors> {
+/// `check`: the one-line summary of a valid config, its restart-only settings, what the
+/// web configuration asks of clients when one is given, and a line per warning; or every
+/// error in them.
+pub fn check(config_file: &Path, web_config_file: Option<&Path>) -> Result<String, CheckErrors> {
     let config = config::load(config_file)?;
+    let web = web_config_file.map(WebConfigFile::load).transpose()?;
     let pinned = Pinned::of(&config, None);
     let queue_dir = queue_dir_text(pinned.queue_dir.as_deref());
     let mut out = format!(
@@ -30,11 +33,26 @@ pub fn check(config_file: &Path) -> Result<String, ConfigErrors> {
         pinned.listen,
         pinned.mode,
     );
+    if let Some(web) = web {
+        out.push_str("\nweb: ");
+        out.push_str(&web.summary());
+    }
     for warning in config.warnings() {
         out.push_str("\nwarning: ");
         out.push_str(&warning);
     }
     Ok(out)
+}
+
+/// Why `check` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckErrors {
+    /// The config does not load.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// The web configuration does not load.
+    #[error("{0}")]
+    Web(#[from] WebConfigError),
 }
 
 /// Why `render` could not run.

@@ -28,7 +28,7 @@ struct Flags {
     log_format: LogFormat,
     /// TLS, client certificates, basic auth and response headers, in the web
     /// configuration format of Prometheus' exporter-toolkit.
-    #[arg(long = "web.config.file", value_name = "FILE")]
+    #[arg(long = "web.config.file", value_name = "FILE", global = true)]
     web_config_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -68,7 +68,7 @@ enum Command {
 fn main() -> ExitCode {
     let flags = Flags::parse();
     match flags.command {
-        Some(Command::Check) => match cli::check(&flags.config) {
+        Some(Command::Check) => match cli::check(&flags.config, flags.web_config_file.as_deref()) {
             Ok(summary) => {
                 println!("{summary}");
                 ExitCode::SUCCESS

@@ -14,7 +14,8 @@ renders the manifests; then
   (install it with `npm ci --prefix deploy/kubernetes/crd-validate`; .ci/run does);
 - checks no schema can make: the probes, the security context, the config mount, the
   queue volume, the shutdown grace period, the image tag, what the Services, the
-  ServiceMonitor and the PodDisruptionBudget select. Workloads other than the bridge's
+  ServiceMonitor and the PodDisruptionBudget select, and that probes and scrapes speak
+  HTTPS where the bridge has a web configuration (on a Secret volume). Workloads other than the bridge's
   (the Redis of components/redis) get the checks that are not about the bridge: a
   pinned image, resources, probes, a non-root read-only security context.
 
@@ -160,6 +161,36 @@ def bridge_config(objects, pod):
     return None, f"no ConfigMap volume is mounted at {config_path.parent}"
 
 
+def serves_https(pod):
+    """Whether the bridge in `pod` is given a web configuration, and so serves HTTPS.
+
+    The repository's web configurations all have tls_server_config; one without it
+    (basic auth over plain HTTP) would have to be told apart here."""
+    container = next(c for c in pod["containers"] if c["name"] == CONTAINER)
+    return "--web.config.file" in container.get("args", [])
+
+
+def web_config_problem(pod):
+    """A problem of the --web.config.file argument, or None: the file must be on a
+    Secret (or projected) volume, since it may hold basic auth hashes and names the
+    TLS key."""
+    container = next(c for c in pod["containers"] if c["name"] == CONTAINER)
+    args = container.get("args", [])
+    index = args.index("--web.config.file")
+    if index + 1 >= len(args):
+        return "--web.config.file is given no FILE"
+    directory = pathlib.PurePosixPath(args[index + 1]).parent
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        if pathlib.PurePosixPath(mount["mountPath"]) != directory:
+            continue
+        volume = volumes.get(mount["name"], {})
+        if "secret" in volume or "projected" in volume:
+            return None
+        return f"the web configuration's directory {directory} must be a Secret or projected volume"
+    return f"no volume is mounted at {directory}, the web configuration's directory"
+
+
 def is_bridge(obj):
     """Whether `obj` is the bridge's Deployment or StatefulSet (it runs CONTAINER)."""
     if obj.get("kind") not in WORKLOADS:
@@ -238,6 +269,16 @@ def check_workload(obj, objects):
             problems.append(f"{probe_name} path must be {path}, is {probe.get('path')}")
         if probe.get("port") not in ("http", PORT):
             problems.append(f"{probe_name} port must be `http` ({PORT}), is {probe.get('port')}")
+        scheme = "HTTPS" if serves_https(pod) else "HTTP"
+        if probe.get("scheme", "HTTP") != scheme:
+            problems.append(
+                f"{probe_name} scheme must be {scheme}, as the bridge serves it, "
+                f"is {probe.get('scheme', 'HTTP')}"
+            )
+    if serves_https(pod):
+        problem = web_config_problem(pod)
+        if problem:
+            problems.append(problem)
 
     problems += check_container_basics(pod, container, uid=UID)
 
@@ -315,10 +356,22 @@ def check_services(objects):
             )
             continue
         ports = {p.get("name") for p in selected[0]["spec"]["ports"]}
+        bridges = [
+            w
+            for w in selected_workloads(selected[0]["spec"].get("selector"), objects)
+            if is_bridge(w)
+        ]
+        https = any(serves_https(w["spec"]["template"]["spec"]) for w in bridges)
         for endpoint in monitor["spec"].get("endpoints", []):
             if endpoint.get("port") not in ports:
                 problems.setdefault(name_of(monitor), []).append(
                     f"endpoint port {endpoint.get('port')} is not a port of {name_of(selected[0])}"
+                )
+            scheme = endpoint.get("scheme", "http")
+            if scheme != ("https" if https else "http"):
+                problems.setdefault(name_of(monitor), []).append(
+                    f"endpoint scheme is {scheme}, but the bridge serves "
+                    f"{'HTTPS (components/prometheus-operator-tls)' if https else 'HTTP'}"
                 )
     return problems
 

@@ -127,15 +127,17 @@ fn container(workload: &Value) -> &Value {
 
 /// The `--config` path in the container's args.
 fn config_path(container: &Value) -> String {
+    container_arg(container, "--config").expect("--config in the container's args")
+}
+
+/// The value the container's args give `flag` (`--flag VALUE`), if any.
+fn container_arg(container: &Value, flag: &str) -> Option<String> {
     let args: Vec<&str> = container["args"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let at = args
-        .iter()
-        .position(|a| *a == "--config")
-        .expect("--config in the container's args");
-    args[at + 1].to_owned()
+    let at = args.iter().position(|a| *a == flag)?;
+    Some(args.get(at + 1)?.to_string())
 }
 
 /// The volume mounted at `mount_path` in the container, and the mount.
@@ -174,9 +176,13 @@ fn rendered_config(objects: &[Value], directory: &str) -> String {
 fn secret_data(secret: &Value) -> BTreeMap<String, String> {
     let mut data = BTreeMap::new();
     for (key, value) in secret["data"].as_object().into_iter().flatten() {
-        let bytes = STANDARD
-            .decode(value.as_str().unwrap_or_default())
-            .expect("Secret data is base64");
+        // kubectl folds long values over several lines.
+        let base64: String = value
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let bytes = STANDARD.decode(base64).expect("Secret data is base64");
         data.insert(key.clone(), String::from_utf8(bytes).expect("UTF-8 secret"));
     }
     for (key, value) in secret["stringData"].as_object().into_iter().flatten() {
@@ -216,18 +222,19 @@ fn temp_kustomization_dir(what: &str) -> (PathBuf, String) {
 }
 
 /// The Prometheus Operator objects are a component, so the production overlay can take
-/// them too, as its README instructions say.
+/// them too, as its README instructions say: the one that scrapes over HTTPS, since
+/// production serves HTTPS; the plain one is refused there.
 #[test]
 fn production_with_the_prometheus_operator_component_validates() {
     let (dir, kubernetes) = temp_kustomization_dir("deploy-production-monitored");
-    std::fs::write(
-        dir.join("kustomization.yaml"),
-        format!(
+    let kustomization = |component: &str| {
+        let text = format!(
             "resources:\n  - {kubernetes}/overlays/production\n\
-             components:\n  - {kubernetes}/components/prometheus-operator\n"
-        ),
-    )
-    .unwrap();
+             components:\n  - {kubernetes}/components/{component}\n"
+        );
+        std::fs::write(dir.join("kustomization.yaml"), text).unwrap();
+    };
+    kustomization("prometheus-operator-tls");
     let (success, output) = validator(&[&dir]);
     assert!(success, "{output}");
     for kind in ["StatefulSet", "ServiceMonitor", "PrometheusRule"] {
@@ -236,6 +243,13 @@ fn production_with_the_prometheus_operator_component_validates() {
             "{kind}:\n{output}"
         );
     }
+    kustomization("prometheus-operator");
+    let (success, output) = validator(&[&dir]);
+    assert!(!success, "{output}");
+    assert!(
+        output.contains("endpoint scheme is http, but the bridge serves HTTPS"),
+        "{output}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -260,7 +274,7 @@ patches:
             containers:
               - name: alertmanager-dingtalk
                 livenessProbes: {{}}
-                readinessProbe: {{httpGet: {{path: /-/healthy}}}}
+                readinessProbe: {{httpGet: {{path: /-/healthy, scheme: HTTPS}}}}
                 securityContext: {{runAsUser: 0}}
   - patch: |-
       apiVersion: monitoring.coreos.com/v1
@@ -285,6 +299,7 @@ patches:
         "INVALID Deployment/alertmanager-dingtalk",
         "'livenessProbes' was unexpected",
         "readinessProbe path must be /-/ready",
+        "readinessProbe scheme must be HTTP, as the bridge serves it, is HTTPS",
         "securityContext.runAsUser must be 65532, is 0",
         "terminationGracePeriodSeconds (10) must exceed",
         "INVALID ServiceMonitor/alertmanager-dingtalk",
@@ -301,6 +316,11 @@ patches:
 /// volumes (written to a temporary directory that replaces the mount path).
 #[test]
 fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
+    let certificate_key = rcgen::KeyPair::generate().unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["alertmanager-dingtalk".to_owned()])
+        .unwrap()
+        .self_signed(&certificate_key)
+        .unwrap();
     for directory in DIRECTORIES {
         let objects = render(directory);
         let workload = workload(&objects, directory);
@@ -329,9 +349,12 @@ fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
             env.extend(secret_data(secret));
         }
 
-        // Secret volumes: a rendered Secret gives its data; a Secret created outside the
-        // manifests (production) gives the keys its volume lists, with dummy values: a
-        // Redis URL for the file cluster.redis_url_file names, a token for the others.
+        // Secret volumes (or projected ones made of Secrets): a rendered Secret gives its
+        // data; a Secret created outside the manifests (production) gives the keys its
+        // volume lists, with dummy values: a certificate and its key for tls.crt and
+        // tls.key, a Redis URL for the file cluster.redis_url_file names, a token for
+        // the others.
+        let mut web_config = container_arg(container, "--web.config.file");
         for (index, mount) in container["volumeMounts"]
             .as_array()
             .into_iter()
@@ -343,52 +366,71 @@ fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
             let Some((volume, _)) = volume_at(workload, mount_path) else {
                 continue;
             };
-            let Some(name) = volume["secret"]["secretName"].as_str() else {
-                continue;
+            let secrets: Vec<(&str, &Value)> = match volume["projected"]["sources"].as_array() {
+                Some(sources) => sources
+                    .iter()
+                    .filter_map(|s| Some((s["secret"]["name"].as_str()?, &s["secret"])))
+                    .collect(),
+                None => volume["secret"]["secretName"]
+                    .as_str()
+                    .map(|name| (name, &volume["secret"]))
+                    .into_iter()
+                    .collect(),
             };
+            if secrets.is_empty() {
+                continue;
+            }
             let files = dir.join(format!("secret-volume-{index}"));
             std::fs::create_dir_all(&files).unwrap();
-            let data = find(&objects, "Secret", name).map(secret_data);
-            let items: Vec<(String, String)> = match volume["secret"]["items"].as_array() {
-                Some(items) => items
-                    .iter()
-                    .map(|i| {
-                        (
-                            i["key"].as_str().unwrap().into(),
-                            i["path"].as_str().unwrap().into(),
-                        )
-                    })
-                    .collect(),
-                None => data
-                    .clone()
-                    .unwrap_or_else(|| panic!("{directory}: Secret {name} lists no items"))
-                    .into_keys()
-                    .map(|k| (k.clone(), k))
-                    .collect(),
-            };
-            for (key, path) in items {
-                let is_redis_url =
-                    redis_url_file.as_deref() == Some(format!("{mount_path}/{path}").as_str());
-                let value = match &data {
-                    Some(data) => data[&key].clone(),
-                    None if is_redis_url => format!("redis://dummy-{key}:6379/0\n"),
-                    None => format!("dummy-{key}\n"),
+            for (name, source) in secrets {
+                let data = find(&objects, "Secret", name).map(secret_data);
+                let items: Vec<(String, String)> = match source["items"].as_array() {
+                    Some(items) => items
+                        .iter()
+                        .map(|i| {
+                            (
+                                i["key"].as_str().unwrap().into(),
+                                i["path"].as_str().unwrap().into(),
+                            )
+                        })
+                        .collect(),
+                    None => data
+                        .clone()
+                        .unwrap_or_else(|| panic!("{directory}: Secret {name} lists no items"))
+                        .into_keys()
+                        .map(|k| (k.clone(), k))
+                        .collect(),
                 };
-                std::fs::write(files.join(path), value).unwrap();
+                for (key, path) in items {
+                    let is_redis_url =
+                        redis_url_file.as_deref() == Some(format!("{mount_path}/{path}").as_str());
+                    let value = match &data {
+                        Some(data) => data[&key].clone(),
+                        None if key == "tls.crt" => certificate.pem(),
+                        None if key == "tls.key" => certificate_key.serialize_pem(),
+                        None if is_redis_url => format!("redis://dummy-{key}:6379/0\n"),
+                        None => format!("dummy-{key}\n"),
+                    };
+                    std::fs::write(files.join(path), value).unwrap();
+                }
             }
-            config = config.replace(mount_path, files.to_str().unwrap());
+            let mount_dir = format!("{mount_path}/");
+            let files_dir = format!("{}/", files.display());
+            config = config.replace(&mount_dir, &files_dir);
+            web_config = web_config.map(|file| file.replace(&mount_dir, &files_dir));
         }
 
         std::fs::write(dir.join("config.yaml"), &config).unwrap();
         // A clean environment: a variable set in the developer's shell must not hide
         // one the manifests fail to provide.
-        let output = Command::new(BINARY)
+        let mut check = Command::new(BINARY);
+        check
             .args(["check", "--config"])
-            .arg(dir.join("config.yaml"))
-            .env_clear()
-            .envs(&env)
-            .output()
-            .expect("run check");
+            .arg(dir.join("config.yaml"));
+        if let Some(web_config) = &web_config {
+            check.args(["--web.config.file", web_config]);
+        }
+        let output = check.env_clear().envs(&env).output().expect("run check");
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -400,9 +442,14 @@ fn every_rendered_config_passes_check_with_what_the_manifests_provide() {
             "{directory}: {stdout}"
         );
         if directory.starts_with("overlays/production") {
-            // Production requires a bearer token (auth.bearer_token_file).
+            // Production requires a bearer token (auth.bearer_token_file) and serves
+            // HTTPS with the certificate of the Secret alertmanager-dingtalk-tls.
             assert!(
                 stdout.contains("bearer token required"),
+                "{directory}: {stdout}"
+            );
+            assert!(
+                stdout.contains("\nweb: TLS (client certificates: NoClientCert)"),
                 "{directory}: {stdout}"
             );
         }

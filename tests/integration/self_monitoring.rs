@@ -185,14 +185,19 @@ fn alertmanager_example_config_passes_amtool_and_routes_by_severity_and_team() {
     assert!(webhooks.len() >= 2, "{webhooks:#?}");
     for webhook in webhooks {
         let url = webhook["url"].as_str().expect("url");
+        // The production overlay serves HTTPS (its web.yml) and wants a bearer token.
         assert!(
-            url.starts_with("http://alertmanager-dingtalk.monitoring.svc:8060/"),
+            url.starts_with("https://alertmanager-dingtalk.monitoring.svc:8060/"),
             "{url}"
         );
         assert_eq!(webhook["send_resolved"], true, "{url}");
         let authorization = &webhook["http_config"]["authorization"];
         assert_eq!(authorization["type"], "Bearer", "{url}");
         assert!(authorization["credentials_file"].is_string(), "{url}");
+        assert!(
+            webhook["http_config"]["tls_config"]["ca_file"].is_string(),
+            "{url}"
+        );
     }
 }
 

@@ -3,8 +3,9 @@
 
 use alertmanager_dingtalk::server::WebConfigFile;
 
-/// Loads `web` (YAML) with a server certificate and key beside it; the error text if any.
-fn load(web: &str) -> Result<(), String> {
+/// Loads `web` (YAML) with a server certificate and key beside it: its summary, or the
+/// error text.
+fn load(web: &str) -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!(
         "amd-web-config-{}-{}",
         std::process::id(),
@@ -21,7 +22,7 @@ fn load(web: &str) -> Result<(), String> {
     std::fs::write(dir.join("ca.crt"), cert.pem()).unwrap();
     std::fs::write(dir.join("web.yml"), web).unwrap();
     let loaded = WebConfigFile::load(&dir.join("web.yml"))
-        .map(|_| ())
+        .map(|web| web.summary())
         .map_err(|e| e.to_string());
     let _ = std::fs::remove_dir_all(&dir);
     loaded
@@ -37,15 +38,25 @@ fn refused(web: &str, reason: &str) {
 
 #[test]
 fn what_rustls_can_do_loads() {
-    load(TLS).unwrap();
-    load(&format!(
+    assert_eq!(
+        load(TLS).unwrap(),
+        "TLS (client certificates: NoClientCert), basic auth users: 0, paths without basic auth: 0, response headers: 0"
+    );
+    let mutual = load(&format!(
         "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS13\n  \
          cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305]\n  \
          curve_preferences: [X25519, CurveP256]\nhttp_server_config:\n  http2: false\n  headers:\n    \
          Strict-Transport-Security: max-age=31536000\n"
     ))
     .unwrap();
-    load("basic_auth_users:\n  alice: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze\n").unwrap();
+    assert_eq!(
+        mutual,
+        "TLS (client certificates: RequireAndVerifyClientCert), basic auth users: 0, paths without basic auth: 0, response headers: 1"
+    );
+    assert_eq!(
+        load("basic_auth_users:\n  alice: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze\nbasic_auth_excluded_paths: [/metrics]\n").unwrap(),
+        "plain HTTP, basic auth users: 1, paths without basic auth: 1, response headers: 0"
+    );
     load("").unwrap();
 }
 

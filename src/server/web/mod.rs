@@ -33,6 +33,8 @@ pub(super) struct WebConfig {
     pub(super) users: Users,
     /// `basic_auth_excluded_paths`: paths served without basic auth.
     pub(super) excluded_paths: Vec<String>,
+    /// What it asks of clients, for `check`.
+    summary: String,
 }
 
 impl WebConfig {
@@ -88,6 +90,10 @@ fn load(file: &Path) -> Result<(WebConfig, Vec<PathBuf>), WebConfigError> {
     let raw: RawWebConfig = serde_saphyr::from_str(&text).map_err(|e| error(e.to_string()))?;
     let dir = file.parent().unwrap_or(Path::new("."));
     let mut read = vec![file.to_owned()];
+    let transport = match &raw.tls_server_config {
+        Some(tls) => format!("TLS (client certificates: {})", tls.client_auth_type()),
+        None => "plain HTTP".to_owned(),
+    };
     let tls = match raw.tls_server_config {
         Some(raw_tls) => Some(Arc::new(
             tls::server_config(raw_tls, dir, &mut read).map_err(error)?,
@@ -126,12 +132,19 @@ fn load(file: &Path) -> Result<(WebConfig, Vec<PathBuf>), WebConfigError> {
         headers.push((name, value));
     }
     let users = Users::new(raw.basic_auth_users).map_err(error)?;
+    let summary = format!(
+        "{transport}, basic auth users: {}, paths without basic auth: {}, response headers: {}",
+        users.len(),
+        raw.basic_auth_excluded_paths.len(),
+        headers.len(),
+    );
     Ok((
         WebConfig {
             tls,
             headers,
             users,
             excluded_paths: raw.basic_auth_excluded_paths,
+            summary,
         },
         read,
     ))
@@ -177,6 +190,14 @@ impl WebConfigFile {
                 checked: Instant::now(),
             }),
         })
+    }
+
+    /// What the configuration in force asks of clients, e.g. `TLS (client certificates:
+    /// RequireAndVerifyClientCert), basic auth users: 2, paths without basic auth: 1,
+    /// response headers: 0`.
+    pub fn summary(&self) -> String {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.config.summary.clone()
     }
 
     /// The configuration in force, read again first if a file of it changed since it was

@@ -32,6 +32,13 @@ pub(super) struct RawTls {
     curve_preferences: Vec<String>,
 }
 
+impl RawTls {
+    /// `client_auth_type` as written, or its default.
+    pub(super) fn client_auth_type(&self) -> &str {
+        self.client_auth_type.as_deref().unwrap_or("NoClientCert")
+    }
+}
+
 /// PEM text given inline (`key`) or in a file (`key_file`, relative to the web config's
 /// directory); the file is added to `read`.
 fn pem(
@@ -115,6 +122,7 @@ pub(super) fn server_config(
     dir: &Path,
     read: &mut Vec<PathBuf>,
 ) -> Result<ServerConfig, String> {
+    let auth_type = raw.client_auth_type().to_owned();
     if !raw.client_allowed_sans.is_empty() {
         return Err("tls_server_config.client_allowed_sans is not supported; use a client CA that issues only the allowed clients' certificates".to_owned());
     }
@@ -167,8 +175,7 @@ pub(super) fn server_config(
         .map_err(|e| format!("tls_server_config: {e}"))?;
 
     let client_ca = pem("client_ca", raw.client_ca, raw.client_ca_file, dir, read)?;
-    let auth_type = raw.client_auth_type.as_deref().unwrap_or("NoClientCert");
-    let builder = match auth_type {
+    let builder = match auth_type.as_str() {
         "NoClientCert" => builder.with_no_client_auth(),
         "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert" => {
             let ca = client_ca.ok_or_else(|| {

@@ -42,6 +42,11 @@ impl Users {
         self.hashes.is_empty()
     }
 
+    /// How many users there are.
+    pub(super) fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
     /// Whether `authorization` is `Basic` with a user of these and their password.
     pub(in crate::server) async fn admit(&self, authorization: Option<&HeaderValue>) -> bool {
         let Some((user, password)) = authorization.and_then(basic_credentials) else {
