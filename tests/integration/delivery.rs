@@ -281,8 +281,12 @@ async fn a_rate_limit_answer_pauses_the_robot() {
     assert_eq!(requests.len(), 1, "the robot was not paused");
 }
 
+/// Known token and secret strings through every path that prints: start, send failures
+/// (refused, and the network) in JSON logs at trace level (which a debug build keeps, its
+/// libraries' events included), `render`, `check`, `test-robot`, the status page and its
+/// preview, the API, /metrics, and a failed reload's answer and log.
 #[tokio::test]
-async fn credentials_never_appear_in_logs_render_output_or_the_status_page() {
+async fn credentials_never_appear_in_any_output_even_at_trace_level() {
     let token = "tok-never-log-me-1234";
     let secret = "SECnever-log-me-5678";
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new(token).secret(secret)]).await;
@@ -301,8 +305,8 @@ strategies:
         dingtalk.api_url(),
         dingtalk.api_url()
     );
-    let mut bridge =
-        Bridge::start_with_env(BINARY, &config, &[("TOKEN", token), ("SECRET", secret)]).await;
+    let env = [("TOKEN", token), ("SECRET", secret)];
+    let mut bridge = Bridge::start_logging_at(BINARY, &config, &env, "trace").await;
     bridge.notify(&payload("firing", &[("Leak", &[])])).await;
     bridge
         .wait_for_log("the failure", Duration::from_secs(10), |l| {
@@ -321,6 +325,10 @@ strategies:
     assert!(
         log.contains("access_token=***"),
         "the redacted URL is logged: {log}"
+    );
+    assert!(
+        log.contains(r#""level":"TRACE""#),
+        "trace events are logged: {log}"
     );
     for credential in [token, secret, "never-log-me"] {
         assert!(!log.contains(credential), "{credential} in the log:\n{log}");
@@ -361,13 +369,18 @@ strategies:
     // Nor in the API, `check`, or a failed reload's answer and log.
     let (_, queue) = bridge.get("/api/v1/queue").await;
     let (_, dead) = bridge.get("/api/v1/dead-letters").await;
-    let check = run_command(
-        BINARY,
-        bridge.dir(),
-        &["check"],
-        &[("TOKEN", token), ("SECRET", secret)],
-    );
+    let (_, metrics) = bridge.get("/metrics").await;
+    let check = run_command(BINARY, bridge.dir(), &["check"], &env);
     assert!(check.success, "{}", check.stderr);
+    // The failure is explained with the address, the credentials are not shown.
+    let test_robot = run_command(BINARY, bridge.dir(), &["test-robot", "ops"], &env);
+    assert!(!test_robot.success);
+    assert!(
+        test_robot.stdout.contains("access_token=*** (signed)")
+            && test_robot.stdout.contains("Connection refused"),
+        "{}",
+        test_robot.stdout
+    );
     let valid = std::fs::read_to_string(bridge.dir().join("config.yaml")).unwrap();
     std::fs::write(
         bridge.dir().join("config.yaml"),
@@ -376,19 +389,17 @@ strategies:
     .unwrap();
     let (status, reload) = bridge.post("/-/reload", "", None).await;
     assert_eq!(status, 400, "{reload}");
-    let failed_check = run_command(
-        BINARY,
-        bridge.dir(),
-        &["check"],
-        &[("TOKEN", token), ("SECRET", secret)],
-    );
+    let failed_check = run_command(BINARY, bridge.dir(), &["check"], &env);
     assert!(!failed_check.success);
     for shown in [
         page,
         preview,
         queue,
         dead,
+        metrics,
         check.stdout,
+        test_robot.stdout,
+        test_robot.stderr,
         failed_check.stderr,
         reload,
         bridge.log(),

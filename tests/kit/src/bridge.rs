@@ -68,9 +68,18 @@ pub struct Bridge {
     env: Vec<(String, String)>,
     /// Served over HTTPS with `--web.config.file web.yml`.
     https: bool,
+    /// `--log-level`.
+    log_level: &'static str,
     /// `http://127.0.0.1:PORT` (or `https://`).
     pub url: String,
     client: reqwest::Client,
+}
+
+/// How a bridge process is started, kept for [`Bridge::restart`].
+struct Launch {
+    env: Vec<(String, String)>,
+    https: bool,
+    log_level: &'static str,
 }
 
 impl Bridge {
@@ -85,13 +94,29 @@ impl Bridge {
         config: &str,
         env: &[(&str, &str)],
     ) -> Bridge {
+        Bridge::start_logging_at(binary, config, env, "debug").await
+    }
+
+    /// Like [`start_with_env`](Self::start_with_env), logging at `log_level` (`trace`)
+    /// instead of `debug`.
+    pub async fn start_logging_at(
+        binary: impl AsRef<Path>,
+        config: &str,
+        env: &[(&str, &str)],
+        log_level: &'static str,
+    ) -> Bridge {
         let dir = temp_dir("bridge");
         std::fs::write(dir.join("config.yaml"), config).expect("write config");
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Bridge::spawn(binary.as_ref().to_owned(), dir, env, false, http()).await
+        let launch = Launch {
+            env,
+            https: false,
+            log_level,
+        };
+        Bridge::spawn(binary.as_ref().to_owned(), dir, launch, http()).await
     }
 
     /// Starts the bridge with `--web.config.file web.yml` serving HTTPS, with `files`
@@ -108,7 +133,12 @@ impl Bridge {
         for (name, bytes) in files {
             std::fs::write(dir.join(name), bytes).expect("write a file of the bridge");
         }
-        Bridge::spawn(binary.as_ref().to_owned(), dir, Vec::new(), true, client).await
+        let launch = Launch {
+            env: Vec::new(),
+            https: true,
+            log_level: "debug",
+        };
+        Bridge::spawn(binary.as_ref().to_owned(), dir, launch, client).await
     }
 
     /// Starts the bridge again in the same directory (same config and queue) after it
@@ -120,19 +150,27 @@ impl Bridge {
         let _ = child.wait();
         let binary = std::mem::take(&mut old.binary);
         let dir = std::mem::take(&mut old.dir);
-        let env = std::mem::take(&mut old.env);
+        let launch = Launch {
+            env: std::mem::take(&mut old.env),
+            https: old.https,
+            log_level: old.log_level,
+        };
         std::fs::rename(dir.join("bridge.log"), dir.join("bridge.log.1")).expect("keep log");
         let client = old.client.clone();
-        Bridge::spawn(binary, dir, env, old.https, client).await
+        Bridge::spawn(binary, dir, launch, client).await
     }
 
     async fn spawn(
         binary: PathBuf,
         dir: PathBuf,
-        env: Vec<(String, String)>,
-        https: bool,
+        launch: Launch,
         client: reqwest::Client,
     ) -> Bridge {
+        let Launch {
+            env,
+            https,
+            log_level,
+        } = launch;
         let log = std::fs::File::create(dir.join("bridge.log")).expect("create log");
         let web: &[&str] = if https {
             &["--web.config.file", "web.yml"]
@@ -142,7 +180,7 @@ impl Bridge {
         let child = Command::new(&binary)
             .current_dir(&dir)
             .args(["--config", "config.yaml", "--listen", "127.0.0.1:0"])
-            .args(["--log-format", "json", "--log-level", "debug"])
+            .args(["--log-format", "json", "--log-level", log_level])
             .args(web)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -156,6 +194,7 @@ impl Bridge {
             dir,
             env,
             https,
+            log_level,
             url: String::new(),
             client,
         };
