@@ -32,7 +32,13 @@ pub(super) fn split_webhook(webhook: &str) -> Result<(Url, String), String> {
 }
 
 pub(super) fn http_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
+    let url = Url::parse(text).map_err(|e| match e {
+        // idna_adapter is pinned to the version without Unicode tables (Cargo.toml).
+        url::ParseError::IdnaError => {
+            "invalid URL: a host name in other than ASCII letters; write it in its ASCII (punycode, xn--...) form".to_owned()
+        }
+        e => format!("invalid URL: {e}"),
+    })?;
     match url.scheme() {
         "http" | "https" => Ok(url),
         other => Err(format!("URL scheme must be http or https, not {other}")),

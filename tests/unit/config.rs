@@ -421,6 +421,10 @@ fn bad_values() {
         &[(2, "invalid URL")],
     );
     check_errors(
+        &format!("dingtalk:\n  api_url: https://钉钉.example/robot/send\n{MINIMAL}"),
+        &[(2, "write it in its ASCII (punycode, xn--...) form")],
+    );
+    check_errors(
         &format!("keywords: ['']\n{MINIMAL}"),
         &[(1, "keywords must not be empty")],
     );
