@@ -15,9 +15,9 @@ renders the manifests; then
 - checks no schema can make: the probes, the security context, the config mount, the
   queue volume, the shutdown grace period, the image tag, what the Services, the
   ServiceMonitor and the PodDisruptionBudget select, and that probes and scrapes speak
-  HTTPS where the bridge has a web configuration (on a Secret volume). Workloads other than the bridge's
-  (the Redis of components/redis) get the checks that are not about the bridge: a
-  pinned image, resources, probes, a non-root read-only security context.
+  HTTPS where the bridge has a web configuration (on a Secret volume). Workloads other
+  than the bridge's (the Redis of components/redis) get the checks that are not about
+  the bridge: a pinned image, resources, probes, a non-root read-only security context.
 
 Prints one line per object and one per problem, and exits 1 if there is any problem
 (2 if a tool is missing). Needs python3 with kubernetes-validate, kubectl and node.
@@ -133,9 +133,14 @@ def seconds(duration):
     return sum(int(n) * units[u] for n, u in parts)
 
 
+def bridge_container(pod):
+    """The bridge's container in `pod`."""
+    return next(c for c in pod["containers"] if c["name"] == CONTAINER)
+
+
 def bridge_config(objects, pod):
     """The parsed config.yaml of the ConfigMap that `pod` mounts, or a problem."""
-    container = next(c for c in pod["containers"] if c["name"] == CONTAINER)
+    container = bridge_container(pod)
     args = container.get("args", [])
     if "--config" not in args or args.index("--config") + 1 >= len(args):
         return None, "the container's args give no --config FILE"
@@ -161,20 +166,18 @@ def bridge_config(objects, pod):
     return None, f"no ConfigMap volume is mounted at {config_path.parent}"
 
 
-def serves_https(pod):
-    """Whether the bridge in `pod` is given a web configuration, and so serves HTTPS.
+def serves_https(container):
+    """Whether the bridge's `container` is given a web configuration, and so serves HTTPS.
 
     The repository's web configurations all have tls_server_config; one without it
     (basic auth over plain HTTP) would have to be told apart here."""
-    container = next(c for c in pod["containers"] if c["name"] == CONTAINER)
     return "--web.config.file" in container.get("args", [])
 
 
-def web_config_problem(pod):
-    """A problem of the --web.config.file argument, or None: the file must be on a
-    Secret (or projected) volume, since it may hold basic auth hashes and names the
-    TLS key."""
-    container = next(c for c in pod["containers"] if c["name"] == CONTAINER)
+def web_config_problem(pod, container):
+    """A problem of the --web.config.file argument of the bridge's `container`, or
+    None: the file must be on a Secret (or projected) volume, since it may hold basic
+    auth hashes and names the TLS key."""
     args = container.get("args", [])
     index = args.index("--web.config.file")
     if index + 1 >= len(args):
@@ -260,6 +263,7 @@ def check_workload(obj, objects):
     ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
     if ports.get("http") != PORT:
         problems.append(f"container port `http` must be {PORT}, is {ports.get('http')}")
+    https = serves_https(container)
     for probe_name, path in (("livenessProbe", LIVENESS_PATH), ("readinessProbe", READINESS_PATH)):
         probe = container.get(probe_name, {}).get("httpGet")
         if probe is None:
@@ -269,14 +273,14 @@ def check_workload(obj, objects):
             problems.append(f"{probe_name} path must be {path}, is {probe.get('path')}")
         if probe.get("port") not in ("http", PORT):
             problems.append(f"{probe_name} port must be `http` ({PORT}), is {probe.get('port')}")
-        scheme = "HTTPS" if serves_https(pod) else "HTTP"
+        scheme = "HTTPS" if https else "HTTP"
         if probe.get("scheme", "HTTP") != scheme:
             problems.append(
                 f"{probe_name} scheme must be {scheme}, as the bridge serves it, "
                 f"is {probe.get('scheme', 'HTTP')}"
             )
-    if serves_https(pod):
-        problem = web_config_problem(pod)
+    if https:
+        problem = web_config_problem(pod, container)
         if problem:
             problems.append(problem)
 
@@ -361,7 +365,7 @@ def check_services(objects):
             for w in selected_workloads(selected[0]["spec"].get("selector"), objects)
             if is_bridge(w)
         ]
-        https = any(serves_https(w["spec"]["template"]["spec"]) for w in bridges)
+        https = any(serves_https(bridge_container(w["spec"]["template"]["spec"])) for w in bridges)
         for endpoint in monitor["spec"].get("endpoints", []):
             if endpoint.get("port") not in ports:
                 problems.setdefault(name_of(monitor), []).append(

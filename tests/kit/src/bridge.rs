@@ -65,20 +65,20 @@ pub struct Bridge {
     binary: PathBuf,
     child: Option<Child>,
     dir: PathBuf,
-    env: Vec<(String, String)>,
-    /// Served over HTTPS with `--web.config.file web.yml`.
-    https: bool,
-    /// `--log-level`.
-    log_level: &'static str,
+    /// How it was started, for [`restart`](Self::restart).
+    launch: Launch,
     /// `http://127.0.0.1:PORT` (or `https://`).
     pub url: String,
     client: reqwest::Client,
 }
 
-/// How a bridge process is started, kept for [`Bridge::restart`].
+/// How a bridge process is started.
+#[derive(Default)]
 struct Launch {
     env: Vec<(String, String)>,
+    /// Served over HTTPS with `--web.config.file web.yml`.
     https: bool,
+    /// `--log-level`.
     log_level: &'static str,
 }
 
@@ -150,11 +150,7 @@ impl Bridge {
         let _ = child.wait();
         let binary = std::mem::take(&mut old.binary);
         let dir = std::mem::take(&mut old.dir);
-        let launch = Launch {
-            env: std::mem::take(&mut old.env),
-            https: old.https,
-            log_level: old.log_level,
-        };
+        let launch = std::mem::take(&mut old.launch);
         std::fs::rename(dir.join("bridge.log"), dir.join("bridge.log.1")).expect("keep log");
         let client = old.client.clone();
         Bridge::spawn(binary, dir, launch, client).await
@@ -166,13 +162,8 @@ impl Bridge {
         launch: Launch,
         client: reqwest::Client,
     ) -> Bridge {
-        let Launch {
-            env,
-            https,
-            log_level,
-        } = launch;
         let log = std::fs::File::create(dir.join("bridge.log")).expect("create log");
-        let web: &[&str] = if https {
+        let web: &[&str] = if launch.https {
             &["--web.config.file", "web.yml"]
         } else {
             &[]
@@ -180,9 +171,9 @@ impl Bridge {
         let child = Command::new(&binary)
             .current_dir(&dir)
             .args(["--config", "config.yaml", "--listen", "127.0.0.1:0"])
-            .args(["--log-format", "json", "--log-level", log_level])
+            .args(["--log-format", "json", "--log-level", launch.log_level])
             .args(web)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -192,9 +183,7 @@ impl Bridge {
             binary,
             child: Some(child),
             dir,
-            env,
-            https,
-            log_level,
+            launch,
             url: String::new(),
             client,
         };
@@ -204,7 +193,7 @@ impl Bridge {
             })
             .await;
         let address = listening["address"].as_str().expect("address in log");
-        let scheme = if https { "https" } else { "http" };
+        let scheme = if bridge.launch.https { "https" } else { "http" };
         bridge.url = format!("{scheme}://{address}");
         let deadline = Instant::now() + Duration::from_secs(10);
         while bridge.get("/-/ready").await.0 != 200 {
