@@ -8,7 +8,7 @@ mod common;
 use std::hint::black_box;
 
 use alertmanager_dingtalk::config::Config;
-use alertmanager_dingtalk::dingtalk::{self, MESSAGE_BUDGET, MsgType, sign};
+use alertmanager_dingtalk::dingtalk::{self, Endpoint, MESSAGE_BUDGET, MsgType, sign};
 use alertmanager_dingtalk::queue::Envelope;
 use alertmanager_dingtalk::{coalesce, plan};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -20,7 +20,9 @@ const ROBOT: &str = "oncall";
 
 fn sign(c: &mut Criterion) {
     let config = config();
-    let robot = &config.robots[ROBOT];
+    let Endpoint::Webhook(robot) = &config.robots[ROBOT].endpoint else {
+        panic!("{ROBOT} is a webhook robot");
+    };
     let secret = robot.secret.as_ref().expect("a signed robot").expose();
     let now_ms = now().as_millisecond();
     let mut group = c.benchmark_group("sign");

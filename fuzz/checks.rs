@@ -5,7 +5,9 @@
 use std::sync::OnceLock;
 
 use alertmanager_dingtalk::config::load_with_env;
-use alertmanager_dingtalk::dingtalk::{self, MESSAGE_BUDGET, Mention, MsgType, Robot, Secret};
+use alertmanager_dingtalk::dingtalk::{
+    self, Endpoint, MESSAGE_BUDGET, Mention, MsgType, Robot, Secret, Webhook,
+};
 use alertmanager_dingtalk::matcher::Matcher;
 use alertmanager_dingtalk::payload::{self, LabelSet};
 use alertmanager_dingtalk::rate_window::RateLimit;
@@ -85,10 +87,12 @@ pub fn render(data: &[u8]) {
 fn robot(msgtype: MsgType) -> Robot {
     Robot {
         name: "ops".to_owned(),
-        api_url: url::Url::parse("http://127.0.0.1:9/robot/send")
-            .unwrap_or_else(|_| unreachable!()),
-        access_token: Secret::new("token"),
-        secret: None,
+        endpoint: Endpoint::Webhook(Webhook {
+            api_url: url::Url::parse("http://127.0.0.1:9/robot/send")
+                .unwrap_or_else(|_| unreachable!()),
+            access_token: Secret::new("token"),
+            secret: None,
+        }),
         keywords: vec!["HertzBeat".to_owned()],
         mention: Mention {
             mobiles: vec!["13800000000".to_owned()],

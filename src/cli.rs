@@ -121,10 +121,10 @@ pub fn render(
         }
     }
     for message in &preview.messages {
-        let signed = if message.signed {
-            " (signed with timestamp and sign at send time)"
-        } else {
-            ""
+        let signed = match &message.app {
+            Some(app) => format!(" ({app}, with its access token)"),
+            None if message.signed => " (signed with timestamp and sign at send time)".to_owned(),
+            None => String::new(),
         };
         let _ = writeln!(
             out,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use crate::dingtalk::{MESSAGE_BUDGET, MIN_BUDGET};
+use crate::dingtalk::{MESSAGE_BUDGET, MIN_BUDGET, Robot};
 use crate::rate_window::{RateLimit, RateWindow};
 
 /// Pause after DingTalk says the robot sends too fast; it blocks for 10 minutes at most.
@@ -221,9 +221,10 @@ impl Gate {
         state.size_budget
     }
 
-    /// Bytes of title and text a message to this robot may take.
-    pub fn size_budget(&self) -> usize {
-        self.lock().size_budget
+    /// Bytes of title and text a message to `robot` may take: its API's budget, lower
+    /// once DingTalk refused a message as too long.
+    pub fn size_budget(&self, robot: &Robot) -> usize {
+        self.lock().size_budget.min(robot.message_budget())
     }
 
     /// The state as the queue API shows it at `now`.

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::dingtalk::{self, Message, MsgType};
+use crate::dingtalk::{Message, MsgType};
 use crate::payload::Notification;
 use crate::plan;
 
@@ -44,6 +44,8 @@ pub struct PreviewMessage {
     pub url: String,
     /// Whether `timestamp` and `sign` are added at send time.
     pub signed: bool,
+    /// Which application, robot and group, for a robot of an application.
+    pub app: Option<String>,
     /// The type it is sent as: the strategy's, else the robot's.
     pub msgtype: MsgType,
     /// How many alerts it names.
@@ -81,13 +83,16 @@ pub fn preview(config: &Config, notification: &Notification, now: Timestamp) -> 
         .into_iter()
         .filter_map(|planned| {
             let robot = config.robots.get(&planned.robot)?;
-            let body = dingtalk::encode(robot.msgtype, &planned.message);
+            let body = robot
+                .body(&planned.message)
+                .unwrap_or_else(|e| e.to_string());
             let pretty = serde_json::from_str::<serde_json::Value>(&body)
                 .and_then(|json| serde_json::to_string_pretty(&json))
                 .unwrap_or_else(|_| body.clone());
             Some(PreviewMessage {
                 url: robot.redacted_url(),
-                signed: robot.secret.is_some(),
+                signed: robot.is_signed(),
+                app: robot.app_note(),
                 msgtype: planned.message.msgtype.unwrap_or(robot.msgtype),
                 alerts: planned.summary.alerts.len(),
                 bytes: body.len(),

@@ -56,21 +56,23 @@ pub async fn send(delivery: &Delivery, runtime: &Runtime, robot: &Robot, text: &
         Ok(()) => Passed::Delivered { messages: 1 },
         Err(refused) => refused,
     };
-    let mut report = format!(
-        "POST {}{}\n",
-        robot.redacted_url(),
-        if robot.secret.is_some() {
-            " (signed)"
-        } else {
-            ""
-        }
-    );
+    let credentials = match robot.app_note() {
+        Some(app) => format!(" ({app})"),
+        None if robot.is_signed() => " (signed)".to_owned(),
+        None => String::new(),
+    };
+    let mut report = format!("POST {}{credentials}\n", robot.redacted_url());
     let delivered = matches!(outcome, Passed::Delivered { .. });
     match &outcome {
         Passed::Delivered { .. } => {
+            let answer = if robot.is_app() {
+                "a processQueryKey"
+            } else {
+                "errcode 0"
+            };
             let _ = writeln!(
                 report,
-                "DingTalk answered errcode 0: the message was accepted. Look for \"{}\" in the group.",
+                "DingTalk answered {answer}: the message was accepted. Look for \"{}\" in the group.",
                 message.title
             );
         }

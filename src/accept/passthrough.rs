@@ -135,7 +135,7 @@ pub async fn send_message(
             robot: robot.name.clone(),
         });
     };
-    let mut message = render::shorten(message, robot, gate.size_budget());
+    let mut message = render::shorten(message, robot, gate.size_budget(robot));
     loop {
         let reserved = deliver::reserve(&lane, runtime, robot, Some(deadline))
             .await

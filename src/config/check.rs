@@ -10,10 +10,11 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 
 use super::raw::{RawAuth, RawConfig};
+use super::robots::RobotUrls;
 use super::values::{duration, http_url, time_zone};
 use super::{
     Config, ConfigError, DEFAULT_API_URL, DEFAULT_KEYWORD, DEFAULT_MAX_PENDING_DURABLE,
-    DEFAULT_MAX_PENDING_IN_MEMORY, Path, Segment, SourceMap,
+    DEFAULT_MAX_PENDING_IN_MEMORY, DEFAULT_OPENAPI_URL, Path, Segment, SourceMap,
 };
 use crate::auth::BearerToken;
 use crate::render::{Renderer, TemplatePart, TemplateSource};
@@ -88,6 +89,16 @@ impl Checker {
         let dingtalk = top.key("dingtalk");
         let api_url = raw.dingtalk.api_url.as_deref().unwrap_or(DEFAULT_API_URL);
         let api_url = self.check(&dingtalk.key("api_url"), http_url(api_url));
+        let openapi_url = raw
+            .dingtalk
+            .openapi_url
+            .as_deref()
+            .unwrap_or(DEFAULT_OPENAPI_URL);
+        let openapi_url = self.check(&dingtalk.key("openapi_url"), http_url(openapi_url));
+        let urls = RobotUrls {
+            api_url: api_url.as_ref(),
+            openapi_url: openapi_url.as_ref(),
+        };
         let timeout = self.check(
             &dingtalk.key("timeout"),
             duration(raw.dingtalk.timeout.as_deref().unwrap_or("5s")),
@@ -148,7 +159,7 @@ impl Checker {
         let mut robots = BTreeMap::new();
         for (name, raw_robot) in raw.robots {
             let at = top.key("robots").key(&name);
-            if let Some(robot) = self.robot(&at, &name, raw_robot, &keywords, api_url.as_ref()) {
+            if let Some(robot) = self.robot(&at, &name, raw_robot, &keywords, urls) {
                 robots.insert(name, Arc::new(robot));
             }
         }

@@ -40,6 +40,8 @@ use raw::RawConfig;
 
 /// DingTalk's robot API, used for robots given only a token.
 pub const DEFAULT_API_URL: &str = "https://oapi.dingtalk.com/robot/send";
+/// Where application robots' OpenAPI calls go unless `dingtalk.openapi_url` says otherwise.
+pub const DEFAULT_OPENAPI_URL: &str = "https://api.dingtalk.com";
 /// The keyword HertzBeat's DingTalk guide tells users to set on the robot.
 pub const DEFAULT_KEYWORD: &str = "HertzBeat";
 
@@ -118,7 +120,7 @@ impl Config {
 
     /// A one-line summary for `check` and the start-up log.
     pub fn summary(&self) -> String {
-        let signed = self.robots.values().filter(|r| r.secret.is_some()).count();
+        let signed = self.robots.values().filter(|r| r.is_signed()).count();
         let queue = match (&self.mode, &self.queue_dir) {
             (DeliveryMode::Passthrough, _) => "passthrough (no queue)".to_owned(),
             (DeliveryMode::Queued, Some(dir)) => format!("queue in {}", dir.display()),

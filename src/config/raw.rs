@@ -52,6 +52,7 @@ pub(super) struct RawAuth {
 #[serde(default)]
 pub(super) struct RawDingTalk {
     pub api_url: Option<String>,
+    pub openapi_url: Option<String>,
     pub timeout: Option<String>,
     pub proxy_url: Option<String>,
 }
@@ -98,6 +99,11 @@ pub(super) struct RawRobot {
     pub access_token_file: Option<String>,
     pub secret: Option<String>,
     pub secret_file: Option<String>,
+    pub app_key: Option<String>,
+    pub app_secret: Option<String>,
+    pub app_secret_file: Option<String>,
+    pub robot_code: Option<String>,
+    pub open_conversation_id: Option<String>,
     pub keywords: Option<Vec<String>>,
     pub mention: Mention,
     pub rate_limit: Option<String>,

@@ -1,5 +1,6 @@
-//! Validation of one entry of `robots:`: exactly one way of giving the token, the
-//! optional signing secret, keywords and rate limit.
+//! Validation of one entry of `robots:`: which kind of robot its keys make it (a webhook
+//! robot, or a robot of an internal application), that kind's credentials, and the
+//! keywords and rate limit both kinds have.
 
 use std::str::FromStr;
 
@@ -9,8 +10,17 @@ use super::Path;
 use super::check::Checker;
 use super::raw::RawRobot;
 use super::values::split_webhook;
-use crate::dingtalk::{Robot, Secret};
+use crate::dingtalk::{App, AppRobot, Endpoint, Robot, Secret, Webhook};
 use crate::rate_window::RateLimit;
+
+/// The `dingtalk:` addresses robots are sent to, where they are valid.
+#[derive(Clone, Copy)]
+pub(super) struct RobotUrls<'a> {
+    /// `dingtalk.api_url`, for webhook robots given by token.
+    pub api_url: Option<&'a Url>,
+    /// `dingtalk.openapi_url`, for application robots.
+    pub openapi_url: Option<&'a Url>,
+}
 
 impl Checker {
     pub(super) fn robot(
@@ -19,8 +29,69 @@ impl Checker {
         name: &str,
         raw: RawRobot,
         default_keywords: &[String],
-        default_api_url: Option<&Url>,
+        urls: RobotUrls<'_>,
     ) -> Option<Robot> {
+        let webhook_keys = [
+            ("webhook", raw.webhook.is_some()),
+            ("access_token", raw.access_token.is_some()),
+            ("access_token_file", raw.access_token_file.is_some()),
+            ("secret", raw.secret.is_some()),
+            ("secret_file", raw.secret_file.is_some()),
+        ];
+        let app_keys = [
+            ("app_key", raw.app_key.is_some()),
+            ("app_secret", raw.app_secret.is_some()),
+            ("app_secret_file", raw.app_secret_file.is_some()),
+            ("robot_code", raw.robot_code.is_some()),
+            ("open_conversation_id", raw.open_conversation_id.is_some()),
+        ];
+        let first = |keys: &[(&'static str, bool)]| {
+            keys.iter().find(|(_, given)| *given).map(|(key, _)| *key)
+        };
+        let endpoint = match (first(&webhook_keys), first(&app_keys)) {
+            (Some(webhook_key), Some(app_key)) => {
+                self.error(
+                    at,
+                    format!(
+                        "robot `{name}` has `{webhook_key}`, a webhook robot's key, and \
+                         `{app_key}`, an application robot's: a robot is one or the other"
+                    ),
+                );
+                return None;
+            }
+            (_, Some(_)) => Endpoint::App(self.app_robot(at, name, &raw, urls.openapi_url)?),
+            _ => Endpoint::Webhook(self.webhook(at, name, &raw, urls.api_url)?),
+        };
+
+        let rate_limit = match &raw.rate_limit {
+            Some(text) => self.check(&at.key("rate_limit"), RateLimit::from_str(text))?,
+            None => RateLimit::DINGTALK,
+        };
+        let keywords = match raw.keywords {
+            Some(own) => {
+                self.check_keywords(&at.key("keywords"), &own);
+                own
+            }
+            None => default_keywords.to_vec(),
+        };
+        Some(Robot {
+            name: name.to_owned(),
+            endpoint,
+            keywords,
+            mention: raw.mention,
+            rate_limit,
+            msgtype: raw.msgtype,
+        })
+    }
+
+    /// A webhook robot: exactly one way of giving the token, and the optional secret.
+    fn webhook(
+        &mut self,
+        at: &Path,
+        name: &str,
+        raw: &RawRobot,
+        default_api_url: Option<&Url>,
+    ) -> Option<Webhook> {
         let given = [
             raw.webhook.is_some(),
             raw.access_token.is_some(),
@@ -31,7 +102,8 @@ impl Checker {
                 at,
                 format!(
                     "robot `{name}` needs exactly one of `webhook`, `access_token` or \
-                     `access_token_file`"
+                     `access_token_file` (or, for a robot of an application, `app_key`, \
+                     `app_secret` and `open_conversation_id`)"
                 ),
             );
             return None;
@@ -48,33 +120,94 @@ impl Checker {
         if access_token.is_empty() {
             self.error(at, format!("robot `{name}` has an empty access token"));
         }
-
         let owner = format!("robot `{name}`");
         let secret = self
-            .inline_or_file(at, &owner, "secret", (raw.secret, raw.secret_file))
+            .inline_or_file(
+                at,
+                &owner,
+                "secret",
+                (raw.secret.clone(), raw.secret_file.clone()),
+            )
             .map(|(_, secret)| secret)
             .filter(|s| !s.is_empty());
-
-        let rate_limit = match &raw.rate_limit {
-            Some(text) => self.check(&at.key("rate_limit"), RateLimit::from_str(text))?,
-            None => RateLimit::DINGTALK,
-        };
-        let keywords = match raw.keywords {
-            Some(own) => {
-                self.check_keywords(&at.key("keywords"), &own);
-                own
-            }
-            None => default_keywords.to_vec(),
-        };
-        Some(Robot {
-            name: name.to_owned(),
+        Some(Webhook {
             api_url,
             access_token: Secret::new(access_token),
             secret: secret.map(Secret::new),
-            keywords,
-            mention: raw.mention,
-            rate_limit,
-            msgtype: raw.msgtype,
         })
+    }
+
+    /// A robot of an application: its key and secret, the robot's code (the key unless
+    /// given) and the group.
+    fn app_robot(
+        &mut self,
+        at: &Path,
+        name: &str,
+        raw: &RawRobot,
+        openapi_url: Option<&Url>,
+    ) -> Option<AppRobot> {
+        let owner = format!("robot `{name}`");
+        let app_key = self.required(at, &owner, "app_key", raw.app_key.as_deref());
+        let app_secret = self.inline_or_file(
+            at,
+            &owner,
+            "app_secret",
+            (raw.app_secret.clone(), raw.app_secret_file.clone()),
+        );
+        let app_secret = match app_secret {
+            Some((_, secret)) if !secret.is_empty() => Some(secret),
+            Some((secret_at, _)) => {
+                self.error(&secret_at, format!("{owner} has an empty `app_secret`"));
+                None
+            }
+            None if raw.app_secret.is_none() && raw.app_secret_file.is_none() => {
+                self.error(
+                    at,
+                    format!("{owner} needs `app_secret` or `app_secret_file`"),
+                );
+                None
+            }
+            None => None,
+        };
+        let open_conversation_id = self.required(
+            at,
+            &owner,
+            "open_conversation_id",
+            raw.open_conversation_id.as_deref(),
+        );
+        let robot_code = match raw.robot_code.as_deref() {
+            Some(_) => self.required(at, &owner, "robot_code", raw.robot_code.as_deref()),
+            None => app_key.clone(),
+        };
+        Some(AppRobot {
+            app: App {
+                openapi_url: openapi_url?.clone(),
+                app_key: app_key?,
+                app_secret: Secret::new(app_secret?),
+            },
+            robot_code: robot_code?,
+            open_conversation_id: open_conversation_id?,
+        })
+    }
+
+    /// The trimmed value of `key`, which must be given and not empty.
+    fn required(
+        &mut self,
+        at: &Path,
+        owner: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Option<String> {
+        match value.map(str::trim) {
+            Some("") => {
+                self.error(&at.key(key), format!("{owner} has an empty `{key}`"));
+                None
+            }
+            Some(value) => Some(value.to_owned()),
+            None => {
+                self.error(at, format!("{owner} needs `{key}`"));
+                None
+            }
+        }
     }
 }

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 pub use worker::backoff;
 
 use crate::cluster::{self, Cluster, Slot};
-use crate::dingtalk::{self, MIN_BUDGET, Message, Retry, Robot, SendError, Sender};
+use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot, SendError, Sender};
 use crate::gate::{Gate, Lane, LastError, Reserved};
 use crate::metrics::{ErrorLabels, Metrics, RobotLabels};
 use crate::queue::Queue;
@@ -257,15 +257,21 @@ pub async fn send(
     message: &Message,
 ) -> Result<(), Failure> {
     let gate = reserved.gate();
-    let body = dingtalk::encode(robot.msgtype, message);
-    let started = Instant::now();
-    let result = sender.send(robot, body).await;
-    metrics
-        .send_duration
-        .get_or_create(&RobotLabels {
-            robot: robot.name.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
+    let result = match robot.body(message) {
+        Ok(body) => {
+            let started = Instant::now();
+            let result = sender.send(robot, body).await;
+            metrics
+                .send_duration
+                .get_or_create(&RobotLabels {
+                    robot: robot.name.clone(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+            result
+        }
+        // Longer than the robot's API takes: not sent, and handled as DingTalk's "too long".
+        Err(too_long) => Err(too_long),
+    };
     let Err(error) = result else {
         gate.succeeded(Timestamp::now());
         metrics.set_paused(&robot.name, false);
@@ -286,7 +292,7 @@ pub async fn send(
         at: Timestamp::now(),
     });
     let retry = error.retry();
-    let mut budget = gate.size_budget();
+    let mut budget = gate.size_budget(robot);
     match retry {
         Retry::Never => metrics.message(&robot.name, "failed"),
         Retry::Later => metrics.message(&robot.name, "retried"),
@@ -310,7 +316,7 @@ pub async fn send(
             let short = message.size() < MIN_BUDGET;
             metrics.message(&robot.name, if short { "failed" } else { "retried" });
             tracing::warn!(
-                message = "DingTalk refused a message as too long; sending its alerts in shorter messages.",
+                message = "A message was too long for the robot; sending its alerts in shorter messages.",
                 robot = %robot.name,
                 refused_bytes = message.size(),
                 budget,

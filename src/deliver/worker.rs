@@ -201,7 +201,7 @@ fn choose(
         "expired",
         "older than delivery.max_age",
     );
-    let budget = gate.size_budget();
+    let budget = gate.size_budget(robot);
     if live.len() <= 1 {
         let Some(first) = live.into_iter().next() else {
             return Ok(None);

@@ -1,18 +1,27 @@
 //! Sends one encoded message to one robot and turns the answer into `Ok` or a
-//! [`SendError`].
+//! [`SendError`]: to a webhook, or through the OpenAPI with the application's access
+//! token, which is fetched again and the message sent once more when DingTalk rejects it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Deserialize;
 use url::Url;
 
-use super::{Robot, SendError, SendFuture, Sender};
+use super::app::{App, GROUP_MESSAGE_PATH, TOKEN_PATH};
+use super::token::Tokens;
+use super::{Call, Endpoint, Robot, Secret, SendError, SendFuture, Sender, Webhook};
 
-/// One HTTP client shared by every robot, so connections to DingTalk are pooled.
+/// The header the OpenAPI takes the access token in.
+const TOKEN_HEADER: &str = "x-acs-dingtalk-access-token";
+
+/// One HTTP client shared by every robot, so connections to DingTalk are pooled, with the
+/// access tokens of applications.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    tokens: Arc<Tokens>,
 }
 
 /// Errors building the HTTP client from configuration.
@@ -37,22 +46,120 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| ClientError(e.without_url().to_string()))?;
-        Ok(Client { http })
+        Ok(Client {
+            http,
+            tokens: Arc::default(),
+        })
     }
 
-    /// POSTs `body` to `robot`, signed at `now_ms`; success is `errcode == 0`.
+    /// POSTs `body` to `robot`, a webhook signed at `now_ms`; success is `errcode == 0`,
+    /// or an application robot's 2xx with a `processQueryKey`.
     pub async fn post(&self, robot: &Robot, body: String, now_ms: i64) -> Result<(), SendError> {
-        let response = self
+        match &robot.endpoint {
+            Endpoint::Webhook(webhook) => self.post_webhook(webhook, body, now_ms).await,
+            Endpoint::App(robot) => self.post_app(&robot.app, body).await,
+        }
+    }
+
+    async fn post_webhook(
+        &self,
+        webhook: &Webhook,
+        body: String,
+        now_ms: i64,
+    ) -> Result<(), SendError> {
+        let (status, bytes) = self
+            .exchange(self.http.post(webhook.send_url(now_ms)).body(body))
+            .await?;
+        classify(status, &bytes)
+    }
+
+    /// Sends with the application's token; when DingTalk rejects the token, fetches
+    /// another (one fetch however many sends were rejected at once) and sends once more.
+    async fn post_app(&self, app: &App, body: String) -> Result<(), SendError> {
+        let token = self.tokens.get(app, None, || self.fetch_token(app)).await?;
+        match self.post_group_message(app, &token, body.clone()).await {
+            Err(error) if error.token_rejected() => {
+                tracing::info!(
+                    message = "DingTalk rejected the access token; fetching another.",
+                    app_key = %app.app_key,
+                );
+                let token = self
+                    .tokens
+                    .get(app, Some(&token), || self.fetch_token(app))
+                    .await?;
+                self.post_group_message(app, &token, body).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn post_group_message(
+        &self,
+        app: &App,
+        token: &Secret,
+        body: String,
+    ) -> Result<(), SendError> {
+        let request = self
             .http
-            .post(robot.send_url(now_ms))
+            .post(app.url(GROUP_MESSAGE_PATH))
+            .header(TOKEN_HEADER, token.expose())
+            .body(body);
+        let (status, bytes) = self.exchange(request).await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Sent {
+            #[expect(dead_code, reason = "only its presence is checked")]
+            process_query_key: String,
+        }
+        match serde_json::from_slice::<Sent>(&bytes) {
+            Ok(_) if (200..300).contains(&status) => Ok(()),
+            _ => Err(openapi_error(Call::GroupMessage, status, &bytes)),
+        }
+    }
+
+    /// A new access token of `app` and how long it lasts.
+    async fn fetch_token(&self, app: &App) -> Result<(Secret, Duration), SendError> {
+        let body = serde_json::json!({
+            "appKey": app.app_key,
+            "appSecret": app.app_secret.expose(),
+        });
+        let request = self.http.post(app.url(TOKEN_PATH)).body(body.to_string());
+        let (status, bytes) = self.exchange(request).await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Token {
+            access_token: String,
+            expire_in: u64,
+        }
+        match serde_json::from_slice::<Token>(&bytes) {
+            Ok(token) if (200..300).contains(&status) && !token.access_token.is_empty() => {
+                tracing::debug!(
+                    message = "Fetched an access token.",
+                    app_key = %app.app_key,
+                    expire_in = token.expire_in,
+                );
+                Ok((
+                    Secret::new(token.access_token),
+                    Duration::from_secs(token.expire_in),
+                ))
+            }
+            _ => Err(openapi_error(Call::AccessToken, status, &bytes)),
+        }
+    }
+
+    /// Sends a JSON request and reads the whole answer.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), SendError> {
+        let response = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
             .send()
             .await
             .map_err(network_error)?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(network_error)?;
-        classify(status, &bytes)
+        Ok((status, bytes.to_vec()))
     }
 }
 
@@ -96,7 +203,36 @@ enum Errcode {
     Text(String),
 }
 
-/// Turns an HTTP status and body into the send's outcome.
+/// The OpenAPI's error body.
+#[derive(Deserialize)]
+struct OpenApiAnswer {
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    requestid: String,
+}
+
+/// The failure of an OpenAPI `call` that answered `status` and `body`.
+fn openapi_error(call: Call, status: u16, body: &[u8]) -> SendError {
+    match serde_json::from_slice::<OpenApiAnswer>(body) {
+        Ok(answer) => SendError::OpenApi {
+            call,
+            status,
+            code: answer.code,
+            message: answer.message,
+            request_id: answer.requestid,
+        },
+        // The token's answer is not quoted: it may hold a token in a shape not understood.
+        Err(_) if (200..300).contains(&status) && call == Call::AccessToken => {
+            SendError::BadAnswer("an access-token answer without accessToken and expireIn".into())
+        }
+        Err(_) if (200..300).contains(&status) => SendError::BadAnswer(excerpt(body)),
+        Err(_) => SendError::Http(status),
+    }
+}
+
+/// Turns a webhook's HTTP status and body into the send's outcome.
 pub fn classify(status: u16, body: &[u8]) -> Result<(), SendError> {
     let answer = serde_json::from_slice::<Answer>(body).ok();
     let Some(answer) = answer else {

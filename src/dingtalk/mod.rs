@@ -1,13 +1,23 @@
-//! Everything that knows DingTalk's robot API: robots and their credentials, the JSON
-//! message body, request signing, sending, and the meaning of `errcode`.
+//! Everything that knows DingTalk's robot APIs: robots and their credentials, the JSON
+//! message bodies, request signing, application access tokens, sending, and the meaning of
+//! DingTalk's answers.
 //!
-//! Architecture invariant: no other module builds DingTalk JSON or reads an `errcode`.
+//! A robot is one of two kinds ([`Endpoint`]): a custom robot posts to its webhook with an
+//! `access_token` (and maybe a signature), and answers `errcode`; an application robot
+//! ([`app`]) posts through the OpenAPI with its application's access token ([`token`]),
+//! and answers an HTTP status with `code`. Everything outside this module treats both
+//! alike.
+//!
+//! Architecture invariant: no other module builds DingTalk JSON or reads DingTalk's codes.
 //! Credentials live in [`Secret`]s, which implement `Debug` as `***` and no `Display`, so a
 //! credential can only reach a log through [`Secret::expose`].
 
+pub mod app;
+mod cause;
 mod client;
 pub mod errcode;
 pub mod sign;
+pub mod token;
 
 use std::fmt;
 use std::future::Future;
@@ -16,16 +26,17 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use app::{App, AppRobot};
 pub use client::{Client, ClientError, classify};
-pub use errcode::{Retry, SendError};
+pub use errcode::{Call, Retry, SendError};
 
 use crate::rate_window::RateLimit;
 
-/// DingTalk's limit on a message, in bytes: it refuses longer ones with errcode 460101,
+/// DingTalk's limit on a webhook robot's message, in bytes: it refuses longer ones with errcode 460101,
 /// "message too long, exceed 20000 bytes". The wording does not say what it counts.
 pub const MAX_MESSAGE_BYTES: usize = 20_000;
-/// What the bridge lets the title and the text of one message take together: DingTalk's
-/// limit less 5 % for whatever else it might count. A 460101 answer lowers it per robot
+/// What the bridge lets the title and the text of one message to a webhook robot take
+/// together: DingTalk's limit less 5 % for whatever else it might count. A 460101 answer lowers it per robot
 /// (see `gate::Gate::shrink`).
 pub const MESSAGE_BUDGET: usize = MAX_MESSAGE_BYTES / 20 * 19;
 /// The lowest a robot's budget goes. A message of fewer bytes that DingTalk still calls
@@ -43,14 +54,15 @@ pub const MAX_TEXT_BYTES: usize = MESSAGE_BUDGET - MAX_TITLE_BYTES;
 /// What delivery needs from DingTalk: send one encoded message to one robot. The retry
 /// loop, the rate window and the metrics live outside it, so tests can script it.
 pub trait Sender: Send + Sync {
-    /// POSTs `body` to `robot`; success is DingTalk's `errcode == 0`.
+    /// POSTs `body` (from [`Robot::body`]) to `robot`; success is DingTalk's acceptance.
     fn send<'a>(&'a self, robot: &'a Robot, body: String) -> SendFuture<'a>;
 }
 
 /// The answer to [`Sender::send`].
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 
-/// A credential (access token or signing secret) that must never be logged or printed.
+/// A credential (access token, signing secret, application secret) that must never be
+/// logged or printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -77,12 +89,8 @@ impl fmt::Debug for Secret {
 pub struct Robot {
     /// The name used in `config.yaml`, metrics and logs.
     pub name: String,
-    /// Where messages are POSTed, without `access_token`.
-    pub api_url: Url,
-    /// The robot's `access_token`.
-    pub access_token: Secret,
-    /// The optional "加签" signing secret.
-    pub secret: Option<Secret>,
+    /// Where and how its messages are sent.
+    pub endpoint: Endpoint,
     /// Security keywords; every message carries one of them.
     pub keywords: Vec<String>,
     /// Who every message of this robot mentions.
@@ -93,7 +101,27 @@ pub struct Robot {
     pub msgtype: MsgType,
 }
 
-impl Robot {
+/// The two kinds of DingTalk group robot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A custom robot, addressed by its webhook.
+    Webhook(Webhook),
+    /// A robot of an internal application, addressed through the OpenAPI.
+    App(AppRobot),
+}
+
+/// A custom robot's webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where messages are POSTed, without `access_token`.
+    pub api_url: Url,
+    /// The robot's `access_token`.
+    pub access_token: Secret,
+    /// The optional "加签" signing secret.
+    pub secret: Option<Secret>,
+}
+
+impl Webhook {
     /// The URL messages are POSTed to, signed at `now_ms` when the robot has a secret.
     pub fn send_url(&self, now_ms: i64) -> Url {
         let mut url = self.api_url.clone();
@@ -104,12 +132,67 @@ impl Robot {
             None => url,
         }
     }
+}
 
-    /// The robot's URL with the token masked, safe for logs and `render` output.
+impl Robot {
+    /// The URL messages are POSTed to, without credentials: safe for logs and `render`
+    /// output.
     pub fn redacted_url(&self) -> String {
-        let mut url = self.api_url.clone();
-        url.query_pairs_mut().append_pair("access_token", "***");
-        url.to_string()
+        match &self.endpoint {
+            Endpoint::Webhook(webhook) => {
+                let mut url = webhook.api_url.clone();
+                url.query_pairs_mut().append_pair("access_token", "***");
+                url.to_string()
+            }
+            Endpoint::App(robot) => robot.app.url(app::GROUP_MESSAGE_PATH).to_string(),
+        }
+    }
+
+    /// For a robot of an application, which application, robot and group, for `render`,
+    /// `test-robot` and the status page; `None` for a webhook robot.
+    pub fn app_note(&self) -> Option<String> {
+        match &self.endpoint {
+            Endpoint::Webhook(_) => None,
+            Endpoint::App(robot) => Some(format!(
+                "application {}, robot {}, group {}",
+                robot.app.app_key, robot.robot_code, robot.open_conversation_id
+            )),
+        }
+    }
+
+    /// Whether it is a webhook robot with a signing secret.
+    pub fn is_signed(&self) -> bool {
+        matches!(&self.endpoint, Endpoint::Webhook(webhook) if webhook.secret.is_some())
+    }
+
+    /// Whether it is a robot of an application.
+    pub fn is_app(&self) -> bool {
+        matches!(self.endpoint, Endpoint::App(_))
+    }
+
+    /// Bytes of title and text a message to this robot may take before DingTalk was seen
+    /// to take less.
+    pub fn message_budget(&self) -> usize {
+        match self.endpoint {
+            Endpoint::Webhook(_) => MESSAGE_BUDGET,
+            Endpoint::App(_) => app::APP_MESSAGE_BUDGET,
+        }
+    }
+
+    /// The request body for `message` to this robot; [`SendError::TooLong`] when it is
+    /// longer than the robot's API takes, so it is sent again in shorter messages instead.
+    pub fn body(&self, message: &Message) -> Result<String, SendError> {
+        let msgtype = message.msgtype.unwrap_or(self.msgtype);
+        match &self.endpoint {
+            Endpoint::Webhook(_) => Ok(encode_as(msgtype, message)),
+            Endpoint::App(robot) => match app::encode(robot, msgtype, message) {
+                (_, bytes) if bytes > app::MAX_MSG_PARAM_BYTES => Err(SendError::TooLong {
+                    bytes,
+                    limit: app::MAX_MSG_PARAM_BYTES,
+                }),
+                (body, _) => Ok(body),
+            },
+        }
     }
 
     /// The keyword to name in hints and to add to messages that lack one.
@@ -222,8 +305,8 @@ struct At<'a> {
     is_at_all: bool,
 }
 
-/// The JSON body DingTalk expects for `message`, sent by a robot of `robot_msgtype`
-/// (which the message's own `msgtype` overrides).
+/// The JSON body a webhook robot of `robot_msgtype` (which the message's own `msgtype`
+/// overrides) sends for `message`.
 pub fn encode(robot_msgtype: MsgType, message: &Message) -> String {
     encode_as(message.msgtype.unwrap_or(robot_msgtype), message)
 }

@@ -4,7 +4,8 @@
 //! Templates are minijinja, compiled once per config load. Whatever a template produces,
 //! the message leaving this module carries one of the robot's keywords in its title and
 //! its text, the `@` text of every mention, and fits the size budget (title and text
-//! together; [`MESSAGE_BUDGET`] unless DingTalk was seen to take less): when the alerts do
+//! together; the robot's [`message_budget`](Robot::message_budget) unless DingTalk was seen
+//! to take less): when the alerts do
 //! not fit, as many as fit are rendered and the text ends with "…and N more alerts" and a
 //! link to Alertmanager. Finding how many fit takes a few renders of about
 //! that many alerts, however many the group has: a render stops once its text passes the
@@ -23,7 +24,7 @@ use jiff::tz::TimeZone;
 use minijinja::Environment;
 use minijinja::value::{Serde, Value};
 
-use crate::dingtalk::{MAX_TITLE_BYTES, MESSAGE_BUDGET, Mention, Message, MsgType, Robot};
+use crate::dingtalk::{MAX_TITLE_BYTES, Mention, Message, MsgType, Robot};
 use crate::payload::{Alert, Notification};
 use attempts::{Attempt, Attempts, LimitedOutput, map_entries};
 use fit::alerts_that_fit;
@@ -161,7 +162,7 @@ impl Renderer {
 
     /// Renders the alerts at `alert_indexes` of `notification` for `robot` at `now`, with
     /// the `extras` of the strategy (more people to mention, another message type), within
-    /// the full [`MESSAGE_BUDGET`].
+    /// the robot's full budget ([`Robot::message_budget`]).
     pub fn render(
         &self,
         template: &str,
@@ -177,7 +178,7 @@ impl Renderer {
             alert_indexes,
             robot,
             extras,
-            MESSAGE_BUDGET,
+            robot.message_budget(),
             now,
         )
     }

@@ -31,7 +31,7 @@ pub struct RobotQueue {
     pub paused_until: Option<Timestamp>,
     /// When DingTalk last accepted a message of the robot.
     pub last_delivery: Option<Timestamp>,
-    /// Bytes of title and text a message may take: `dingtalk::MESSAGE_BUDGET` unless
+    /// Bytes of title and text a message may take: the robot's `message_budget` unless
     /// DingTalk refused one as too long.
     pub size_budget: usize,
     /// The last failure since the last success, with what to check.
@@ -79,7 +79,9 @@ pub fn queue_report(app: &App, runtime: &Runtime) -> Vec<RobotQueue> {
                 rate_limit: robots.get(robot).map(|r| r.rate_limit.to_string()),
                 paused_until: gate.paused_until.and_then(wall),
                 last_delivery: gate.last_delivery,
-                size_budget: gate.size_budget,
+                size_budget: robots.get(robot).map_or(gate.size_budget, |r| {
+                    gate.size_budget.min(r.message_budget())
+                }),
                 last_error: gate.last_error.map(|e| ErrorView {
                     error: e.error,
                     hint: e.hint,

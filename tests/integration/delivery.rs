@@ -471,9 +471,11 @@ async fn a_digest_dingtalk_finds_too_long_is_sent_again_in_smaller_ones() {
     let (_, queue) = bridge.get("/api/v1/queue").await;
     let queue: serde_json::Value = serde_json::from_str(&queue).unwrap();
     assert!(queue[0]["size_budget"].as_u64().unwrap() <= 3000, "{queue}");
-    assert!(bridge.log().contains(
-        "DingTalk refused a message as too long; sending its alerts in shorter messages."
-    ));
+    assert!(
+        bridge.log().contains(
+            "A message was too long for the robot; sending its alerts in shorter messages."
+        )
+    );
 }
 
 #[tokio::test]

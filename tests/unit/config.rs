@@ -9,6 +9,8 @@ use alertmanager_dingtalk::config::{Config, ConfigError, load_with_env};
 use alertmanager_dingtalk::rate_window::RateLimit;
 use jiff::civil::Weekday;
 
+use crate::webhook;
+
 /// A directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
 
@@ -102,8 +104,8 @@ fn repo_config() -> PathBuf {
 fn the_repository_config_loads_with_the_token_set() {
     let config = load_with_env(&repo_config(), environment).unwrap_or_else(|e| panic!("{e}"));
     let ops = &config.robots["ops"];
-    assert_eq!(ops.access_token.expose(), "env-token");
-    assert!(ops.secret.is_none(), "DINGTALK_SECRET is unset");
+    assert_eq!(webhook(ops).access_token.expose(), "env-token");
+    assert!(webhook(ops).secret.is_none(), "DINGTALK_SECRET is unset");
     assert_eq!(ops.keywords, vec!["HertzBeat"]);
     assert_eq!(ops.rate_limit, RateLimit::DINGTALK);
     assert_eq!(config.strategies.len(), 1);
@@ -116,7 +118,10 @@ fn the_repository_config_loads_with_the_token_set() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        signed.robots["ops"].secret.as_ref().map(|s| s.expose()),
+        webhook(&signed.robots["ops"])
+            .secret
+            .as_ref()
+            .map(|s| s.expose()),
         Some("SECabc")
     );
 }
@@ -144,7 +149,7 @@ fn a_minimal_config_gets_the_defaults() {
     let config = check_ok(MINIMAL);
     let ops = &config.robots["ops"];
     assert_eq!(
-        ops.send_url(0).as_str(),
+        webhook(ops).send_url(0).as_str(),
         "https://oapi.dingtalk.com/robot/send?access_token=abc"
     );
     assert_eq!(ops.keywords, vec!["HertzBeat"]);
@@ -322,8 +327,11 @@ strategies:
 ",
     );
     let ops = &config.robots["ops"];
-    assert_eq!(ops.access_token.expose(), "4a8e0d1c");
-    assert_eq!(ops.api_url.as_str(), "https://oapi.dingtalk.com/robot/send");
+    assert_eq!(webhook(ops).access_token.expose(), "4a8e0d1c");
+    assert_eq!(
+        webhook(ops).api_url.as_str(),
+        "https://oapi.dingtalk.com/robot/send"
+    );
     assert!(!ops.redacted_url().contains("4a8e0d1c"));
 }
 
@@ -350,8 +358,11 @@ strategies:
     );
     let config = load_with_env(&file, environment).unwrap_or_else(|e| panic!("{e}"));
     let ops = &config.robots["ops"];
-    assert_eq!(ops.access_token.expose(), "file-token");
-    assert_eq!(ops.secret.as_ref().map(|s| s.expose()), Some("SECfromfile"));
+    assert_eq!(webhook(ops).access_token.expose(), "file-token");
+    assert_eq!(
+        webhook(ops).secret.as_ref().map(|s| s.expose()),
+        Some("SECfromfile")
+    );
     let webhook_token = config.bearer_token.expect("auth.bearer_token_file");
     let header = hyper::header::HeaderValue::from_static("Bearer webhook-token");
     assert!(webhook_token.admits(Some(&header)));

@@ -271,7 +271,13 @@ async fn a_digest_dingtalk_finds_too_long_is_split_not_buried() {
     );
     check_each_named_once(&sent, &names);
     assert!(harness.delivery.queue.dead_letters().unwrap().is_empty());
-    assert!(harness.delivery.gate("ops").size_budget() <= 6000);
+    assert!(
+        harness
+            .delivery
+            .gate("ops")
+            .size_budget(&harness.delivery.config.snapshot().config.robots["ops"])
+            <= 6000
+    );
 }
 
 /// A single message that is too long goes again, cut shorter, with its keyword.

@@ -9,6 +9,8 @@ use alertmanager_dingtalk::rate_window::RateLimit;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
+use crate::robot;
+
 const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -95,12 +97,12 @@ async fn a_pause_that_ended_is_not_shown() {
 #[test]
 fn each_too_long_answer_lowers_the_budget_below_what_was_refused() {
     let gate = Gate::default();
-    assert_eq!(gate.size_budget(), MESSAGE_BUDGET);
+    assert_eq!(gate.size_budget(&robot(&[], &[])), MESSAGE_BUDGET);
     assert_eq!(gate.shrink(18_000), 13_500);
     // A refusal larger than the budget still lowers it.
     assert_eq!(gate.shrink(19_000), 10_125);
     assert_eq!(gate.shrink(4_000), 3_000);
-    assert_eq!(gate.size_budget(), 3_000);
+    assert_eq!(gate.size_budget(&robot(&[], &[])), 3_000);
     // Never below the floor: a refused short message is given up on instead.
     assert_eq!(gate.shrink(500), MIN_BUDGET);
     assert_eq!(gate.shrink(MIN_BUDGET), MIN_BUDGET);

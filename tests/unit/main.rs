@@ -36,7 +36,7 @@ mod web_config;
 mod window;
 
 use alertmanager_dingtalk::config::{Config, load_with_env};
-use alertmanager_dingtalk::dingtalk::{Mention, MsgType, Robot, Secret};
+use alertmanager_dingtalk::dingtalk::{Endpoint, Mention, MsgType, Robot, Secret, Webhook};
 use alertmanager_dingtalk::payload::Notification;
 use alertmanager_dingtalk::rate_window::RateLimit;
 use url::Url;
@@ -45,9 +45,11 @@ use url::Url;
 fn robot(keywords: &[&str], mobiles: &[&str]) -> Robot {
     Robot {
         name: "ops".to_owned(),
-        api_url: Url::parse("https://oapi.dingtalk.com/robot/send").unwrap(),
-        access_token: Secret::new("token"),
-        secret: None,
+        endpoint: Endpoint::Webhook(Webhook {
+            api_url: Url::parse("https://oapi.dingtalk.com/robot/send").unwrap(),
+            access_token: Secret::new("token"),
+            secret: None,
+        }),
         keywords: keywords.iter().map(|k| (*k).to_owned()).collect(),
         mention: Mention {
             mobiles: mobiles.iter().map(|m| (*m).to_owned()).collect(),
@@ -55,6 +57,14 @@ fn robot(keywords: &[&str], mobiles: &[&str]) -> Robot {
         },
         rate_limit: RateLimit::DINGTALK,
         msgtype: MsgType::Markdown,
+    }
+}
+
+/// The webhook of a webhook robot; panics for a robot of an application.
+fn webhook(robot: &Robot) -> &Webhook {
+    match &robot.endpoint {
+        Endpoint::Webhook(webhook) => webhook,
+        Endpoint::App(_) => panic!("robot `{}` is an application's", robot.name),
     }
 }
 

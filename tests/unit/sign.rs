@@ -1,7 +1,7 @@
 //! DingTalk's "加签" signing and the robot URLs built from it.
 
 use alertmanager_dingtalk::dingtalk::sign::{signature, signed_url};
-use alertmanager_dingtalk::dingtalk::{Mention, MsgType, Robot, Secret};
+use alertmanager_dingtalk::dingtalk::{Endpoint, Mention, MsgType, Robot, Secret, Webhook};
 use alertmanager_dingtalk::rate_window::RateLimit;
 use url::Url;
 
@@ -12,12 +12,22 @@ const SIGNATURE: &str = "BQKsG+QOCl+bYJOLc6pxDHxjVquzlZPWgvRzeN2J5zY=";
 const TOKEN: &str = "4a8e0d1c7b2f9e6a3d5c8b1f0e7a2d4c9b6f3e8a1d5c7b0f2e9a4d6c3b8f1e5a";
 const API_URL: &str = "https://oapi.dingtalk.com/robot/send";
 
-fn robot(secret: Option<&str>) -> Robot {
-    Robot {
-        name: "ops".to_owned(),
+fn hook(secret: Option<&str>) -> Webhook {
+    Webhook {
         api_url: Url::parse(API_URL).unwrap(),
         access_token: Secret::new(TOKEN),
         secret: secret.map(Secret::new),
+    }
+}
+
+fn robot(secret: Option<&str>) -> Robot {
+    robot_at(hook(secret))
+}
+
+fn robot_at(webhook: Webhook) -> Robot {
+    Robot {
+        name: "ops".to_owned(),
+        endpoint: Endpoint::Webhook(webhook),
         keywords: vec!["HertzBeat".to_owned()],
         mention: Mention::default(),
         rate_limit: RateLimit::DINGTALK,
@@ -112,13 +122,13 @@ fn signed_url_encodes_every_special_base64_character() {
 
 #[test]
 fn send_url_without_secret_is_the_api_url_with_the_token() {
-    let url = robot(None).send_url(TIMESTAMP);
+    let url = hook(None).send_url(TIMESTAMP);
     assert_eq!(url.as_str(), format!("{API_URL}?access_token={TOKEN}"));
 }
 
 #[test]
 fn send_url_with_secret_is_signed_at_the_given_time() {
-    let url = robot(Some(SECRET)).send_url(TIMESTAMP);
+    let url = hook(Some(SECRET)).send_url(TIMESTAMP);
     assert_eq!(
         url.as_str(),
         format!(
@@ -126,7 +136,7 @@ fn send_url_with_secret_is_signed_at_the_given_time() {
             encoded(SIGNATURE)
         )
     );
-    let later = robot(Some(SECRET)).send_url(TIMESTAMP + 60_000);
+    let later = hook(Some(SECRET)).send_url(TIMESTAMP + 60_000);
     assert_eq!(
         raw_query_value(&later, "timestamp"),
         Some((TIMESTAMP + 60_000).to_string())
@@ -139,9 +149,9 @@ fn send_url_with_secret_is_signed_at_the_given_time() {
 
 #[test]
 fn send_url_encodes_an_unusual_token() {
-    let mut robot = robot(None);
-    robot.access_token = Secret::new("a+b/c=d&e");
-    let url = robot.send_url(TIMESTAMP);
+    let mut webhook = hook(None);
+    webhook.access_token = Secret::new("a+b/c=d&e");
+    let url = webhook.send_url(TIMESTAMP);
     assert_eq!(
         url.query_pairs().into_owned().collect::<Vec<_>>(),
         vec![("access_token".to_owned(), "a+b/c=d&e".to_owned())]
@@ -161,9 +171,9 @@ fn redacted_url_never_shows_the_token() {
 #[test]
 fn redacted_url_of_an_api_url_with_a_query_is_well_formed() {
     // A webhook copied with an extra parameter keeps it in `api_url`.
-    let mut robot = robot(None);
-    robot.api_url = Url::parse(&format!("{API_URL}?region=cn")).unwrap();
-    let redacted = robot.redacted_url();
+    let mut webhook = hook(None);
+    webhook.api_url = Url::parse(&format!("{API_URL}?region=cn")).unwrap();
+    let redacted = robot_at(webhook).redacted_url();
     assert!(!redacted.contains(TOKEN));
     assert_eq!(redacted, format!("{API_URL}?region=cn&access_token=***"));
 }
@@ -171,9 +181,9 @@ fn redacted_url_of_an_api_url_with_a_query_is_well_formed() {
 #[test]
 fn debug_output_never_shows_credentials() {
     let robot = robot(Some(SECRET));
-    let debug = format!("{robot:?} {:?}", robot.access_token);
+    let debug = format!("{robot:?} {:?}", crate::webhook(&robot).access_token);
     assert!(!debug.contains(TOKEN), "{debug}");
     assert!(!debug.contains(SECRET), "{debug}");
     assert!(debug.contains("***"), "{debug}");
-    assert_eq!(robot.access_token.expose(), TOKEN);
+    assert_eq!(crate::webhook(&robot).access_token.expose(), TOKEN);
 }

@@ -32,7 +32,7 @@ pub mod webhook;
 
 pub use bridge::{Bridge, CommandOutput, http, run_command};
 pub use daemon::{Daemon, installed};
-pub use fake_dingtalk::{Counts, FakeDingTalk, FakeRobot, Mode, Request};
+pub use fake_dingtalk::{Counts, FakeApp, FakeDingTalk, FakeRobot, Mode, Request};
 pub use redis::Redis;
 pub use scratch::{free_port, temp_dir};
 pub use webhook::{payload, webhook_body};

@@ -1,5 +1,6 @@
-//! In-process fake of the DingTalk custom-robot API (`POST /robot/send`) for tests and
-//! benchmarks over loopback.
+//! In-process fake of the DingTalk custom-robot API (`POST /robot/send`) and of the
+//! OpenAPI calls of application robots (`openapi.rs`) for tests and benchmarks over
+//! loopback.
 //!
 //! [`FakeDingTalk`] listens on `127.0.0.1` and answers like the real service: always
 //! HTTP 200 with `{"errcode":N,"errmsg":"..."}`, checking in order the Content-Type
@@ -12,7 +13,8 @@
 //! request, so memory stays flat: it counts them and hands each delivered one to a
 //! callback.
 //!
-//! `rules.rs` holds DingTalk's checks (no I/O), `server.rs` the listening and serving.
+//! `rules.rs` holds DingTalk's webhook checks and `openapi.rs` its OpenAPI (no I/O),
+//! `server.rs` the listening and serving.
 //! The fake knows DingTalk, never the bridge: what it checks is what DingTalk documents
 //! or was seen to do.
 
@@ -26,9 +28,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use openapi::{GROUP_PATH, OpenApi, TOKEN_PATH};
 use rules::{Answer, Call, MAX_MESSAGE_BYTES, RobotState};
 use server::{accept_loop, bind};
 
+pub use openapi::{FakeApp, MAX_MSG_PARAM_BYTES};
+
+mod openapi;
 mod rules;
 mod server;
 
@@ -107,6 +113,9 @@ pub enum Mode {
     Http500,
     /// Answer HTTP 200 with this errcode and errmsg.
     Errcode(i64, String),
+    /// Answer group messages of application robots with this HTTP status and OpenAPI
+    /// `code`; other calls as in [`Mode::Normal`].
+    OpenApiError(u16, String),
     /// Keep requests waiting until the mode changes, then answer per the new mode.
     Hang,
     /// Close the listener and all connections; later modes re-bind the same port.
@@ -116,12 +125,17 @@ pub enum Mode {
 /// One request received by the fake.
 #[derive(Clone, Debug)]
 pub struct Request {
-    /// The `access_token` query parameter ("" when missing).
+    /// The `access_token` query parameter, or the OpenAPI's token header ("" when
+    /// missing).
     pub token: String,
+    /// The path it was sent to.
+    pub path: String,
     /// When the request arrived.
     pub at: Instant,
     /// The JSON body (`Value::Null` if it was not valid JSON).
     pub body: Value,
+    /// The `msgParam` of a group message, parsed from its JSON string; `None` otherwise.
+    pub msg_param: Option<Value>,
     /// The errcode answered, `None` if the answer was not JSON (HTTP 500, 404, pending, dropped).
     pub errcode: Option<i64>,
     /// HTTP status answered, 0 while pending (hanging) or if the connection was dropped.
@@ -129,9 +143,31 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request as it arrived `at`, not answered yet.
+    fn arrived(call: &Call, at: Instant) -> Request {
+        let msg_param = call
+            .body
+            .get("msgParam")
+            .and_then(Value::as_str)
+            .and_then(|param| serde_json::from_str(param).ok());
+        Request {
+            token: call.token().to_owned(),
+            path: call.path.clone(),
+            at,
+            body: call.body.clone(),
+            msg_param,
+            errcode: None,
+            http_status: 0,
+        }
+    }
+
     /// The markdown or action card text, or the text content, of the message; ""
     /// otherwise.
     pub fn text(&self) -> &str {
+        if let Some(param) = &self.msg_param {
+            let text = param.get("text").or_else(|| param.get("content"));
+            return text.and_then(Value::as_str).unwrap_or_default();
+        }
         let pointer = match self.body.get("msgtype").and_then(Value::as_str) {
             Some("markdown") => "/markdown/text",
             Some("actionCard") => "/actionCard/text",
@@ -143,10 +179,26 @@ impl Request {
 
     /// The markdown or action card title of the message, "" otherwise.
     pub fn title(&self) -> &str {
+        if let Some(param) = &self.msg_param {
+            return param
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+        }
         match self.body.get("msgtype").and_then(Value::as_str) {
             Some("actionCard") => self.str_at("/actionCard/title"),
             _ => self.str_at("/markdown/title"),
         }
+    }
+
+    /// Whether the message was delivered: errcode 0, or a group message the OpenAPI took.
+    pub fn delivered(&self) -> bool {
+        self.errcode == Some(0) || (self.path == GROUP_PATH && self.http_status == 200)
+    }
+
+    /// Whether it asked the OpenAPI for an access token.
+    pub fn is_token_request(&self) -> bool {
+        self.path == TOKEN_PATH
     }
 
     /// The string at a JSON pointer in the body, "" if absent.
@@ -214,6 +266,7 @@ impl FakeDingTalk {
                 listener: Some(listener),
                 connections: 0,
                 robots,
+                openapi: OpenApi::default(),
                 requests: Vec::new(),
                 counts: Counts::default(),
                 last_activity: Instant::now(),
@@ -226,6 +279,33 @@ impl FakeDingTalk {
     /// The robot endpoint, `http://127.0.0.1:PORT/robot/send`.
     pub fn api_url(&self) -> String {
         format!("http://{}{PATH}", self.shared.addr)
+    }
+
+    /// The OpenAPI's address for application robots, `http://127.0.0.1:PORT`.
+    pub fn openapi_url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// Serves an internal application and its robots from now on.
+    pub fn add_app(&self, app: FakeApp) {
+        self.shared.lock().openapi.add(app);
+    }
+
+    /// Makes every access token given out so far invalid, as if DingTalk had revoked them.
+    pub fn revoke_tokens(&self) {
+        self.shared.lock().openapi.revoke_tokens();
+    }
+
+    /// The group messages delivered to the group `open_conversation_id`.
+    pub fn delivered_to_group(&self, open_conversation_id: &str) -> Vec<Request> {
+        self.recorded(|requests| {
+            requests
+                .iter()
+                .filter(|r| r.path == GROUP_PATH && r.delivered())
+                .filter(|r| r.body["openConversationId"] == open_conversation_id)
+                .cloned()
+                .collect()
+        })
     }
 
     /// TCP connections accepted so far (a pooled client keeps reusing one).
@@ -384,6 +464,7 @@ struct State {
     /// Connections accepted so far.
     connections: usize,
     robots: HashMap<String, RobotState>,
+    openapi: OpenApi,
     /// Every request so far, in arrival order; always empty for a fake that only counts.
     requests: Vec<Request>,
     counts: Counts,
@@ -404,19 +485,13 @@ impl Shared {
 
     /// Records a request that arrived `at` and returns its index; `None`, and no copy of
     /// the body, for a fake that only counts.
-    fn record(&self, token: &str, body: &Value, at: Instant) -> Option<usize> {
+    fn record(&self, call: &Call, at: Instant) -> Option<usize> {
         if !self.records() {
             return None;
         }
         let index = {
             let mut state = self.lock();
-            state.requests.push(Request {
-                token: token.to_owned(),
-                at,
-                body: body.clone(),
-                errcode: None,
-                http_status: 0,
-            });
+            state.requests.push(Request::arrived(call, at));
             state.last_activity = state.last_activity.max(at);
             state.requests.len() - 1
         };
@@ -429,7 +504,7 @@ impl Shared {
         {
             let mut state = self.lock();
             state.counts.answered += 1;
-            if answer.errcode() == Some(0) {
+            if answer.delivered() {
                 state.counts.delivered += 1;
             }
             state.last_activity = Instant::now();
@@ -443,7 +518,12 @@ impl Shared {
 
     /// Applies DingTalk's rules to a request in [`Mode::Normal`].
     fn evaluate(&self, call: &Call) -> Answer {
-        match call.check(&mut self.lock().robots, Instant::now()) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if let Some(answer) = state.openapi.answer(call, now) {
+            return answer;
+        }
+        match call.check(&mut state.robots, now) {
             Ok(()) => Answer::OK,
             Err(answer) => answer,
         }

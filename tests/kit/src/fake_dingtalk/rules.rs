@@ -73,10 +73,20 @@ pub(super) struct Call {
     pub(super) path: String,
     pub(super) content_type: Option<String>,
     pub(super) query: Vec<(String, String)>,
+    /// The OpenAPI's `x-acs-dingtalk-access-token` header.
+    pub(super) header_token: Option<String>,
     pub(super) body: Value,
 }
 
 impl Call {
+    /// The credential the request carries: the webhook's `access_token`, or the OpenAPI's
+    /// token header; "" when it has none.
+    pub(super) fn token(&self) -> &str {
+        self.param("access_token")
+            .or(self.header_token.as_deref())
+            .unwrap_or_default()
+    }
+
     /// The first value of a (decoded) query parameter.
     pub(super) fn param(&self, name: &str) -> Option<&str> {
         self.query
@@ -219,6 +229,8 @@ pub(super) enum Answer {
     Json(i64, Cow<'static, str>),
     /// A plain-text answer with this status.
     Plain(StatusCode, &'static str),
+    /// An OpenAPI answer: this status with this JSON body.
+    OpenApi(StatusCode, Value),
 }
 
 /// The body of [`Answer::OK`], DingTalk's answer to a delivered message.
@@ -231,14 +243,25 @@ impl Answer {
     pub(super) fn errcode(&self) -> Option<i64> {
         match self {
             Answer::Json(code, _) => Some(*code),
-            Answer::Plain(..) => None,
+            Answer::Plain(..) | Answer::OpenApi(..) => None,
+        }
+    }
+
+    /// Whether the message was delivered: errcode 0, or the OpenAPI's `processQueryKey`.
+    pub(super) fn delivered(&self) -> bool {
+        match self {
+            Answer::Json(code, _) => *code == 0,
+            Answer::OpenApi(status, body) => {
+                *status == StatusCode::OK && body.get("processQueryKey").is_some()
+            }
+            Answer::Plain(..) => false,
         }
     }
 
     pub(super) fn status(&self) -> StatusCode {
         match self {
             Answer::Json(..) => StatusCode::OK,
-            Answer::Plain(status, _) => *status,
+            Answer::Plain(status, _) | Answer::OpenApi(status, _) => *status,
         }
     }
 
@@ -254,6 +277,7 @@ impl Answer {
                 "application/json",
             ),
             Answer::Plain(_, text) => (Bytes::from_static(text.as_bytes()), "text/plain"),
+            Answer::OpenApi(_, body) => (Bytes::from(body.to_string()), "application/json"),
         };
         let mut response = hyper::Response::new(Full::new(body));
         *response.status_mut() = status;

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::openapi::{self, GROUP_PATH, TOKEN_HEADER};
 use super::rules::{Answer, Call};
 use super::{Mode, POLL_INTERVAL, Request, Shared};
 
@@ -119,11 +120,15 @@ async fn handle(
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
+        header_token: parts
+            .headers
+            .get(TOKEN_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         query,
     };
-    let token = call.param("access_token").unwrap_or_default();
-    let index = shared.record(token, &call.body, arrived);
+    let index = shared.record(&call, arrived);
 
     let mode = match shared.mode.subscribe().wait_for(|m| *m != Mode::Hang).await {
         Ok(mode) => mode.clone(),
@@ -133,6 +138,11 @@ async fn handle(
         Mode::Normal => shared.evaluate(&call),
         Mode::Http500 => Answer::Plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         Mode::Errcode(errcode, errmsg) => Answer::Json(errcode, errmsg.into()),
+        Mode::OpenApiError(status, code) if call.path == GROUP_PATH => {
+            let status = StatusCode::from_u16(status).expect("an HTTP status");
+            openapi::error(status, &code, "injected by the test")
+        }
+        Mode::OpenApiError(..) => shared.evaluate(&call),
         Mode::Hang | Mode::Refuse => {
             // Makes hyper drop the connection without answering.
             return Err(io::Error::new(
@@ -142,15 +152,12 @@ async fn handle(
         }
     };
     if let Some(on_delivered) = &shared.on_delivered
-        && answer.errcode() == Some(0)
+        && answer.delivered()
     {
-        let token = call.param("access_token").unwrap_or_default().to_owned();
         on_delivered(&Request {
-            token,
-            at: arrived,
-            body: call.body,
-            errcode: Some(0),
+            errcode: answer.errcode(),
             http_status: answer.status().as_u16(),
+            ..Request::arrived(&call, arrived)
         });
     }
     shared.answered(index, &answer);
