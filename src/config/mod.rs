@@ -92,12 +92,16 @@ impl Config {
     /// What is valid but likely not what was meant, one line each, for `check` and the
     /// log at start and reload: an action card notifies none of the people a robot or
     /// strategy mentions, as DingTalk's `at` covers text and markdown only (its custom
-    /// robot documentation, open.dingtalk.com/document/robots/custom-robot-access).
+    /// robot documentation, open.dingtalk.com/document/robots/custom-robot-access), and a
+    /// robot of an application mentions nobody at all ([`Robot::can_mention`]).
     pub fn warnings(&self) -> Vec<String> {
         let unheard = "sends action cards, which notify nobody it mentions (DingTalk's `at` covers text and markdown only); use markdown to notify them";
+        let unmentioned = "is a robot of an application, which cannot mention people (DingTalk's group-message call has no `at`): its messages name and notify nobody; use a webhook robot to notify them";
         let mut warnings = Vec::new();
         for (name, robot) in &self.robots {
-            if robot.msgtype == MsgType::ActionCard && !robot.mention.is_empty() {
+            if !robot.can_mention() && !robot.mention.is_empty() {
+                warnings.push(format!("robot `{name}` {unmentioned}"));
+            } else if robot.msgtype == MsgType::ActionCard && !robot.mention.is_empty() {
                 warnings.push(format!("robot `{name}` {unheard}"));
             }
         }
@@ -114,6 +118,16 @@ impl Config {
                     strategy.name
                 ));
             }
+            let unable = strategy
+                .robots
+                .iter()
+                .filter(|robot| self.robots.get(*robot).is_some_and(|r| !r.can_mention()));
+            for robot in unable.filter(|_| mentions) {
+                warnings.push(format!(
+                    "strategy `{}` mentions people, but robot `{robot}` {unmentioned}",
+                    strategy.name
+                ));
+            }
         }
         warnings
     }
@@ -121,6 +135,10 @@ impl Config {
     /// A one-line summary for `check` and the start-up log.
     pub fn summary(&self) -> String {
         let signed = self.robots.values().filter(|r| r.is_signed()).count();
+        let apps = match self.robots.values().filter(|r| r.is_app()).count() {
+            0 => String::new(),
+            apps => format!(", {apps} of applications"),
+        };
         let queue = match (&self.mode, &self.queue_dir) {
             (DeliveryMode::Passthrough, _) => "passthrough (no queue)".to_owned(),
             (DeliveryMode::Queued, Some(dir)) => format!("queue in {}", dir.display()),
@@ -138,7 +156,7 @@ impl Config {
             None => String::new(),
         };
         format!(
-            "{}: {} robots ({} signed), {} strategies, {queue}, listen {}{auth}{cluster}",
+            "{}: {} robots ({} signed{apps}), {} strategies, {queue}, listen {}{auth}{cluster}",
             self.file.display(),
             self.robots.len(),
             signed,

@@ -170,6 +170,13 @@ impl Robot {
         matches!(self.endpoint, Endpoint::App(_))
     }
 
+    /// Whether its messages can `@` people. A robot of an application cannot: the
+    /// group-message call has no `at` (`robot_1_0` `OrgGroupSendRequest` in DingTalk's
+    /// OpenAPI SDK), so its messages mention nobody, not even as `@` text.
+    pub fn can_mention(&self) -> bool {
+        !self.is_app()
+    }
+
     /// Bytes of title and text a message to this robot may take before DingTalk was seen
     /// to take less.
     pub fn message_budget(&self) -> usize {

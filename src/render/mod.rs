@@ -205,7 +205,11 @@ impl Renderer {
             .filter_map(|&i| notification.alerts.get(i))
             .collect();
         let group = GroupView::new(notification, &alerts, robot.primary_keyword(), now);
-        let mention = robot.mention.merged(&extras.mention);
+        let mention = if robot.can_mention() {
+            robot.mention.merged(&extras.mention)
+        } else {
+            Mention::default()
+        };
         let finish = Finisher::new(&robot.keywords, &mention, &notification.external_url);
         let mut attempts = Attempts {
             renderer: self,

@@ -54,13 +54,13 @@ fn load(yaml: &str) -> (TempDir, Result<Config, Vec<ConfigError>>) {
     (dir, result)
 }
 
-fn check_ok(yaml: &str) -> Config {
+pub(crate) fn check_ok(yaml: &str) -> Config {
     let (_dir, result) = load(yaml);
     result.unwrap_or_else(|errors| panic!("{errors:#?}"))
 }
 
 /// Loads `yaml`, expecting exactly the errors `(line, message part)`, in order.
-fn check_errors(yaml: &str, expected: &[(u32, &str)]) {
+pub(crate) fn check_errors(yaml: &str, expected: &[(u32, &str)]) {
     let (dir, result) = load(yaml);
     let errors = result
         .err()

@@ -1,5 +1,6 @@
 //! Unit tests of the library's parts that need no network: the inbound token, duplicate
-//! suppression, matching, routing, signing, DingTalk's answers, rendering, digests,
+//! suppression, matching, routing, signing, DingTalk's answers (of both robot kinds),
+//! robots of applications and their token cache, rendering, digests,
 //! environment expansion, config loading, the queue and its file, the rate window and the
 //! gate, payload parsing and retry backoff; and the delivery core (worker, passthrough)
 //! against a scripted DingTalk (`scripted`), and the shape of `src/` (`layout`). The pure
@@ -7,6 +8,7 @@
 //! pause takes microseconds. Only the queue file's reopen backoff waits in real time.
 #![allow(clippy::unwrap_used)]
 
+mod app_robots;
 mod auth;
 mod backoff;
 mod coalesce;
@@ -23,6 +25,7 @@ mod layout;
 mod matcher;
 mod mentions;
 mod message;
+mod openapi_answers;
 mod passthrough;
 mod payload;
 mod queue;
