@@ -7,6 +7,7 @@ use std::time::Duration;
 mod alertmanager;
 mod prometheus;
 
+mod app_robots;
 mod cluster;
 mod delivery;
 mod deploy;

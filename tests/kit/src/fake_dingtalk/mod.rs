@@ -554,4 +554,6 @@ fn summary(requests: &[Request]) -> String {
 }
 
 #[cfg(test)]
+mod openapi_tests;
+#[cfg(test)]
 mod tests;
