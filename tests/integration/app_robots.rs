@@ -1,12 +1,14 @@
 //! Robots of internal applications, through the binary against the fake DingTalk's
 //! OpenAPI: delivery with one shared access token, its refresh on expiry and on
 //! rejection, each class of refusal, `test-robot` and `render`, no credential in any
-//! output, and a real Alertmanager delivering to such a robot.
+//! output, replicas sharing its rate window through a real Redis, and a real
+//! Alertmanager delivering to such a robot.
 
 use std::time::Duration;
 
 use testkit::{
-    Bridge, CommandOutput, FakeApp, FakeDingTalk, Mode, Request, payload, run_command, temp_dir,
+    Bridge, CommandOutput, FakeApp, FakeDingTalk, Mode, Redis, Request, payload, run_command,
+    temp_dir,
 };
 
 use crate::alertmanager::{Alertmanager, TestAlert};
@@ -158,8 +160,8 @@ async fn throttling_pauses_the_robot_5xx_is_retried_and_a_wrong_group_is_dead_le
     dingtalk.set_mode(Mode::OpenApiError(503, "ServiceUnavailable".into()));
     bridge.notify(&payload("firing", &[("Busy", &[])])).await;
     dingtalk
-        .wait_until("a refused send", WAIT, |r| {
-            r.iter().any(|r| r.http_status == 503)
+        .wait_until("a refused send of each robot", WAIT, |r| {
+            r.iter().filter(|r| r.http_status == 503).count() >= 3
         })
         .await;
     dingtalk.set_mode(Mode::Normal);
@@ -168,12 +170,14 @@ async fn throttling_pauses_the_robot_5xx_is_retried_and_a_wrong_group_is_dead_le
             delivered_to_each_group(&dingtalk, 1)
         })
         .await;
-    assert!(
-        bridge
-            .metric("alertmanager_dingtalk_dingtalk_errors_total{robot=\"alpha\",errcode=\"ServiceUnavailable\"}")
-            .await
-            >= 1.0
-    );
+    let mut refused = 0.0;
+    for robot in ["alpha", "beta", "gamma"] {
+        let series = format!(
+            "alertmanager_dingtalk_dingtalk_errors_total{{robot=\"{robot}\",errcode=\"ServiceUnavailable\"}}"
+        );
+        refused += bridge.metric(&series).await;
+    }
+    assert!(refused >= 3.0, "{refused} refusals counted");
 
     dingtalk.set_mode(Mode::OpenApiError(
         403,
@@ -222,6 +226,80 @@ async fn a_robot_not_in_its_group_is_dead_lettered_with_a_hint() {
     let reason = dead[0].to_string();
     assert!(reason.contains("invalid.openConversationId"), "{reason}");
     assert!(reason.contains("add the robot to the group"), "{reason}");
+}
+
+#[tokio::test]
+async fn replicas_share_the_rate_window_of_a_robot_of_an_application() {
+    let redis = Redis::start();
+    let dingtalk = dingtalk(|app| app).await;
+    let config = format!(
+        "dingtalk:\n  openapi_url: \"{}\"\nrobots:\n  oncall:\n    app_key: {KEY}\n    \
+         app_secret: \"${{APP_SECRET}}\"\n    open_conversation_id: \"{}\"\n    rate_limit: 3/min\n\
+         strategies:\n  - name: all\n    robots: [oncall]\n\
+         cluster:\n  redis_url: \"{}\"\n  replicas: 2\n  timeout: 200ms\n",
+        dingtalk.openapi_url(),
+        GROUPS[0],
+        redis.url()
+    );
+    let bridges = [
+        Bridge::start_with_env(BINARY, &config, &ENV).await,
+        Bridge::start_with_env(BINARY, &config, &ENV).await,
+    ];
+    for i in 0..6 {
+        let name = format!("Shared{i}");
+        bridges[i % 2]
+            .notify(&payload("firing", &[(&name, &[])]))
+            .await;
+    }
+    // Alone, each replica would send two at once (the window's last slot is paced): four.
+    dingtalk
+        .wait_until("the window's first messages", WAIT, |_| {
+            dingtalk.delivered_to_group(GROUPS[0]).len() >= 2
+        })
+        .await;
+    dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    let sent = dingtalk.delivered_to_group(GROUPS[0]).len();
+    assert!(sent <= 3, "{sent} messages within the shared 3/min");
+}
+
+#[tokio::test]
+async fn in_passthrough_the_webhook_is_answered_with_the_openapis_verdict() {
+    let dingtalk = dingtalk(|app| app).await;
+    let config = config(&dingtalk.openapi_url())
+        .replace(
+            "strategies:",
+            "delivery: { mode: passthrough }\nstrategies:",
+        )
+        .replace("robots: [alpha, beta, gamma]", "robots: [alpha]");
+    let bridge = Bridge::start_with_env(BINARY, &config, &ENV).await;
+    let post = |name: &str| {
+        let body = payload("firing", &[(name, &[])]);
+        let bridge = &bridge;
+        async move {
+            bridge
+                .post("/alertmanager", body, Some("application/json"))
+                .await
+        }
+    };
+
+    let (status, body) = post("Delivered").await;
+    assert_eq!((status, body.trim()), (200, "ok: 1 messages delivered"));
+    assert_eq!(
+        dingtalk.delivered_to_group(GROUPS[0]).len(),
+        1,
+        "sent before the answer"
+    );
+
+    dingtalk.set_mode(Mode::OpenApiError(502, "BadGateway".into()));
+    let (status, body) = post("Retryable").await;
+    assert_eq!(status, 502, "{body}");
+    dingtalk.set_mode(Mode::OpenApiError(400, "bot.stopped".into()));
+    let (status, body) = post("Permanent").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("bot.stopped") && body.contains("enable it"),
+        "{body}"
+    );
 }
 
 /// Runs a subcommand in `dir` with the application's secret in the environment.
