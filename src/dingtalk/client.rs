@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Bytes;
 use jiff::Timestamp;
 use serde::Deserialize;
 use url::Url;
@@ -148,10 +149,7 @@ impl Client {
     }
 
     /// Sends a JSON request and reads the whole answer.
-    async fn exchange(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<(u16, Vec<u8>), SendError> {
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<(u16, Bytes), SendError> {
         let response = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .send()
@@ -159,7 +157,7 @@ impl Client {
             .map_err(network_error)?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(network_error)?;
-        Ok((status, bytes.to_vec()))
+        Ok((status, bytes))
     }
 }
 

@@ -32,12 +32,13 @@ pub use errcode::{Call, Retry, SendError};
 
 use crate::rate_window::RateLimit;
 
-/// DingTalk's limit on a webhook robot's message, in bytes: it refuses longer ones with errcode 460101,
-/// "message too long, exceed 20000 bytes". The wording does not say what it counts.
+/// DingTalk's limit on a webhook robot's message, in bytes: it refuses longer ones with
+/// errcode 460101, "message too long, exceed 20000 bytes". The wording does not say what
+/// it counts.
 pub const MAX_MESSAGE_BYTES: usize = 20_000;
 /// What the bridge lets the title and the text of one message to a webhook robot take
-/// together: DingTalk's limit less 5 % for whatever else it might count. A 460101 answer lowers it per robot
-/// (see `gate::Gate::shrink`).
+/// together: DingTalk's limit less 5 % for whatever else it might count. A 460101 answer
+/// lowers it per robot (see `gate::Gate::shrink`).
 pub const MESSAGE_BUDGET: usize = MAX_MESSAGE_BYTES / 20 * 19;
 /// The lowest a robot's budget goes. A message of fewer bytes that DingTalk still calls
 /// too long shows that length is not the problem: it is given up on instead of being cut
