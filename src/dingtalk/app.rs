@@ -72,8 +72,8 @@ pub fn encode(robot: &AppRobot, msgtype: MsgType, message: &Message) -> (String,
     (body.to_string(), param_bytes)
 }
 
-/// The message key and its parameters. The API has no `at`: mentions are only the `@`
-/// text the renderer wrote (see `Config::warnings`).
+/// The message key and its parameters. The API has no `at`, so messages to these robots
+/// mention nobody (`Robot::can_mention`; `check` warns of mentions configured for them).
 fn sample(msgtype: MsgType, message: &Message) -> (&'static str, serde_json::Value) {
     let buttons = &message.buttons;
     match msgtype {

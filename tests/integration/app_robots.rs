@@ -272,17 +272,8 @@ async fn in_passthrough_the_webhook_is_answered_with_the_openapis_verdict() {
         )
         .replace("robots: [alpha, beta, gamma]", "robots: [alpha]");
     let bridge = Bridge::start_with_env(BINARY, &config, &ENV).await;
-    let post = |name: &str| {
-        let body = payload("firing", &[(name, &[])]);
-        let bridge = &bridge;
-        async move {
-            bridge
-                .post("/alertmanager", body, Some("application/json"))
-                .await
-        }
-    };
 
-    let (status, body) = post("Delivered").await;
+    let (status, body) = bridge.post_alert("Delivered").await;
     assert_eq!((status, body.trim()), (200, "ok: 1 messages delivered"));
     assert_eq!(
         dingtalk.delivered_to_group(GROUPS[0]).len(),
@@ -291,10 +282,10 @@ async fn in_passthrough_the_webhook_is_answered_with_the_openapis_verdict() {
     );
 
     dingtalk.set_mode(Mode::OpenApiError(502, "BadGateway".into()));
-    let (status, body) = post("Retryable").await;
+    let (status, body) = bridge.post_alert("Retryable").await;
     assert_eq!(status, 502, "{body}");
     dingtalk.set_mode(Mode::OpenApiError(400, "bot.stopped".into()));
-    let (status, body) = post("Permanent").await;
+    let (status, body) = bridge.post_alert("Permanent").await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body.contains("bot.stopped") && body.contains("enable it"),

@@ -269,17 +269,8 @@ strategies:
 async fn passthrough_answers_with_dingtalks_verdict() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     let bridge = Bridge::start(BINARY, &passthrough_config(&dingtalk.api_url())).await;
-    let post = |name: &str| {
-        let body = payload("firing", &[(name, &[])]);
-        let bridge = &bridge;
-        async move {
-            bridge
-                .post("/alertmanager", body, Some("application/json"))
-                .await
-        }
-    };
 
-    let (status, body) = post("Delivered").await;
+    let (status, body) = bridge.post_alert("Delivered").await;
     assert_eq!((status, body.trim()), (200, "ok: 1 messages delivered"));
     assert_eq!(
         dingtalk.delivered("ops-token").len(),
@@ -288,7 +279,7 @@ async fn passthrough_answers_with_dingtalks_verdict() {
     );
 
     dingtalk.set_mode(Mode::Http500);
-    let (status, body) = post("Retryable").await;
+    let (status, body) = bridge.post_alert("Retryable").await;
     assert_eq!(status, 502, "{body}");
     assert!(
         body.contains("HTTP 500") && body.contains("hint:"),
@@ -296,7 +287,7 @@ async fn passthrough_answers_with_dingtalks_verdict() {
     );
 
     dingtalk.set_mode(Mode::Errcode(310000, "keywords not in content".into()));
-    let (status, body) = post("Permanent").await;
+    let (status, body) = bridge.post_alert("Permanent").await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body.contains("errcode 310000") && body.contains("add HertzBeat as a custom keyword"),
@@ -305,7 +296,7 @@ async fn passthrough_answers_with_dingtalks_verdict() {
 
     // "Sending too fast" pauses the robot: 503, so Alertmanager retries later...
     dingtalk.set_mode(Mode::Errcode(130101, "send too fast".into()));
-    let (status, body) = post("Paused").await;
+    let (status, body) = bridge.post_alert("Paused").await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("errcode 130101") && body.contains("rate_limit"),
@@ -314,7 +305,7 @@ async fn passthrough_answers_with_dingtalks_verdict() {
     // ...and the next webhook is refused at once: the pause is longer than
     // delivery.passthrough_max_wait.
     let sent = dingtalk.requests().len();
-    let (status, body) = post("DuringThePause").await;
+    let (status, body) = bridge.post_alert("DuringThePause").await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("rate limit reached; the next slot is in"),

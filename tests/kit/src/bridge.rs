@@ -276,6 +276,14 @@ impl Bridge {
         assert_eq!(status, 200, "webhook not accepted: {body}");
     }
 
+    /// POSTs a firing webhook of one alert named `name` to `/alertmanager`; returns the
+    /// answer, which in passthrough mode is DingTalk's verdict.
+    pub async fn post_alert(&self, name: &str) -> (u16, String) {
+        let body = crate::payload("firing", &[(name, &[])]);
+        self.post("/alertmanager", body, Some("application/json"))
+            .await
+    }
+
     /// GETs `path`; returns status and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self
