@@ -148,27 +148,26 @@ impl Checker {
     ) -> Option<AppRobot> {
         let owner = format!("robot `{name}`");
         let app_key = self.required(at, &owner, "app_key", raw.app_key.as_deref());
-        let app_secret = self.inline_or_file(
-            at,
-            &owner,
-            "app_secret",
-            (raw.app_secret.clone(), raw.app_secret_file.clone()),
-        );
-        let app_secret = match app_secret {
-            Some((_, secret)) if !secret.is_empty() => Some(secret),
-            Some((secret_at, _)) => {
-                self.error(&secret_at, format!("{owner} has an empty `app_secret`"));
-                None
-            }
-            None if raw.app_secret.is_none() && raw.app_secret_file.is_none() => {
-                self.error(
-                    at,
-                    format!("{owner} needs `app_secret` or `app_secret_file`"),
-                );
-                None
-            }
-            None => None,
-        };
+        if raw.app_secret.is_none() && raw.app_secret_file.is_none() {
+            self.error(
+                at,
+                format!("{owner} needs `app_secret` or `app_secret_file`"),
+            );
+        }
+        let app_secret = self
+            .inline_or_file(
+                at,
+                &owner,
+                "app_secret",
+                (raw.app_secret.clone(), raw.app_secret_file.clone()),
+            )
+            .and_then(|(secret_at, secret)| {
+                if secret.is_empty() {
+                    self.error(&secret_at, format!("{owner} has an empty `app_secret`"));
+                    return None;
+                }
+                Some(secret)
+            });
         let open_conversation_id = self.required(
             at,
             &owner,
@@ -176,7 +175,7 @@ impl Checker {
             raw.open_conversation_id.as_deref(),
         );
         let robot_code = match raw.robot_code.as_deref() {
-            Some(_) => self.required(at, &owner, "robot_code", raw.robot_code.as_deref()),
+            Some(code) => self.required(at, &owner, "robot_code", Some(code)),
             None => app_key.clone(),
         };
         Some(AppRobot {

@@ -26,7 +26,7 @@ pub const MAX_MSG_PARAM_BYTES: usize = 15_000;
 pub const APP_MESSAGE_BUDGET: usize = MAX_MSG_PARAM_BYTES / 20 * 17;
 
 /// An internal application: what its access token is fetched with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct App {
     /// `dingtalk.openapi_url`: where both calls go.
     pub openapi_url: Url,

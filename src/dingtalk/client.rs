@@ -77,6 +77,8 @@ impl Client {
     /// Sends with the application's token; when DingTalk rejects the token, fetches
     /// another (one fetch however many sends were rejected at once) and sends once more.
     async fn post_app(&self, app: &App, body: String) -> Result<(), SendError> {
+        // Kept for a second send without copying it.
+        let body = Bytes::from(body);
         let token = self.tokens.get(app, None, || self.fetch_token(app)).await?;
         match self.post_group_message(app, &token, body.clone()).await {
             Err(error) if error.token_rejected() => {
@@ -98,7 +100,7 @@ impl Client {
         &self,
         app: &App,
         token: &Secret,
-        body: String,
+        body: Bytes,
     ) -> Result<(), SendError> {
         let request = self
             .http

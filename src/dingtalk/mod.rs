@@ -64,7 +64,7 @@ pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + S
 
 /// A credential (access token, signing secret, application secret) that must never be
 /// logged or printed.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
 
 impl Secret {
@@ -193,13 +193,16 @@ impl Robot {
         let msgtype = message.msgtype.unwrap_or(self.msgtype);
         match &self.endpoint {
             Endpoint::Webhook(_) => Ok(encode_as(msgtype, message)),
-            Endpoint::App(robot) => match app::encode(robot, msgtype, message) {
-                (_, bytes) if bytes > app::MAX_MSG_PARAM_BYTES => Err(SendError::TooLong {
-                    bytes,
-                    limit: app::MAX_MSG_PARAM_BYTES,
-                }),
-                (body, _) => Ok(body),
-            },
+            Endpoint::App(robot) => {
+                let (body, param_bytes) = app::encode(robot, msgtype, message);
+                if param_bytes > app::MAX_MSG_PARAM_BYTES {
+                    return Err(SendError::TooLong {
+                        bytes: param_bytes,
+                        limit: app::MAX_MSG_PARAM_BYTES,
+                    });
+                }
+                Ok(body)
+            }
         }
     }
 

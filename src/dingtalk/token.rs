@@ -19,19 +19,12 @@ use super::{Secret, SendError};
 /// The most a token is fetched again before it expires.
 const MAX_EARLY: Duration = Duration::from_secs(300);
 
-/// The tokens of every application robots have used. Cheap to share behind an `Arc`.
+/// The tokens of every application robots have used, by application: its address, key
+/// and secret, so a reload that corrects a secret does not keep a token of the old one.
+/// Cheap to share behind an `Arc`.
 #[derive(Default)]
 pub struct Tokens {
-    slots: Mutex<HashMap<AppId, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
-}
-
-/// An application as the token belongs to it: a changed secret is another application, so
-/// a reload that corrects a secret does not keep a token of the old one.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct AppId {
-    openapi_url: String,
-    app_key: String,
-    app_secret: String,
+    slots: Mutex<HashMap<App, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
 }
 
 struct Cached {
@@ -81,12 +74,7 @@ impl Tokens {
     }
 
     fn slot(&self, app: &App) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
-        let id = AppId {
-            openapi_url: app.openapi_url.to_string(),
-            app_key: app.app_key.clone(),
-            app_secret: app.app_secret.expose().to_owned(),
-        };
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(slots.entry(id).or_default())
+        Arc::clone(slots.entry(app.clone()).or_default())
     }
 }

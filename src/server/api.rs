@@ -68,7 +68,8 @@ pub fn queue_report(app: &App, runtime: &Runtime) -> Vec<RobotQueue> {
         .into_iter()
         .map(|robot| {
             let robot_stats = stats.get(robot).copied().unwrap_or_default();
-            let gate = delivery.gate(robot).view(instant_now);
+            let robot_gate = delivery.gate(robot);
+            let gate = robot_gate.view(instant_now);
             RobotQueue {
                 configured: robots.contains_key(robot),
                 depth: robot_stats.depth,
@@ -79,9 +80,9 @@ pub fn queue_report(app: &App, runtime: &Runtime) -> Vec<RobotQueue> {
                 rate_limit: robots.get(robot).map(|r| r.rate_limit.to_string()),
                 paused_until: gate.paused_until.and_then(wall),
                 last_delivery: gate.last_delivery,
-                size_budget: robots.get(robot).map_or(gate.size_budget, |r| {
-                    gate.size_budget.min(r.message_budget())
-                }),
+                size_budget: robots
+                    .get(robot)
+                    .map_or(gate.size_budget, |r| robot_gate.size_budget(r)),
                 last_error: gate.last_error.map(|e| ErrorView {
                     error: e.error,
                     hint: e.hint,

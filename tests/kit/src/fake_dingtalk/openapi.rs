@@ -242,21 +242,15 @@ fn check_message(msg_key: &str, msg_param: &str) -> Result<(), Answer> {
     }
     let param: Value =
         serde_json::from_str(msg_param).map_err(|_| invalid("msgParam is not JSON"))?;
-    let buttons =
-        |n: usize| (1..=n).flat_map(|i| [format!("actionTitle{i}"), format!("actionURL{i}")]);
-    let required: Vec<String> = match msg_key {
-        "sampleText" => vec!["content".into()],
-        "sampleMarkdown" => vec!["title".into(), "text".into()],
-        "sampleActionCard" => ["title", "text", "singleTitle", "singleURL"]
-            .map(String::from)
-            .into(),
-        "sampleActionCard2" | "sampleActionCard3" | "sampleActionCard4" | "sampleActionCard5" => {
-            let n = usize::from(msg_key.as_bytes()[msg_key.len() - 1] - b'0');
-            ["title".to_owned(), "text".to_owned()]
-                .into_iter()
-                .chain(buttons(n))
-                .collect()
-        }
+    // The fields of each key, and its numbered buttons (`actionTitleN`, `actionURLN`).
+    let (fields, buttons): (&[&str], usize) = match msg_key {
+        "sampleText" => (&["content"], 0),
+        "sampleMarkdown" => (&["title", "text"], 0),
+        "sampleActionCard" => (&["title", "text", "singleTitle", "singleURL"], 0),
+        "sampleActionCard2" => (&["title", "text"], 2),
+        "sampleActionCard3" => (&["title", "text"], 3),
+        "sampleActionCard4" => (&["title", "text"], 4),
+        "sampleActionCard5" => (&["title", "text"], 5),
         _ => {
             return Err(error(
                 StatusCode::BAD_REQUEST,
@@ -265,10 +259,11 @@ fn check_message(msg_key: &str, msg_param: &str) -> Result<(), Answer> {
             ));
         }
     };
-    if required
+    let mut required = fields
         .iter()
-        .all(|key| param.get(key).is_some_and(Value::is_string))
-    {
+        .map(|&field| field.to_owned())
+        .chain((1..=buttons).flat_map(|n| [format!("actionTitle{n}"), format!("actionURL{n}")]));
+    if required.all(|key| param.get(&key).is_some_and(Value::is_string)) {
         Ok(())
     } else {
         Err(invalid("msgParam lacks a field of its msgKey"))
