@@ -7,10 +7,11 @@ mod common;
 
 use std::hint::black_box;
 
+use alertmanager_dingtalk::accept::plan;
 use alertmanager_dingtalk::config::Config;
+use alertmanager_dingtalk::deliver::digest;
 use alertmanager_dingtalk::dingtalk::{self, Endpoint, MESSAGE_BUDGET, MsgType, sign};
 use alertmanager_dingtalk::queue::Envelope;
-use alertmanager_dingtalk::{coalesce, plan};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use common::{SIZES, config, notification, now};
@@ -58,7 +59,7 @@ fn coalesce(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::from_parameter(messages),
             &pending,
-            |b, pending| b.iter(|| coalesce::digests(black_box(pending), keyword, MESSAGE_BUDGET)),
+            |b, pending| b.iter(|| digest::digests(black_box(pending), keyword, MESSAGE_BUDGET)),
         );
     }
     group.finish();

@@ -12,17 +12,18 @@ mod common;
 
 use std::hint::black_box;
 
+use alertmanager_dingtalk::accept::plan;
 use alertmanager_dingtalk::config::Config;
 use alertmanager_dingtalk::dingtalk::{MAX_TEXT_BYTES, Message};
-use alertmanager_dingtalk::payload::{self, Notification};
+use alertmanager_dingtalk::ingest::{self, Notification};
 use alertmanager_dingtalk::render::{DEFAULT_TEMPLATE, Extras};
-use alertmanager_dingtalk::{plan, route};
+use alertmanager_dingtalk::route;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use common::{SIZES, config, notification, now, webhook_body};
 
 fn parse(c: &mut Criterion) {
-    by_size(c, "parse", webhook_body, |body| payload::parse(body));
+    by_size(c, "parse", webhook_body, |body| ingest::parse(body));
 }
 
 fn route(c: &mut Criterion) {

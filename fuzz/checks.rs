@@ -5,19 +5,19 @@
 use std::sync::OnceLock;
 
 use alertmanager_dingtalk::config::load_with_env;
+use alertmanager_dingtalk::dingtalk::RateLimit;
 use alertmanager_dingtalk::dingtalk::{
     self, Endpoint, MESSAGE_BUDGET, Mention, MsgType, Robot, Secret, Webhook,
 };
-use alertmanager_dingtalk::matcher::Matcher;
-use alertmanager_dingtalk::payload::{self, LabelSet};
-use alertmanager_dingtalk::rate_window::RateLimit;
+use alertmanager_dingtalk::ingest::{self, LabelSet};
 use alertmanager_dingtalk::render::{Extras, Renderer};
+use alertmanager_dingtalk::route::matcher::Matcher;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 /// The webhook payload parser: an error or a notification, never a panic.
 pub fn payload(data: &[u8]) {
-    let _ = payload::parse(data);
+    let _ = ingest::parse(data);
 }
 
 /// The matcher parser, and a parsed matcher applied to a label value: the input is the
@@ -51,7 +51,7 @@ pub fn config(data: &[u8]) {
 /// budget, and its body within DingTalk's 20000 bytes.
 pub fn render(data: &[u8]) {
     static RENDERER: OnceLock<Renderer> = OnceLock::new();
-    let Ok(notification) = payload::parse(data) else {
+    let Ok(notification) = ingest::parse(data) else {
         return;
     };
     let renderer = RENDERER.get_or_init(|| {

@@ -10,20 +10,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
 
+use crate::accept::dedup::Dedup;
 use crate::cluster;
 use crate::config::{self, Config, ConfigErrors, DeliveryMode};
-use crate::dedup::Dedup;
 use crate::deliver::Delivery;
 use crate::metrics::Metrics;
 use crate::queue::{DurableStore, MemoryStore, Queue, QueueError, Store};
-use crate::runtime::{ConfigHandle, Pinned, Runtime, RuntimeError};
+use crate::snapshot::{ConfigHandle, Pinned, Snapshot, SnapshotError};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The HTTP client or the cluster could not be built.
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
+    Snapshot(#[from] SnapshotError),
     /// The queue could not be opened.
     #[error(transparent)]
     Queue(#[from] QueueError),
@@ -76,7 +76,7 @@ impl App {
         let pinned = Pinned::of(&config, listen_override);
         let queue = Arc::new(Queue::new(open_store(&config)?)?);
         let metrics = Arc::new(Metrics::new());
-        let config = Arc::new(ConfigHandle::new(Runtime::new(config, None, &metrics)?));
+        let config = Arc::new(ConfigHandle::new(Snapshot::new(config, None, &metrics)?));
         let delivery = Arc::new(Delivery::new(
             config.clone(),
             queue.clone(),
@@ -97,7 +97,12 @@ impl App {
         });
         app.loaded(Ok(()));
         warn_about(&app.config.snapshot().config);
-        tokio::spawn(app.delivery.clone().share_with_cluster());
+        tokio::spawn(
+            app.delivery
+                .gates
+                .clone()
+                .share_with_cluster(app.config.clone()),
+        );
         for (robot, pending) in queue.depths() {
             tracing::info!(message = "Resuming delivery of queued messages.", %robot, pending);
             app.delivery.wake(&robot);
@@ -130,7 +135,7 @@ impl App {
         let mut kept = Vec::new();
         let loaded = config::load(&self.config_file).and_then(|mut config| {
             kept = self.pinned.keep(&mut config);
-            Runtime::new(config, Some(&self.config.snapshot()), &self.metrics).map_err(|e| {
+            Snapshot::new(config, Some(&self.config.snapshot()), &self.metrics).map_err(|e| {
                 ConfigErrors(vec![config::ConfigError {
                     file: self.config_file.clone(),
                     position: config::Position::default(),
@@ -138,8 +143,8 @@ impl App {
                 }])
             })
         });
-        let runtime = match loaded {
-            Ok(runtime) => runtime,
+        let snapshot = match loaded {
+            Ok(snapshot) => snapshot,
             Err(errors) => {
                 self.loaded(Err(&errors));
                 tracing::error!(
@@ -150,14 +155,14 @@ impl App {
             }
         };
         let reloaded = Reloaded {
-            summary: runtime.config.summary(),
+            summary: snapshot.config.summary(),
             kept,
         };
         for kept in &reloaded.kept {
             tracing::warn!(message = "A restart-only setting changed; it applies after a restart.", %kept);
         }
-        warn_about(&runtime.config);
-        self.config.replace(runtime);
+        warn_about(&snapshot.config);
+        self.config.replace(snapshot);
         self.loaded(Ok(()));
         tracing::info!(message = "Configuration reloaded.", summary = %reloaded.summary);
         Ok(reloaded)
@@ -188,11 +193,11 @@ impl App {
         metrics
             .config_last_reload_success_timestamp
             .set(now.as_millisecond() as f64 / 1000.0);
-        let runtime = self.config.snapshot();
-        for robot in runtime.config.robots.keys() {
+        let snapshot = self.config.snapshot();
+        for robot in snapshot.config.robots.keys() {
             metrics.declare_robot(robot);
         }
-        self.delivery.refresh_gauges(&runtime);
+        self.delivery.refresh_gauges(&snapshot);
     }
 
     /// Re-queues every dead letter; returns how many robots get messages back.

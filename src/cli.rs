@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use crate::config::{self, ConfigErrors};
 use crate::deliver::Delivery;
+use crate::ingest;
 use crate::metrics::Metrics;
-use crate::payload;
-use crate::preview;
-use crate::probe::{self, Probe};
 use crate::queue::{MemoryStore, Queue};
-use crate::runtime::{ConfigHandle, Pinned, Runtime, queue_dir_text};
 use crate::server::{WebConfigError, WebConfigFile};
+use crate::snapshot::{ConfigHandle, Pinned, Snapshot, queue_dir_text};
+use crate::tools::preview;
+use crate::tools::probe::{self, Probe};
 
 /// `check`: the one-line summary of a valid config, its restart-only settings, what the
 /// web configuration asks of clients when one is given, and a line per warning; or every
@@ -75,7 +75,7 @@ pub enum RenderError {
         /// The payload file.
         file: String,
         /// Why it is not.
-        source: payload::PayloadError,
+        source: ingest::PayloadError,
     },
 }
 
@@ -93,7 +93,7 @@ pub fn render(
         source,
     })?;
     let notification =
-        payload::parse(&body).map_err(|source| RenderError::Payload { file, source })?;
+        ingest::parse(&body).map_err(|source| RenderError::Payload { file, source })?;
     let preview = preview::preview(&config, &notification, now);
 
     let mut out = String::new();
@@ -180,16 +180,16 @@ pub async fn test_robot(
     };
     config.cluster = None;
     let metrics = Arc::new(Metrics::new());
-    let runtime =
-        Runtime::new(config, None, &metrics).map_err(|e| TestRobotError::Start(e.to_string()))?;
-    let handle = Arc::new(ConfigHandle::new(runtime));
+    let snapshot =
+        Snapshot::new(config, None, &metrics).map_err(|e| TestRobotError::Start(e.to_string()))?;
+    let handle = Arc::new(ConfigHandle::new(snapshot));
     let queue = Queue::new(Arc::new(MemoryStore::default()))
         .map_err(|e| TestRobotError::Start(e.to_string()))?;
     let delivery = Delivery::new(handle.clone(), Arc::new(queue), metrics);
-    let runtime = handle.snapshot();
+    let snapshot = handle.snapshot();
     Ok(probe::send(
         &delivery,
-        &runtime,
+        &snapshot,
         &robot,
         text.unwrap_or(probe::DEFAULT_TEXT),
     )

@@ -3,32 +3,34 @@
 //!
 //! # Layout
 //!
-//! Data flows one way, and the modules are named after the stages:
+//! Data flows one way, and the modules are named after the stages, in this order:
 //!
-//! - [`server`]: the HTTP front door (webhook, drop-in robot path, admin API, status page,
-//!   metrics, health, reload).
-//! - [`payload`]: the Alertmanager webhook payload, tolerant of fields it does not know.
-//! - [`accept`]: what happens to a notification: queued, or sent at once (passthrough).
-//! - [`dedup`]: the copy of a notification an Alertmanager HA pair sends twice, sent once.
+//! - [`server`]: the HTTP front door; its route table names every endpoint, its methods
+//!   and who may call it.
+//! - [`ingest`]: a webhook's body turned into a [`ingest::Notification`].
+//! - [`accept`]: what happens to a notification: duplicate suppression, the plan (route
+//!   and render), then queued, or sent at once (passthrough).
+//!   [`accept::notification`] is the whole inbound pipeline in one function.
+//! - [`route`]: which strategies, and so which robots, each alert goes to.
+//! - [`render`]: one DingTalk message per (robot, strategy), keyword-carrying and
+//!   size-bounded.
+//! - [`queue`]: pending messages, one queue per robot, and the dead letters.
+//! - [`limit`]: when a send may start: the rolling window, pauses, pacing, and the window
+//!   replicas share.
+//! - [`deliver`]: one worker per robot that merges a backlog into digests, sends, retries
+//!   and gives up; the one function every send goes through.
+//! - [`dingtalk`]: the only module that knows DingTalk's APIs: bodies, signing, tokens,
+//!   and what each answer means.
 //! - [`cluster`]: with `cluster:`, the rate windows, pauses and duplicate claims that
 //!   replicas share through Redis.
-//! - [`plan`], [`matcher`] and [`route`]: which strategies, and so which robots, each alert
-//!   goes to.
-//! - [`render`]: one DingTalk message per (robot, strategy), keyword-carrying and size-bounded.
-//! - [`queue`]: pending messages, one queue per robot, and the dead letters.
-//! - [`deliver`]: one worker per robot that sends through the robot's [`gate`] (rate
-//!   window from [`rate_window`], pause, size budget), retries and gives up.
-//! - [`coalesce`]: in a storm, a robot's pending messages merged into size-bounded digests.
-//! - [`dingtalk`]: the only module that knows DingTalk's HTTP API: signing, sending, errcodes.
 //! - [`metrics`]: the service's own Prometheus metrics.
 //!
-//! Around them: [`auth`] checks the bearer token of inbound requests, [`config`] loads
-//! and validates `config.yaml` into a [`config::Config`], [`runtime`] hands out the
-//! configuration in force and pins the restart-only settings, [`app`] composes the
-//! running service, [`preview`] shows what a notification would send (for `render` and
-//! the status page), [`probe`] sends a test message to a robot and explains the answer,
-//! [`migrate`] turns a prometheus-webhook-dingtalk config into ours, and [`cli`]
-//! implements the `check`, `render` and `test-robot` subcommands.
+//! Around them: [`config`] loads and validates `config.yaml` into a
+//! [`config::Config`]; [`snapshot`] hands out the configuration in force and pins the
+//! restart-only settings; [`app`] composes the running service; [`cli`] is the other front
+//! door, the subcommands; [`tools`] holds what both doors offer the operator (preview,
+//! probe, migrate). What comes back from DingTalk (actions on alerts) will be a subsystem
+//! of its own beside these.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -37,22 +39,15 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
-pub mod coalesce;
 pub mod config;
-pub mod dedup;
 pub mod deliver;
 pub mod dingtalk;
-pub mod gate;
-pub mod matcher;
+pub mod ingest;
+pub mod limit;
 pub mod metrics;
-pub mod migrate;
-pub mod payload;
-pub mod plan;
-pub mod preview;
-pub mod probe;
 pub mod queue;
-pub mod rate_window;
 pub mod render;
 pub mod route;
-pub mod runtime;
 pub mod server;
+pub mod snapshot;
+pub mod tools;

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alertmanager_dingtalk::{app::App, cli, config, migrate, server};
+use alertmanager_dingtalk::tools::migrate;
+use alertmanager_dingtalk::{app::App, cli, config, server};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use alertmanager_dingtalk::config::{self, Config};
-use alertmanager_dingtalk::payload::{self, Notification};
+use alertmanager_dingtalk::ingest::{self, Notification};
 use jiff::Timestamp;
 pub use testkit::webhook_body;
 
@@ -30,5 +30,5 @@ pub fn config() -> Config {
 
 /// [`webhook_body`] parsed, as the webhook handler has it before routing.
 pub fn notification(n: usize) -> Notification {
-    payload::parse(&webhook_body(n)).expect("a valid payload")
+    ingest::parse(&webhook_body(n)).expect("a valid payload")
 }

@@ -2,21 +2,23 @@
 //! ([`queued`]) it routes, renders and durably queues the messages for the robots'
 //! workers; in passthrough mode ([`passthrough`]) it sends them at once and passes
 //! DingTalk's verdict back. Both plan the same way ([`plan`]), apply the duplicate policy
-//! of [`crate::dedup`], and count what routing did.
+//! of [`crate::accept::dedup`], and count what routing did.
 //!
 //! Everything here runs on one configuration snapshot. It knows nothing of HTTP: the
 //! server maps the outcomes to status codes.
 
+pub mod dedup;
 pub mod passthrough;
+pub mod plan;
 pub mod queued;
 
 use jiff::Timestamp;
 
 use crate::config::Config;
+use crate::ingest::Notification;
 use crate::metrics::{HeldLabels, Metrics, StatusLabels, StrategyLabels};
-use crate::payload::Notification;
-use crate::plan::{self, PlannedMessage};
 use crate::queue::QueueError;
+use plan::PlannedMessage;
 
 /// Why a notification was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +37,7 @@ pub enum AcceptError {
 
 /// Routes and renders `notification` (or, with `direct_robot`, renders all of it for
 /// that robot), counting what routing did.
-fn plan(
+fn messages(
     metrics: &Metrics,
     config: &Config,
     notification: &Notification,

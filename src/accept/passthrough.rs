@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{AcceptError, plan};
-use crate::dedup::{self, Dedup};
+use super::{AcceptError, messages};
+use crate::accept::dedup::{self, Dedup};
 use crate::deliver::{self, Delivery, Failure};
 use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot};
-use crate::payload::Notification;
+use crate::ingest::Notification;
+use crate::limit;
 use crate::render;
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// What became of a notification sent at once.
 #[derive(Debug)]
@@ -52,16 +53,16 @@ pub enum Passed {
 pub async fn send_now(
     delivery: &Delivery,
     dedup: &Dedup,
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     notification: &Notification,
     direct_robot: Option<&str>,
 ) -> Result<Passed, AcceptError> {
-    let config = &runtime.config;
+    let config = &snapshot.config;
     let identity = dedup::identity(notification, direct_robot);
     if dedup.seen(&identity, config.dedup_window) {
         return Ok(Passed::Duplicate);
     }
-    let cluster = runtime
+    let cluster = snapshot
         .cluster
         .as_deref()
         .filter(|_| !config.dedup_window.is_zero());
@@ -71,7 +72,7 @@ pub async fn send_now(
         dedup.duplicate(&identity);
         return Ok(Passed::Duplicate);
     }
-    let planned = plan(&delivery.metrics, config, notification, direct_robot)?;
+    let planned = messages(&delivery.metrics, config, notification, direct_robot)?;
     let mut delivered = 0;
     for message in &planned {
         let Some(robot) = config.robots.get(&message.robot) else {
@@ -80,7 +81,7 @@ pub async fn send_now(
         let alerts = message.summary.alerts.len();
         let sent = send_message(
             delivery,
-            runtime,
+            snapshot,
             robot,
             &message.message,
             &message.strategy,
@@ -107,7 +108,7 @@ pub async fn send_now(
 /// `passthrough_max_wait`.
 pub async fn send_message(
     delivery: &Delivery,
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     robot: &Robot,
     message: &Message,
     strategy: &str,
@@ -116,7 +117,7 @@ pub async fn send_message(
     let gate = delivery.gate(&robot.name);
     let limit = robot.rate_limit;
     let now = Instant::now();
-    let deadline = now + runtime.config.passthrough_max_wait;
+    let deadline = now + snapshot.config.passthrough_max_wait;
     let rate_limited = |slot: Instant| {
         delivery.metrics.message(&robot.name, "retried");
         Passed::RateLimited {
@@ -137,13 +138,13 @@ pub async fn send_message(
     };
     let mut message = render::shorten(message, robot, gate.size_budget(robot));
     loop {
-        let reserved = deliver::reserve(&lane, runtime, robot, Some(deadline))
+        let reserved = limit::reserve(&lane, snapshot, robot, Some(deadline))
             .await
             .map_err(rate_limited)?;
         let sent = deliver::send(
             reserved,
-            &*runtime.sender,
-            runtime.cluster.as_deref(),
+            &*snapshot.sender,
+            snapshot.cluster.as_deref(),
             robot,
             &delivery.metrics,
             &message,

@@ -10,31 +10,31 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::{AcceptError, plan};
+use super::{AcceptError, messages};
+use crate::accept::dedup::{self, Dedup, Taken};
+use crate::accept::plan::PlannedMessage;
 use crate::cluster::Cluster;
-use crate::dedup::{self, Dedup, Taken};
 use crate::deliver::Delivery;
-use crate::payload::Notification;
-use crate::plan::PlannedMessage;
+use crate::ingest::Notification;
 use crate::queue::{Envelope, QueueError};
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// Routes, renders and durably queues `notification` (or, with `direct_robot`, all of it
-/// for that robot) under `runtime`; returns how many messages were queued, 0 for a
+/// for that robot) under `snapshot`; returns how many messages were queued, 0 for a
 /// duplicate.
 pub async fn accept(
     delivery: &Arc<Delivery>,
     dedup: &Arc<Dedup>,
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     notification: &Notification,
     direct_robot: Option<&str>,
 ) -> Result<usize, AcceptError> {
-    let config = &runtime.config;
+    let config = &snapshot.config;
     let identity = dedup::identity(notification, direct_robot);
     if !dedup.claim(&identity, config.dedup_window) {
         return Ok(0);
     }
-    let shared = match &runtime.cluster {
+    let shared = match &snapshot.cluster {
         Some(cluster) => match dedup
             .claim_shared(cluster, &identity, config.dedup_window)
             .await
@@ -49,7 +49,7 @@ pub async fn accept(
         },
         None => None,
     };
-    let planned = match plan(&delivery.metrics, config, notification, direct_robot) {
+    let planned = match messages(&delivery.metrics, config, notification, direct_robot) {
         Ok(planned) => planned,
         Err(error) => {
             forget(dedup, &identity, shared.as_ref()).await;

@@ -4,7 +4,7 @@
 //!
 //! Every step on shared state is one Lua script ([`scripts`]), timed by the Redis
 //! server's clock. Each replica also keeps its own sends in the robot's local
-//! [`Gate`](crate::gate::Gate) and uploads those of the current window every
+//! [`Gate`](crate::limit::Gate) and uploads those of the current window every
 //! [`HEARTBEAT`] (renewing its membership), so that Redis can lose its data without the
 //! window forgetting them.
 //!
@@ -33,7 +33,7 @@ use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
 use crate::config::ClusterConfig;
-use crate::rate_window::RateLimit;
+use crate::dingtalk::RateLimit;
 pub use claims::Claim;
 use scripts::Scripts;
 

@@ -1,4 +1,4 @@
-//! Validation: the raw config, as written, into the runtime [`Config`], collecting every
+//! Validation: the raw config, as written, into the snapshot [`Config`], collecting every
 //! error with its position. Robots are checked in [`super::robots`], strategies in
 //! [`super::strategies`], single values in [`super::values`].
 
@@ -19,7 +19,7 @@ use super::{
 use crate::auth::BearerToken;
 use crate::render::{Renderer, TemplatePart, TemplateSource};
 
-/// Validation state: collects errors with their positions while building the runtime types.
+/// Validation state: collects errors with their positions while building the snapshot types.
 pub(super) struct Checker {
     pub(super) file: PathBuf,
     pub(super) dir: PathBuf,
@@ -191,7 +191,7 @@ impl Checker {
             };
             let title = template
                 .title
-                .unwrap_or_else(|| include_str!("../templates/default.title.j2").to_owned());
+                .unwrap_or_else(|| include_str!("../render/templates/default.title.j2").to_owned());
             if let Some(text) = text {
                 sources.push(TemplateSource { name, title, text });
             }

@@ -3,7 +3,7 @@
 //! Loading is all-or-nothing and reports every problem at once, each as
 //! `file:line:column: what is wrong`: environment expansion ([`env`]), YAML parsing into
 //! the raw types ([`raw`], with unknown keys collected rather than fatal), then validation
-//! into the runtime types (compiled matchers and templates, parsed URLs and durations).
+//! into the snapshot types (compiled matchers and templates, parsed URLs and durations).
 //! Nothing here touches the network; credential files are read.
 
 mod check;

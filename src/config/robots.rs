@@ -10,8 +10,8 @@ use super::Path;
 use super::check::Checker;
 use super::raw::RawRobot;
 use super::values::split_webhook;
+use crate::dingtalk::RateLimit;
 use crate::dingtalk::{App, AppRobot, Endpoint, Robot, Secret, Webhook};
-use crate::rate_window::RateLimit;
 
 /// The `dingtalk:` addresses robots are sent to, where they are valid.
 #[derive(Clone, Copy)]

@@ -10,8 +10,8 @@ use super::check::Checker;
 use super::raw::{RawActiveTime, RawStrategy};
 use super::values::{all_weekdays, time_of_day, time_zone, weekdays};
 use crate::dingtalk::Mention;
-use crate::matcher::Matcher;
 use crate::render::{DEFAULT_TEMPLATE, Renderer};
+use crate::route::matcher::Matcher;
 use crate::route::{ActiveTime, LabelMentions, Strategy};
 
 impl Checker {

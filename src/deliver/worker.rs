@@ -16,14 +16,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::{Delivery, Failure};
-use crate::coalesce;
+use super::{Delivery, Failure, digest};
+
 use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot};
-use crate::gate::{Gate, paced_slots};
+use crate::limit::{self, Gate, Take};
 use crate::metrics::RobotLabels;
 use crate::queue::{Envelope, QueueError};
 use crate::render;
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// First retry delay after a retryable failure.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -31,11 +31,6 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How many pending messages a worker looks at, and merges at most, per send.
 const BATCH: usize = 1000;
-/// More messages than this pending for one robot is a storm, however wide its window: they
-/// are merged into digests, so the group reads a few messages instead of hundreds and the
-/// queue drains at a digest's pace, not one message per round trip. (At DingTalk's 20 a
-/// minute the window decides long before.)
-const STORM: usize = 100;
 
 /// The delay before retry number `attempt` (1-based): doubling from 1 s up to 60 s, then
 /// scaled by `jitter` in [0.5, 1] so that robots failing together do not retry together.
@@ -49,14 +44,14 @@ fn jittered_backoff(attempt: u32) -> Duration {
 }
 
 /// Messages chosen for one send.
-struct Send {
+struct Outgoing {
     /// The queued messages it covers.
     envelopes: Vec<Envelope>,
     message: Message,
     strategy: String,
 }
 
-impl Send {
+impl Outgoing {
     fn ids(&self) -> Vec<u64> {
         self.envelopes.iter().map(|m| m.id).collect()
     }
@@ -101,8 +96,8 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
             queue.wait_pending(&robot).await;
         }
 
-        let runtime = delivery.config.snapshot();
-        let Some(robot_config) = runtime.config.robots.get(&robot).cloned() else {
+        let snapshot = delivery.config.snapshot();
+        let Some(robot_config) = snapshot.config.robots.get(&robot).cloned() else {
             let removed = "the robot is no longer configured";
             match bury_all(&delivery, &robot, "robot_removed", removed) {
                 Ok(()) => queue_failures = 0,
@@ -125,7 +120,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
         }
 
         let lane = gate.lane().await;
-        let send = match choose(&delivery, &runtime, &robot_config, &gate) {
+        let send = match choose(&delivery, &snapshot, &robot_config, &gate) {
             Ok(Some(send)) => send,
             Ok(None) => continue,
             Err(error) => {
@@ -139,15 +134,15 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
         queue_failures = 0;
         // Alone, only a passthrough webhook can have taken the slot since it was seen
         // free; in a cluster, the other replicas' sends are known only now.
-        let deadline = runtime.cluster.is_none().then(Instant::now);
-        let Ok(reserved) = super::reserve(&lane, &runtime, &robot_config, deadline).await else {
+        let deadline = snapshot.cluster.is_none().then(Instant::now);
+        let Ok(reserved) = limit::reserve(&lane, &snapshot, &robot_config, deadline).await else {
             continue;
         };
         attempt += 1;
         let result = super::send(
             reserved,
-            &*runtime.sender,
-            runtime.cluster.as_deref(),
+            &*snapshot.sender,
+            snapshot.cluster.as_deref(),
             &robot_config,
             &delivery.metrics,
             &send.message,
@@ -173,21 +168,21 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
 }
 
 /// Picks what to send: the oldest message, or a digest when more are pending than the
-/// window can take (or than [`STORM`]). Reads only the oldest message unless it makes a
+/// window can take (or than [`limit::STORM`]). Reads only the oldest message unless it makes a
 /// digest, and buries what it read that is older than `max_age`. Everything fits the
 /// gate's size budget.
 fn choose(
     delivery: &Delivery,
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     robot: &Robot,
     gate: &Gate,
-) -> Result<Option<Send>, QueueError> {
+) -> Result<Option<Outgoing>, QueueError> {
     let queue = &delivery.queue;
     let depth = queue.depth(&robot.name);
-    let room = super::room(runtime, gate, robot);
-    let merge = depth > 1 && (depth > room.min(STORM) || room <= paced_slots(robot.rate_limit));
+    let room = limit::room(snapshot, gate, robot);
+    let merge = limit::pace(depth, room, robot.rate_limit) == Take::Digest;
     let pending = queue.oldest(&robot.name, if merge { BATCH } else { 1 })?;
-    let max_age = runtime.config.max_age;
+    let max_age = snapshot.config.max_age;
     let now = Timestamp::now();
     let (expired, live): (Vec<Envelope>, Vec<Envelope>) = pending.into_iter().partition(|m| {
         now.duration_since(m.accepted_at)
@@ -206,13 +201,13 @@ fn choose(
         let Some(first) = live.into_iter().next() else {
             return Ok(None);
         };
-        return Ok(Some(Send {
+        return Ok(Some(Outgoing {
             message: render::shorten(&first.message, robot, budget),
             strategy: first.strategy.clone(),
             envelopes: vec![first],
         }));
     }
-    let Some(digest) = coalesce::digests(&live, robot.primary_keyword(), budget)
+    let Some(digest) = digest::digests(&live, robot.primary_keyword(), budget)
         .into_iter()
         .next()
     else {
@@ -224,7 +219,7 @@ fn choose(
         .collect();
     if let [only] = merged.as_slice() {
         // Not even two groups fit the budget.
-        return Ok(Some(Send {
+        return Ok(Some(Outgoing {
             message: render::shorten(&only.message, robot, budget),
             strategy: only.strategy.clone(),
             envelopes: merged,
@@ -237,7 +232,7 @@ fn choose(
             robot: robot.name.clone(),
         })
         .inc_by(merged.len() as u64);
-    Ok(Some(Send {
+    Ok(Some(Outgoing {
         strategy: "digest".to_owned(),
         message: digest.message,
         envelopes: merged,
@@ -245,7 +240,7 @@ fn choose(
 }
 
 /// Acknowledges what DingTalk accepted.
-fn delivered(delivery: &Delivery, robot: &Robot, send: &Send, attempt: u32) {
+fn delivered(delivery: &Delivery, robot: &Robot, send: &Outgoing, attempt: u32) {
     if let Err(error) = delivery.queue.ack(&robot.name, &send.ids()) {
         tracing::error!(
             message = "Cannot remove delivered messages from the queue file yet; they are kept from being sent again, and removed once the file can be written.",
@@ -265,7 +260,13 @@ fn delivered(delivery: &Delivery, robot: &Robot, send: &Send, attempt: u32) {
 
 /// Logs a failed send, and buries its messages if it cannot succeed; returns whether it
 /// did.
-fn failed(delivery: &Delivery, robot: &Robot, send: &Send, failure: Failure, attempt: u32) -> bool {
+fn failed(
+    delivery: &Delivery,
+    robot: &Robot,
+    send: &Outgoing,
+    failure: Failure,
+    attempt: u32,
+) -> bool {
     let Failure {
         error, hint, retry, ..
     } = failure;

@@ -16,6 +16,7 @@ pub mod app;
 mod cause;
 mod client;
 pub mod errcode;
+mod limits;
 pub mod sign;
 pub mod token;
 
@@ -29,28 +30,10 @@ use url::Url;
 pub use app::{App, AppRobot};
 pub use client::{Client, ClientError, classify};
 pub use errcode::{Call, Retry, SendError};
-
-use crate::rate_window::RateLimit;
-
-/// DingTalk's limit on a webhook robot's message, in bytes: it refuses longer ones with
-/// errcode 460101, "message too long, exceed 20000 bytes". The wording does not say what
-/// it counts.
-pub const MAX_MESSAGE_BYTES: usize = 20_000;
-/// What the bridge lets the title and the text of one message to a webhook robot take
-/// together: DingTalk's limit less 5 % for whatever else it might count. A 460101 answer
-/// lowers it per robot (see `gate::Gate::shrink`).
-pub const MESSAGE_BUDGET: usize = MAX_MESSAGE_BYTES / 20 * 19;
-/// The lowest a robot's budget goes. A message of fewer bytes that DingTalk still calls
-/// too long shows that length is not the problem: it is given up on instead of being cut
-/// shorter still.
-pub const MIN_BUDGET: usize = 1000;
-/// The longest title: DingTalk shows only its start in the notification list.
-pub const MAX_TITLE_BYTES: usize = 256;
-/// Most bytes of button titles and links an action card carries, beside the budget: they
-/// fit in its margin under DingTalk's limit.
-pub const MAX_BUTTON_BYTES: usize = 600;
-/// The longest text within the full budget, leaving room for the longest title.
-pub const MAX_TEXT_BYTES: usize = MESSAGE_BUDGET - MAX_TITLE_BYTES;
+pub use limits::{
+    MAX_BUTTON_BYTES, MAX_MESSAGE_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES, MESSAGE_BUDGET,
+    MIN_BUDGET, RateLimit,
+};
 
 /// What delivery needs from DingTalk: send one encoded message to one robot. The retry
 /// loop, the rate window and the metrics live outside it, so tests can script it.

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::dingtalk::Message;
-use crate::payload::Status;
+use crate::ingest::Status;
 
 /// One message waiting to be sent to one robot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
 use super::fit::Probe;
 use super::view::{AlertView, GroupView};
 use super::{BUILTIN, Finisher, Renderer, TemplatePart};
-use crate::payload::Alert;
+use crate::ingest::Alert;
 
 /// The renders of one message with more or fewer of its alerts shown. What templates see
 /// is converted to minijinja values once and shared by every render: the group's

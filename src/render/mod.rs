@@ -25,7 +25,7 @@ use minijinja::Environment;
 use minijinja::value::{Serde, Value};
 
 use crate::dingtalk::{MAX_TITLE_BYTES, Mention, Message, MsgType, Robot};
-use crate::payload::{Alert, Notification};
+use crate::ingest::{Alert, Notification};
 use attempts::{Attempt, Attempts, LimitedOutput, map_entries};
 use fit::alerts_that_fit;
 use view::GroupView;
@@ -36,12 +36,12 @@ pub const DEFAULT_TEMPLATE: &str = "default";
 /// that fail at render time.
 const BUILTIN: &str = "builtin";
 
-const BUILTIN_TITLE: &str = include_str!("../templates/default.title.j2");
-const BUILTIN_TEXT: &str = include_str!("../templates/default.text.j2");
+const BUILTIN_TITLE: &str = include_str!("templates/default.title.j2");
+const BUILTIN_TEXT: &str = include_str!("templates/default.text.j2");
 /// The built-in Chinese template: 告警/恢复, 级别, 开始时间, 持续时间.
 pub const DEFAULT_ZH_TEMPLATE: &str = "default-zh";
-const BUILTIN_ZH_TITLE: &str = include_str!("../templates/default-zh.title.j2");
-const BUILTIN_ZH_TEXT: &str = include_str!("../templates/default-zh.text.j2");
+const BUILTIN_ZH_TITLE: &str = include_str!("templates/default-zh.title.j2");
+const BUILTIN_ZH_TEXT: &str = include_str!("templates/default-zh.text.j2");
 
 /// The work one render of a template may do, in minijinja's fuel (about one instruction,
 /// or 64 bytes of data, each): a template that loops without end fails instead of

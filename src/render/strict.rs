@@ -15,7 +15,7 @@ use minijinja::{ErrorKind, UndefinedBehavior};
 use super::attempts::map_entries;
 use super::view::{AlertView, GroupView};
 use super::{Renderer, TemplateError, TemplatePart, key};
-use crate::payload::{self, Alert};
+use crate::ingest::{self, Alert};
 
 /// Fields of the views that are maps of any names: labels and annotations.
 const ANY_NAME: [&str; 6] = [
@@ -45,7 +45,7 @@ const SAMPLE: &str = r#"{
 /// The first place template `name` reads a variable templates are not given, per part,
 /// on the firing group and on its resolved alert alone.
 pub(super) fn unknown_variables(renderer: &Renderer, name: &str) -> Vec<TemplateError> {
-    let Ok(notification) = payload::parse(SAMPLE.as_bytes()) else {
+    let Ok(notification) = ingest::parse(SAMPLE.as_bytes()) else {
         return Vec::new();
     };
     let mut env = renderer.env.clone();
@@ -81,7 +81,7 @@ pub(super) fn unknown_variables(renderer: &Renderer, name: &str) -> Vec<Template
 /// What the template would see, with label and annotation maps that answer every name.
 fn context(
     renderer: &Renderer,
-    notification: &payload::Notification,
+    notification: &ingest::Notification,
     alerts: &[&Alert],
     now: Timestamp,
 ) -> Value {

@@ -8,7 +8,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
 use crate::dingtalk::{Button, MAX_BUTTON_BYTES};
-use crate::payload::{Alert, LabelSet, Notification, Status};
+use crate::ingest::{Alert, LabelSet, Notification, Status};
 
 /// Labels shown in the heading rather than in each alert's label list.
 const HEADING_LABELS: [&str; 2] = ["alertname", "severity"];

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::queue::QueueError;
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// One robot's line in `GET /api/v1/queue`.
 #[derive(Debug, Serialize)]
@@ -51,10 +51,10 @@ pub struct ErrorView {
 
 /// Per-robot queue state: configured robots in name order, then removed ones that still
 /// have messages queued.
-pub fn queue_report(app: &App, runtime: &Runtime) -> Vec<RobotQueue> {
+pub fn queue_report(app: &App, snapshot: &Snapshot) -> Vec<RobotQueue> {
     let delivery = &app.delivery;
     let stats = delivery.queue.stats();
-    let robots = &runtime.config.robots;
+    let robots = &snapshot.config.robots;
     let mut names: Vec<&String> = robots.keys().collect();
     names.extend(stats.keys().filter(|r| !robots.contains_key(*r)));
     let now = Timestamp::now();

@@ -29,9 +29,9 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::accept::passthrough::Passed;
 use crate::app::{App, Reloaded};
-use crate::probe;
 use crate::queue::QueueError;
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
+use crate::tools::probe;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -51,7 +51,7 @@ fn reply(status: StatusCode, body: impl Into<String>) -> Reply {
 
 /// Answers one request.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
-    let runtime = app.config.snapshot();
+    let snapshot = app.config.snapshot();
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let robot = robot_name(&path);
@@ -66,13 +66,13 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
             "cross-origin request refused: Origin does not match Host",
         );
     }
-    if is_page && !admitted_browser(&runtime, &request) {
+    if is_page && !admitted_browser(&snapshot, &request) {
         tracing::warn!(message = "Request refused.", %method, %path, reason = "no token");
         return basic_auth_challenge(
             "missing or wrong token: log in with any user name and auth.bearer_token as the password",
         );
     }
-    if needs_token && !admitted(&runtime, &request) {
+    if needs_token && !admitted(&snapshot, &request) {
         let reason =
             "missing or wrong bearer token: send Authorization: Bearer <auth.bearer_token>";
         if is_webhook {
@@ -88,25 +88,25 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
         return response;
     }
     match (&method, path.as_str()) {
-        (&Method::GET | &Method::HEAD, "/") => page::status(&app, &runtime),
+        (&Method::GET | &Method::HEAD, "/") => page::status(&app, &snapshot),
         (&Method::POST, "/preview" | "/test-robot") => {
-            let limit = runtime.config.max_body_bytes;
+            let limit = snapshot.config.max_body_bytes;
             let form = match webhook::read_body(request, limit).await {
                 Ok(form) => form,
                 Err((status, _, reason)) => return reply(status, reason),
             };
             if path == "/preview" {
-                page::preview(&app, &runtime, &form)
+                page::preview(&app, &snapshot, &form)
             } else {
-                page::test_robot(&app, &runtime, &form).await
+                page::test_robot(&app, &snapshot, &form).await
             }
         }
-        (&Method::POST, "/alertmanager") => webhook::webhook(&app, &runtime, request, None).await,
+        (&Method::POST, "/alertmanager") => webhook::webhook(&app, &snapshot, request, None).await,
         (&Method::POST, _) if robot.is_some() => {
-            webhook::webhook(&app, &runtime, request, robot).await
+            webhook::webhook(&app, &snapshot, request, robot).await
         }
-        (&Method::GET, "/metrics") => metrics(&app, &runtime, &request),
-        (&Method::GET, "/api/v1/queue") => json_reply(Ok(api::queue_report(&app, &runtime))),
+        (&Method::GET, "/metrics") => metrics(&app, &snapshot, &request),
+        (&Method::GET, "/api/v1/queue") => json_reply(Ok(api::queue_report(&app, &snapshot))),
         (&Method::GET, "/api/v1/dead-letters") => json_reply(api::dead_letters(&app)),
         (&Method::POST, "/api/v1/dead-letters/retry") => match app.retry_dead_letters() {
             Ok(robots) => reply(
@@ -116,7 +116,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
             Err(error) => reply(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         },
         (&Method::POST, _) if tested.is_some() => {
-            test_robot(&app, &runtime, tested.unwrap_or_default()).await
+            test_robot(&app, &snapshot, tested.unwrap_or_default()).await
         }
         (&Method::GET | &Method::HEAD, "/-/healthy") => reply(StatusCode::OK, "OK"),
         (&Method::GET | &Method::HEAD, "/-/ready") if app.is_ready() => reply(StatusCode::OK, "OK"),
@@ -171,12 +171,12 @@ fn reload_answer(reloaded: &Reloaded) -> String {
     answer
 }
 
-/// Whether `request` may proceed under the `auth:` setting of `runtime`.
-fn admitted(runtime: &Runtime, request: &Request<Incoming>) -> bool {
+/// Whether `request` may proceed under the `auth:` setting of `snapshot`.
+fn admitted(snapshot: &Snapshot, request: &Request<Incoming>) -> bool {
     if request.extensions().get::<BasicAuthPassed>().is_some() {
         return true;
     }
-    match &runtime.config.bearer_token {
+    match &snapshot.config.bearer_token {
         Some(token) => token.admits(request.headers().get(AUTHORIZATION)),
         None => true,
     }
@@ -184,10 +184,10 @@ fn admitted(runtime: &Runtime, request: &Request<Incoming>) -> bool {
 
 /// Whether `request` may open the status page: as [`admitted`], or with basic auth whose
 /// password is the token.
-fn admitted_browser(runtime: &Runtime, request: &Request<Incoming>) -> bool {
+fn admitted_browser(snapshot: &Snapshot, request: &Request<Incoming>) -> bool {
     let authorization = request.headers().get(AUTHORIZATION);
-    admitted(runtime, request)
-        || runtime
+    admitted(snapshot, request)
+        || snapshot
             .config
             .bearer_token
             .as_ref()
@@ -210,14 +210,14 @@ fn is_cross_origin(request: &Request<Incoming>) -> bool {
 /// `POST /api/v1/robots/{robot}/test`: the test message of `test-robot`, through this
 /// process's gate (and cluster) for the robot. 200 when DingTalk accepted it, 502 when it
 /// refused or failed, 503 when the rate window has no slot in time; the body explains.
-async fn test_robot(app: &App, runtime: &Runtime, name: &str) -> Reply {
-    let Some(robot) = runtime.config.robots.get(name) else {
+async fn test_robot(app: &App, snapshot: &Snapshot, name: &str) -> Reply {
+    let Some(robot) = snapshot.config.robots.get(name) else {
         return reply(
             StatusCode::NOT_FOUND,
             format!("no robot {name:?} in the config"),
         );
     };
-    let probe = probe::send(&app.delivery, runtime, robot, probe::DEFAULT_TEXT).await;
+    let probe = probe::send(&app.delivery, snapshot, robot, probe::DEFAULT_TEXT).await;
     let status = match probe.outcome {
         Passed::Delivered { .. } | Passed::Duplicate => StatusCode::OK,
         Passed::Failed { .. } => StatusCode::BAD_GATEWAY,
@@ -255,8 +255,8 @@ fn json_reply<T: serde::Serialize>(result: Result<T, QueueError>) -> Reply {
     response
 }
 
-fn metrics(app: &App, runtime: &Runtime, request: &Request<Incoming>) -> Reply {
-    app.delivery.refresh_gauges(runtime);
+fn metrics(app: &App, snapshot: &Snapshot, request: &Request<Incoming>) -> Reply {
+    app.delivery.refresh_gauges(snapshot);
     let openmetrics = request
         .headers()
         .get(hyper::header::ACCEPT)

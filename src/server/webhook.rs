@@ -18,25 +18,25 @@ use crate::accept::{AcceptError, queued};
 use crate::app::App;
 use crate::config::DeliveryMode;
 use crate::dingtalk::Retry;
-use crate::payload::{self, Notification};
+use crate::ingest::{self, Notification};
 use crate::queue::QueueError;
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// A status, the outcome label it is counted under, and the one-line answer.
 pub(super) type Answer = (StatusCode, &'static str, String);
 
-/// Answers one webhook under the configuration snapshot `runtime`.
+/// Answers one webhook under the configuration snapshot `snapshot`.
 pub(super) async fn webhook(
     app: &Arc<App>,
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     request: Request<Incoming>,
     robot: Option<&str>,
 ) -> Reply {
-    let (status, outcome, text) = match read_notification(runtime, request).await {
+    let (status, outcome, text) = match read_notification(snapshot, request).await {
         Err(rejection) => rejection,
         Ok(notification) => match app.pinned().mode {
-            DeliveryMode::Queued => queue(app, runtime, &notification, robot).await,
-            DeliveryMode::Passthrough => pass_through(app, runtime, &notification, robot).await,
+            DeliveryMode::Queued => queue(app, snapshot, &notification, robot).await,
+            DeliveryMode::Passthrough => pass_through(app, snapshot, &notification, robot).await,
         },
     };
     app.metrics.webhook(outcome);
@@ -48,11 +48,11 @@ pub(super) async fn webhook(
 
 async fn queue(
     app: &Arc<App>,
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     notification: &Notification,
     robot: Option<&str>,
 ) -> Answer {
-    match queued::accept(&app.delivery, &app.dedup, runtime, notification, robot).await {
+    match queued::accept(&app.delivery, &app.dedup, snapshot, notification, robot).await {
         Ok(queued) => (
             StatusCode::OK,
             "accepted",
@@ -67,12 +67,12 @@ async fn queue(
 
 async fn pass_through(
     app: &Arc<App>,
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     notification: &Notification,
     robot: Option<&str>,
 ) -> Answer {
     let passed =
-        passthrough::send_now(&app.delivery, &app.dedup, runtime, notification, robot).await;
+        passthrough::send_now(&app.delivery, &app.dedup, snapshot, notification, robot).await;
     let retryable = StatusCode::SERVICE_UNAVAILABLE;
     match passed {
         Ok(Passed::Delivered { messages }) => (
@@ -133,7 +133,7 @@ fn accept_error(error: AcceptError) -> Answer {
 }
 
 async fn read_notification(
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     request: Request<Incoming>,
 ) -> Result<Notification, Answer> {
     if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
@@ -150,8 +150,8 @@ async fn read_notification(
             ));
         }
     }
-    let body = read_body(request, runtime.config.max_body_bytes).await?;
-    payload::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+    let body = read_body(request, snapshot.config.max_body_bytes).await?;
+    ingest::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
 }
 
 /// The whole body of `request`, refused past `limit` bytes (`max_body_bytes`) and, when

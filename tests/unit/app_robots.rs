@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use alertmanager_dingtalk::accept::plan;
 use alertmanager_dingtalk::dingtalk::app::{APP_MESSAGE_BUDGET, MAX_MSG_PARAM_BYTES};
 use alertmanager_dingtalk::dingtalk::token::Tokens;
 use alertmanager_dingtalk::dingtalk::{
     App, Button, Endpoint, MESSAGE_BUDGET, Mention, Message, MsgType, Retry, Secret, SendError,
 };
-use alertmanager_dingtalk::plan;
 use jiff::SignedDuration;
 use serde_json::Value;
 use url::Url;

@@ -1,10 +1,10 @@
-//! `coalesce::digests`: a robot's pending messages merged into size-bounded digests.
+//! `deliver::digest::digests`: a robot's pending messages merged into size-bounded digests.
 
 use std::collections::HashSet;
 
-use alertmanager_dingtalk::coalesce::{Digest, digests};
+use alertmanager_dingtalk::deliver::digest::{Digest, digests};
 use alertmanager_dingtalk::dingtalk::{MAX_TEXT_BYTES, MESSAGE_BUDGET, Mention, Message};
-use alertmanager_dingtalk::payload::Status;
+use alertmanager_dingtalk::ingest::Status;
 use alertmanager_dingtalk::queue::{Envelope, GroupSummary};
 use jiff::Timestamp;
 use proptest::prelude::*;

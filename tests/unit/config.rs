@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use alertmanager_dingtalk::config::{Config, ConfigError, load_with_env};
-use alertmanager_dingtalk::rate_window::RateLimit;
+use alertmanager_dingtalk::dingtalk::RateLimit;
 use jiff::civil::Weekday;
 
 use crate::webhook;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use alertmanager_dingtalk::dedup::{CAPACITY, RecentNotifications};
+use alertmanager_dingtalk::accept::dedup::{CAPACITY, RecentNotifications};
 
 const WINDOW: Duration = Duration::from_secs(60);
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use alertmanager_dingtalk::dingtalk::{Mention, Message};
-use alertmanager_dingtalk::payload::Status;
+use alertmanager_dingtalk::ingest::Status;
 use alertmanager_dingtalk::queue::{DurableStore, Envelope, GroupSummary, Recovery, Store};
 use jiff::Timestamp;
 use redb::backends::FileBackend;

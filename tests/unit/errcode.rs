@@ -1,8 +1,8 @@
 //! `dingtalk::classify` and `SendError`: what DingTalk's answers mean, whether a failed
 //! send is retried, and what the operator is told to check.
 
+use alertmanager_dingtalk::dingtalk::RateLimit;
 use alertmanager_dingtalk::dingtalk::{Retry, SendError, classify};
-use alertmanager_dingtalk::rate_window::RateLimit;
 
 use crate::robot;
 

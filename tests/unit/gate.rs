@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use alertmanager_dingtalk::dingtalk::RateLimit;
 use alertmanager_dingtalk::dingtalk::{MESSAGE_BUDGET, MIN_BUDGET};
-use alertmanager_dingtalk::gate::{FIRST_PAUSE, Gate, MAX_PAUSE, paced_slots};
-use alertmanager_dingtalk::rate_window::RateLimit;
+use alertmanager_dingtalk::limit::{FIRST_PAUSE, Gate, MAX_PAUSE, paced_slots};
 use jiff::Timestamp;
 use tokio::time::Instant;
 

@@ -8,7 +8,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use alertmanager_dingtalk::payload::{self, Notification};
+use alertmanager_dingtalk::ingest::{self, Notification};
 use alertmanager_dingtalk::render::{Extras, Renderer, TemplateSource};
 use jiff::tz::TimeZone;
 use pulldown_cmark::{Event, Parser, Tag};
@@ -48,7 +48,7 @@ fn hostile_group() -> Notification {
             "fingerprint": "1"
         }]
     });
-    payload::parse(body.to_string().as_bytes()).unwrap()
+    ingest::parse(body.to_string().as_bytes()).unwrap()
 }
 
 fn render(template: &str, extra: &[TemplateSource]) -> String {

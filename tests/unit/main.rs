@@ -39,9 +39,9 @@ mod web_config;
 mod window;
 
 use alertmanager_dingtalk::config::{Config, load_with_env};
+use alertmanager_dingtalk::dingtalk::RateLimit;
 use alertmanager_dingtalk::dingtalk::{Endpoint, Mention, MsgType, Robot, Secret, Webhook};
-use alertmanager_dingtalk::payload::Notification;
-use alertmanager_dingtalk::rate_window::RateLimit;
+use alertmanager_dingtalk::ingest::Notification;
 use url::Url;
 
 /// A robot named `ops` with these keywords, mentioning these mobiles, at DingTalk's rate.
@@ -81,7 +81,7 @@ fn fixture_bytes(name: &str) -> Vec<u8> {
 
 /// A fixture from `tests/data/unit/`, parsed as a webhook notification.
 fn fixture(name: &str) -> Notification {
-    alertmanager_dingtalk::payload::parse(&fixture_bytes(name))
+    alertmanager_dingtalk::ingest::parse(&fixture_bytes(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 

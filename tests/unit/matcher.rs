@@ -1,7 +1,7 @@
 //! `Matcher::parse` and `Matcher::matches`: Alertmanager's matcher syntax and semantics.
 
-use alertmanager_dingtalk::matcher::{Matcher, MatcherError};
-use alertmanager_dingtalk::payload::LabelSet;
+use alertmanager_dingtalk::ingest::LabelSet;
+use alertmanager_dingtalk::route::matcher::{Matcher, MatcherError};
 
 fn labels(pairs: &[(&str, &str)]) -> LabelSet {
     pairs

@@ -2,9 +2,9 @@
 //! `mention.user_ids_from_label` of a strategy): merged with the static ones, each person
 //! once, values that are no phone number or user id left out, never `@all`.
 
+use alertmanager_dingtalk::accept::plan;
 use alertmanager_dingtalk::config::load_with_env;
-use alertmanager_dingtalk::payload;
-use alertmanager_dingtalk::plan;
+use alertmanager_dingtalk::ingest;
 use alertmanager_dingtalk::route::LabelMentions;
 use jiff::Timestamp;
 
@@ -16,7 +16,7 @@ fn alert(labels: &str) -> String {
     )
 }
 
-fn notification(alerts: &[&str]) -> payload::Notification {
+fn notification(alerts: &[&str]) -> ingest::Notification {
     let alerts: Vec<String> = alerts.iter().map(|a| alert(a)).collect();
     let body = format!(
         r#"{{"version": "4", "status": "firing", "receiver": "r", "groupKey": "g",
@@ -24,7 +24,7 @@ fn notification(alerts: &[&str]) -> payload::Notification {
             "alerts": [{}]}}"#,
         alerts.join(",")
     );
-    payload::parse(body.as_bytes()).unwrap()
+    ingest::parse(body.as_bytes()).unwrap()
 }
 
 #[test]

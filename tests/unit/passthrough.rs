@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use alertmanager_dingtalk::accept::passthrough::{Passed, send_now};
 use alertmanager_dingtalk::dingtalk::{Retry, SendError};
-use alertmanager_dingtalk::payload::{self, Notification};
+use alertmanager_dingtalk::ingest::{self, Notification};
 use tokio::time::Instant;
 
 use crate::scripted::{Harness, Scripted, config, too_long};
@@ -33,7 +33,7 @@ fn notification(name: &str, alerts: usize) -> Notification {
         "groupKey": format!("{{}}:{{alertname=\"{name}\"}}"),
         "alerts": alerts,
     });
-    payload::parse(body.to_string().as_bytes()).unwrap()
+    ingest::parse(body.to_string().as_bytes()).unwrap()
 }
 
 async fn send(harness: &Harness, notification: &Notification) -> Passed {

@@ -1,6 +1,6 @@
-//! `payload::parse`: the Alertmanager webhook body.
+//! `ingest::parse`: the Alertmanager webhook body.
 
-use alertmanager_dingtalk::payload::{self, Status};
+use alertmanager_dingtalk::ingest::{self, Status};
 
 use crate::{fixture, fixture_bytes};
 
@@ -52,7 +52,7 @@ fn newer_and_unknown_fields_are_tolerated() {
 
 /// Parses `body`, expecting it to be refused with a one-line reason mentioning `mentions`.
 fn check_refused(body: &str, mentions: &str) {
-    let error = payload::parse(body.as_bytes()).expect_err(body);
+    let error = ingest::parse(body.as_bytes()).expect_err(body);
     let message = error.to_string();
     assert!(
         message.starts_with("invalid Alertmanager payload: "),
@@ -97,7 +97,7 @@ fn payloads_of_the_wrong_shape_are_refused() {
 #[test]
 fn optional_fields_default() {
     let notification =
-        payload::parse(format!(r#"{{"status":"firing","alerts":[{ALERT}]}}"#).as_bytes()).unwrap();
+        ingest::parse(format!(r#"{{"status":"firing","alerts":[{ALERT}]}}"#).as_bytes()).unwrap();
     assert_eq!(notification.version, "");
     assert!(notification.common_labels.is_empty());
     assert_eq!(notification.external_url, "");
@@ -110,7 +110,7 @@ fn optional_fields_default() {
 
 #[test]
 fn an_alert_without_alertname_has_an_empty_name() {
-    let notification = payload::parse(
+    let notification = ingest::parse(
         br#"{"status":"firing","alerts":[{"status":"firing","labels":{"job":"x"},"startsAt":"2024-05-01T00:00:00Z"}]}"#,
     )
     .unwrap();

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use alertmanager_dingtalk::rate_window::{RateLimit, RateWindow};
+use alertmanager_dingtalk::dingtalk::RateLimit;
+use alertmanager_dingtalk::limit::RateWindow;
 use tokio::time::Instant;
 
 fn check(text: &str, expected: Result<(u32, Duration), &str>) {

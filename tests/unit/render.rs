@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use alertmanager_dingtalk::dingtalk::{
     MAX_TEXT_BYTES, MAX_TITLE_BYTES, MESSAGE_BUDGET, Mention, Message, Robot,
 };
-use alertmanager_dingtalk::payload::{self, Notification};
+use alertmanager_dingtalk::ingest::{self, Notification};
 use alertmanager_dingtalk::render::{Extras, Renderer, TemplatePart, TemplateSource, shorten};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -347,7 +347,7 @@ fn many_alerts(count: usize, description: &str) -> Notification {
         "externalURL": EXTERNAL_URL,
         "alerts": alerts,
     });
-    payload::parse(body.to_string().as_bytes()).unwrap()
+    ingest::parse(body.to_string().as_bytes()).unwrap()
 }
 
 /// A unique name per alert; a fixed width so no name is part of another.

@@ -2,8 +2,8 @@
 //! to, and when a strategy's window is open.
 
 use alertmanager_dingtalk::dingtalk::Mention;
-use alertmanager_dingtalk::matcher::Matcher;
-use alertmanager_dingtalk::payload::{self, Alert};
+use alertmanager_dingtalk::ingest::{self, Alert};
+use alertmanager_dingtalk::route::matcher::Matcher;
 use alertmanager_dingtalk::route::{ActiveTime, Held, LabelMentions, Strategy, route};
 use jiff::Timestamp;
 use jiff::civil::{Time, Weekday};
@@ -65,7 +65,7 @@ fn alerts(specs: &[(&str, &str)]) -> Vec<Alert> {
         })
         .collect();
     let body = serde_json::json!({ "version": "4", "status": "firing", "alerts": alerts });
-    payload::parse(body.to_string().as_bytes()).unwrap().alerts
+    ingest::parse(body.to_string().as_bytes()).unwrap().alerts
 }
 
 fn at(utc: &str) -> Timestamp {

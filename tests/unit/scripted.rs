@@ -7,16 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alertmanager_dingtalk::accept::dedup::Dedup;
 use alertmanager_dingtalk::config::Config;
-use alertmanager_dingtalk::dedup::Dedup;
 use alertmanager_dingtalk::deliver::Delivery;
 use alertmanager_dingtalk::dingtalk::{Mention, Message, Robot, SendError, SendFuture, Sender};
+use alertmanager_dingtalk::ingest::Status;
 use alertmanager_dingtalk::metrics::Metrics;
-use alertmanager_dingtalk::payload::Status;
 use alertmanager_dingtalk::queue::{
     DeadLetter, Envelope, GroupSummary, Inventory, MemoryStore, Queue, QueueError, Store,
 };
-use alertmanager_dingtalk::runtime::{ConfigHandle, Runtime};
+use alertmanager_dingtalk::snapshot::{ConfigHandle, Snapshot};
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -231,8 +231,8 @@ impl Harness {
     }
 }
 
-fn runtime(config: Config, dingtalk: &Arc<Scripted>) -> Runtime {
-    Runtime {
+fn runtime(config: Config, dingtalk: &Arc<Scripted>) -> Snapshot {
+    Snapshot {
         config,
         sender: dingtalk.clone(),
         cluster: None,

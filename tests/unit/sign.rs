@@ -1,8 +1,8 @@
 //! DingTalk's "加签" signing and the robot URLs built from it.
 
+use alertmanager_dingtalk::dingtalk::RateLimit;
 use alertmanager_dingtalk::dingtalk::sign::{signature, signed_url};
 use alertmanager_dingtalk::dingtalk::{Endpoint, Mention, MsgType, Robot, Secret, Webhook};
-use alertmanager_dingtalk::rate_window::RateLimit;
 use url::Url;
 
 /// The example from DingTalk's documentation.

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
+use alertmanager_dingtalk::accept::plan;
 use alertmanager_dingtalk::dingtalk::{MAX_BUTTON_BYTES, Message, MsgType, Robot, encode};
-use alertmanager_dingtalk::payload::{self, Notification, Status};
-use alertmanager_dingtalk::plan;
+use alertmanager_dingtalk::ingest::{self, Notification, Status};
 use alertmanager_dingtalk::render::{Extras, Renderer, TemplateSource};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
@@ -77,7 +77,7 @@ fn compare_with_snapshot(name: &str, rendered: &str) {
 }
 
 fn chinese() -> Notification {
-    payload::parse(CHINESE.as_bytes()).unwrap()
+    ingest::parse(CHINESE.as_bytes()).unwrap()
 }
 
 /// The firing fixture with its second alert resolved 30 minutes after it started.
@@ -96,10 +96,7 @@ fn fixtures() -> Vec<(&'static str, Notification)> {
         ("resolved", fixture("resolved_1.json")),
         ("mixed", mixed()),
         ("chinese", chinese()),
-        (
-            "1000",
-            payload::parse(&testkit::webhook_body(1000)).unwrap(),
-        ),
+        ("1000", ingest::parse(&testkit::webhook_body(1000)).unwrap()),
     ]
 }
 

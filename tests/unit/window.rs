@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alertmanager_dingtalk::accept::passthrough::send_now;
 use alertmanager_dingtalk::dingtalk::SendError;
-use alertmanager_dingtalk::payload;
+use alertmanager_dingtalk::ingest;
 use proptest::prelude::*;
 use proptest::test_runner::RngAlgorithm;
 use tokio::time::Instant;
@@ -94,7 +94,7 @@ fn run(
                                 "startsAt": "2024-05-01T00:00:00Z",
                             }],
                         });
-                        let notification = payload::parse(body.to_string().as_bytes()).unwrap();
+                        let notification = ingest::parse(body.to_string().as_bytes()).unwrap();
                         let runtime = harness.delivery.config.snapshot();
                         let _ = send_now(
                             &harness.delivery,

@@ -21,10 +21,10 @@ use minijinja::value::{Serde, Value};
 
 use super::{Reply, reply};
 use crate::app::App;
-use crate::payload;
-use crate::preview;
-use crate::probe;
-use crate::runtime::Runtime;
+use crate::ingest;
+use crate::snapshot::Snapshot;
+use crate::tools::preview;
+use crate::tools::probe;
 use view::{PageView, TestView};
 
 /// What a request to the page asked for beyond the status.
@@ -37,19 +37,19 @@ pub(super) struct Asked {
 }
 
 /// The page with nothing asked.
-pub(super) fn status(app: &App, runtime: &Runtime) -> Reply {
-    page(app, runtime, Asked::default())
+pub(super) fn status(app: &App, snapshot: &Snapshot) -> Reply {
+    page(app, snapshot, Asked::default())
 }
 
 /// `POST /preview` with the form `payload=…&sample=…`: the payload, or the sample when
 /// the payload is empty, previewed on the page.
-pub(super) fn preview(app: &App, runtime: &Runtime, form: &[u8]) -> Reply {
+pub(super) fn preview(app: &App, snapshot: &Snapshot, form: &[u8]) -> Reply {
     let fields = form_fields(form);
     let payload = fields.get("payload").cloned().unwrap_or_default();
     let sample = fields.get("sample").cloned().unwrap_or_default();
     page(
         app,
-        runtime,
+        snapshot,
         Asked {
             preview: Some((payload, sample)),
             test: None,
@@ -59,15 +59,15 @@ pub(super) fn preview(app: &App, runtime: &Runtime, form: &[u8]) -> Reply {
 
 /// `POST /test-robot` with the form `robot=…`: the test message of `test-robot`, and
 /// the page with DingTalk's answer explained.
-pub(super) async fn test_robot(app: &App, runtime: &Runtime, form: &[u8]) -> Reply {
+pub(super) async fn test_robot(app: &App, snapshot: &Snapshot, form: &[u8]) -> Reply {
     let name = form_fields(form).remove("robot").unwrap_or_default();
-    let Some(robot) = runtime.config.robots.get(&name) else {
+    let Some(robot) = snapshot.config.robots.get(&name) else {
         return reply(
             StatusCode::NOT_FOUND,
             format!("no robot {name:?} in the config"),
         );
     };
-    let probe = probe::send(&app.delivery, runtime, robot, probe::DEFAULT_TEXT).await;
+    let probe = probe::send(&app.delivery, snapshot, robot, probe::DEFAULT_TEXT).await;
     let test = TestView {
         delivered: probe.delivered,
         robot: name,
@@ -75,7 +75,7 @@ pub(super) async fn test_robot(app: &App, runtime: &Runtime, form: &[u8]) -> Rep
     };
     page(
         app,
-        runtime,
+        snapshot,
         Asked {
             preview: None,
             test: Some(test),
@@ -87,19 +87,19 @@ fn form_fields(form: &[u8]) -> BTreeMap<String, String> {
     url::form_urlencoded::parse(form).into_owned().collect()
 }
 
-fn page(app: &App, runtime: &Runtime, asked: Asked) -> Reply {
+fn page(app: &App, snapshot: &Snapshot, asked: Asked) -> Reply {
     let now = Timestamp::now();
-    let mut view = view::status(app, runtime, now, asked.test);
+    let mut view = view::status(app, snapshot, now, asked.test);
     let mut status = StatusCode::OK;
     if let Some((payload, sample)) = asked.preview {
         let payload = match (payload.trim().is_empty(), samples::sample(&sample, now)) {
             (true, Some(json)) => json,
             _ => payload,
         };
-        match payload::parse(payload.as_bytes()) {
+        match ingest::parse(payload.as_bytes()) {
             Ok(notification) => {
                 view.preview = Some(view::preview(preview::preview(
-                    &runtime.config,
+                    &snapshot.config,
                     &notification,
                     now,
                 )));

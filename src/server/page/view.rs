@@ -10,10 +10,10 @@ use super::{markdown, samples};
 use crate::app::App;
 use crate::dingtalk::{Button, MsgType};
 use crate::metrics::{HeldLabels, StrategyLabels};
-use crate::preview;
 use crate::route::Held;
-use crate::runtime::{Runtime, queue_dir_text};
 use crate::server::api;
+use crate::snapshot::{Snapshot, queue_dir_text};
+use crate::tools::preview;
 
 /// A test message's outcome.
 #[derive(Serialize)]
@@ -123,8 +123,8 @@ struct MessageView {
 }
 
 /// `at` to the second in the config's `timezone`, as templates show times.
-fn local(at: Timestamp, runtime: &Runtime) -> String {
-    at.to_zoned_datetime(runtime.config.timezone.clone())
+fn local(at: Timestamp, snapshot: &Snapshot) -> String {
+    at.to_zoned_datetime(snapshot.config.timezone.clone())
         .strftime("%Y-%m-%d %H:%M:%S %Z")
         .to_string()
 }
@@ -132,7 +132,7 @@ fn local(at: Timestamp, runtime: &Runtime) -> String {
 /// The page's status part at `now`, with the outcome of a test message if one was sent.
 pub(super) fn status(
     app: &App,
-    runtime: &Runtime,
+    snapshot: &Snapshot,
     now: Timestamp,
     test: Option<TestView>,
 ) -> PageView {
@@ -141,9 +141,9 @@ pub(super) fn status(
     PageView {
         version: env!("CARGO_PKG_VERSION"),
         config_file: app.config_file().display().to_string(),
-        loaded_at: local(loads.loaded_at, runtime),
+        loaded_at: local(loads.loaded_at, snapshot),
         reload_failure: loads.failure.map(|(at, errors)| FailureView {
-            at: local(at, runtime),
+            at: local(at, snapshot),
             errors,
         }),
         mode: pinned.mode.to_string(),
@@ -151,14 +151,14 @@ pub(super) fn status(
             .queue_dir
             .as_deref()
             .map(|dir| queue_dir_text(Some(dir))),
-        robots: robots(app, runtime),
-        cluster: runtime.cluster.as_ref().map(|cluster| ClusterView {
+        robots: robots(app, snapshot),
+        cluster: snapshot.cluster.as_ref().map(|cluster| ClusterView {
             redis: cluster.config().redis_url.to_string(),
             reachable: cluster.is_reachable(),
             key_prefix: cluster.config().key_prefix.clone(),
             replicas: cluster.config().replicas,
         }),
-        strategies: strategies(app, runtime, now),
+        strategies: strategies(app, snapshot, now),
         samples: samples::SAMPLES.to_vec(),
         chosen_sample: String::new(),
         payload: String::new(),
@@ -168,7 +168,7 @@ pub(super) fn status(
     }
 }
 
-fn robots(app: &App, runtime: &Runtime) -> Vec<RobotView> {
+fn robots(app: &App, snapshot: &Snapshot) -> Vec<RobotView> {
     let mut dead: BTreeMap<String, usize> = BTreeMap::new();
     match app.delivery.queue.dead_letters() {
         Ok(letters) => {
@@ -178,11 +178,11 @@ fn robots(app: &App, runtime: &Runtime) -> Vec<RobotView> {
         }
         Err(error) => tracing::warn!(message = "Cannot read the dead letters.", %error),
     }
-    api::queue_report(app, runtime)
+    api::queue_report(app, snapshot)
         .into_iter()
         .map(|queue| {
-            let robot = runtime.config.robots.get(&queue.robot);
-            let room = runtime
+            let robot = snapshot.config.robots.get(&queue.robot);
+            let room = snapshot
                 .cluster
                 .as_ref()
                 .and_then(|cluster| cluster.room(&queue.robot));
@@ -196,15 +196,15 @@ fn robots(app: &App, runtime: &Runtime) -> Vec<RobotView> {
                 rate_limit: queue.rate_limit,
                 sent_in_window: queue.sent_in_window,
                 cluster_room: room,
-                paused_until: queue.paused_until.map(|at| local(at, runtime)),
+                paused_until: queue.paused_until.map(|at| local(at, snapshot)),
                 depth: queue.depth,
                 oldest_age: queue.oldest_age_seconds.map(|seconds| {
                     let whole = SignedDuration::from_secs(seconds as i64);
                     format!("{whole:#}")
                 }),
-                last_delivery: queue.last_delivery.map(|at| local(at, runtime)),
+                last_delivery: queue.last_delivery.map(|at| local(at, snapshot)),
                 last_error: queue.last_error.map(|error| LastError {
-                    at: local(error.at, runtime),
+                    at: local(error.at, snapshot),
                     error: error.error,
                     hint: error.hint,
                 }),
@@ -215,9 +215,9 @@ fn robots(app: &App, runtime: &Runtime) -> Vec<RobotView> {
         .collect()
 }
 
-fn strategies(app: &App, runtime: &Runtime, now: Timestamp) -> Vec<StrategyView> {
+fn strategies(app: &App, snapshot: &Snapshot, now: Timestamp) -> Vec<StrategyView> {
     let metrics = &app.metrics;
-    runtime
+    snapshot
         .config
         .strategies
         .iter()

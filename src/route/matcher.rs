@@ -9,7 +9,7 @@ use std::fmt;
 
 use regex::Regex;
 
-use crate::payload::LabelSet;
+use crate::ingest::LabelSet;
 
 /// One compiled label matcher.
 #[derive(Debug, Clone)]

@@ -18,8 +18,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use crate::dingtalk::{MESSAGE_BUDGET, MIN_BUDGET, Robot};
-use crate::rate_window::{RateLimit, RateWindow};
+use super::RateWindow;
+use crate::dingtalk::{MESSAGE_BUDGET, MIN_BUDGET, RateLimit, Robot};
 
 /// Pause after DingTalk says the robot sends too fast; it blocks for 10 minutes at most.
 pub const FIRST_PAUSE: Duration = Duration::from_secs(60);

@@ -1,4 +1,4 @@
-//! The configuration in force: one immutable [`Runtime`] (config plus the DingTalk client
+//! The configuration in force: one immutable [`Snapshot`] (config plus the DingTalk client
 //! built from it) handed out whole, swapped whole on reload, and the settings that only a
 //! restart changes, pinned at start in [`Pinned`].
 //!
@@ -16,7 +16,7 @@ use crate::dingtalk::{self, ClientError, Sender};
 use crate::metrics::Metrics;
 
 /// A configuration together with the sender and the cluster built from it.
-pub struct Runtime {
+pub struct Snapshot {
     /// The validated configuration.
     pub config: Config,
     /// Sends to DingTalk with the configured timeout and proxy.
@@ -27,7 +27,7 @@ pub struct Runtime {
 
 /// Why a configuration could not be put in force.
 #[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
+pub enum SnapshotError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -36,14 +36,14 @@ pub enum RuntimeError {
     Cluster(#[from] ClusterError),
 }
 
-impl Runtime {
+impl Snapshot {
     /// Builds the DingTalk client for `config`, and its cluster unless `previous` has one
     /// for the same `cluster:` (a reload keeps it, with its connection and state).
     pub fn new(
         config: Config,
-        previous: Option<&Runtime>,
+        previous: Option<&Snapshot>,
         metrics: &Metrics,
-    ) -> Result<Self, RuntimeError> {
+    ) -> Result<Self, SnapshotError> {
         let client = dingtalk::Client::new(config.timeout, config.proxy_url.as_ref())?;
         let kept = previous
             .and_then(|p| p.cluster.clone())
@@ -59,7 +59,7 @@ impl Runtime {
                 None
             }
         };
-        Ok(Runtime {
+        Ok(Snapshot {
             config,
             sender: Arc::new(client),
             cluster,
@@ -69,28 +69,28 @@ impl Runtime {
 
 /// Hands out the configuration in force.
 pub struct ConfigHandle {
-    current: RwLock<Arc<Runtime>>,
+    current: RwLock<Arc<Snapshot>>,
 }
 
 impl ConfigHandle {
-    /// Starts with `runtime`.
-    pub fn new(runtime: Runtime) -> Self {
+    /// Starts with `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
         ConfigHandle {
-            current: RwLock::new(Arc::new(runtime)),
+            current: RwLock::new(Arc::new(snapshot)),
         }
     }
 
     /// The configuration in force now; it stays valid however long it is held.
-    pub fn snapshot(&self) -> Arc<Runtime> {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    /// Puts `runtime` in force.
-    pub fn replace(&self, runtime: Runtime) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(runtime);
+    /// Puts `snapshot` in force.
+    pub fn replace(&self, snapshot: Snapshot) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
     }
 }
 

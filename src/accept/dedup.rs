@@ -21,7 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest as _, Sha256};
 
 use crate::cluster::{Claim, Cluster};
-use crate::payload::Notification;
+use crate::ingest::Notification;
 
 /// Most identities remembered: about 1 MiB. At 270 notifications a second every one is
 /// still remembered for a full minute; HA copies arrive within seconds of each other.

@@ -7,6 +7,8 @@
 //! passed on to later strategies because of that. Routing is a pure function of the
 //! strategies, the alerts and the current time.
 
+pub mod matcher;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -15,8 +17,8 @@ use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 
 use crate::dingtalk::{Mention, MsgType};
-use crate::matcher::Matcher;
-use crate::payload::{Alert, Status};
+use crate::ingest::{Alert, Status};
+use matcher::Matcher;
 
 /// A notification strategy: which alerts go to which robots, and when.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::accept::passthrough::{self, Passed};
 use crate::deliver::Delivery;
 use crate::dingtalk::{Mention, Message, Robot};
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// The text of a test message when none is given.
 pub const DEFAULT_TEXT: &str =
@@ -40,22 +40,15 @@ pub fn message(robot: &Robot, text: &str) -> Message {
     }
 }
 
-/// Sends the test message with `text` to `robot` under `runtime`, through `delivery`.
-pub async fn send(delivery: &Delivery, runtime: &Runtime, robot: &Robot, text: &str) -> Probe {
+/// Sends the test message with `text` to `robot` under `snapshot`, through `delivery`.
+pub async fn send(delivery: &Delivery, snapshot: &Snapshot, robot: &Robot, text: &str) -> Probe {
     let message = message(robot, text);
-    let outcome = match passthrough::send_message(
-        delivery,
-        runtime,
-        robot,
-        &message,
-        "test-robot",
-        0,
-    )
-    .await
-    {
-        Ok(()) => Passed::Delivered { messages: 1 },
-        Err(refused) => refused,
-    };
+    let outcome =
+        match passthrough::send_message(delivery, snapshot, robot, &message, "test-robot", 0).await
+        {
+            Ok(()) => Passed::Delivered { messages: 1 },
+            Err(refused) => refused,
+        };
     let credentials = match robot.app_note() {
         Some(app) => format!(" ({app})"),
         None if robot.is_signed() => " (signed)".to_owned(),

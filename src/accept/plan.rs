@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::dingtalk::Message;
-use crate::payload::{Notification, Status};
+use crate::ingest::{Notification, Status};
 use crate::queue::GroupSummary;
 use crate::render::Extras;
 use crate::route::{self, Routes};

@@ -11,73 +11,11 @@
 //! could land less than a window apart, so sends wait a small margin past the window.
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How many messages may be sent in any rolling window of the given length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Messages allowed per window; at least 1.
-    pub count: u32,
-    /// Length of the rolling window.
-    pub window: Duration,
-}
-
-impl RateLimit {
-    /// DingTalk's own limit: 20 messages per minute.
-    pub const DINGTALK: RateLimit = RateLimit {
-        count: 20,
-        window: Duration::from_secs(60),
-    };
-}
-
-impl RateLimit {
-    /// The window plus the latency margin: 1/20 of the window, at most 1 s. Sends are
-    /// counted over this span.
-    pub fn span(&self) -> Duration {
-        self.window + (self.window / 20).min(Duration::from_secs(1))
-    }
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        RateLimit::DINGTALK
-    }
-}
-
-impl FromStr for RateLimit {
-    type Err = String;
-
-    /// Parses `20/min`, `1/s`, `100/h` or `20/90s` (any duration after the slash).
-    fn from_str(text: &str) -> Result<Self, String> {
-        let usage = || format!("rate limit {text:?} should look like 20/min, 1/s or 20/90s");
-        let (count, per) = text.split_once('/').ok_or_else(usage)?;
-        let count: u32 = count.trim().parse().map_err(|_| usage())?;
-        if count == 0 {
-            return Err(format!("rate limit {text:?} allows no messages at all"));
-        }
-        let window = match per.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            other => jiff::SignedDuration::from_str(other)
-                .ok()
-                .and_then(|d| Duration::try_from(d).ok())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(usage)?,
-        };
-        Ok(RateLimit { count, window })
-    }
-}
-
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{:?}", self.count, self.window)
-    }
-}
+use crate::dingtalk::RateLimit;
 
 /// The send times inside the current window for one robot.
 #[derive(Debug)]

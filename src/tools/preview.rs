@@ -6,10 +6,10 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::accept::plan;
 use crate::config::Config;
 use crate::dingtalk::{Message, MsgType};
-use crate::payload::Notification;
-use crate::plan;
+use crate::ingest::Notification;
 
 /// The routing and messages of one notification.
 #[derive(Debug)]

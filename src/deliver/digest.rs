@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use crate::dingtalk::{MAX_TITLE_BYTES, Mention, Message};
-use crate::payload::Status;
+use crate::ingest::Status;
 use crate::queue::{Envelope, GroupSummary};
 use crate::render::cut_at_char_boundary;
 

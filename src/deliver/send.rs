@@ -1,0 +1,113 @@
+//! The one place a message goes out, for the queue's workers and for passthrough webhooks
+//! alike: [`send`] takes a reserved slot, posts through the [`Sender`], and keeps the
+//! robot's [`Gate`](crate::limit::Gate) and the metrics in step with DingTalk's answer
+//! (success, last error, pause, size budget). What to do next with the message is the
+//! caller's.
+
+use jiff::Timestamp;
+use tokio::time::Instant;
+
+use crate::cluster::Cluster;
+use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot, SendError, Sender};
+use crate::limit::{LastError, Reserved};
+use crate::metrics::{ErrorLabels, Metrics, RobotLabels};
+
+/// A failed send, with what the caller needs to log or answer.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: SendError,
+    /// What to check.
+    pub hint: String,
+    /// Whether and how to retry.
+    pub retry: Retry,
+    /// After [`Retry::Shorter`]: the size budget now in force for the robot.
+    pub budget: usize,
+}
+
+/// Sends `message` to `robot` through `sender` on the slot `reserved`, and records
+/// DingTalk's answer: in the gate (success, last error, pause, size budget), in the
+/// metrics, and a pause in `cluster` for every replica.
+pub async fn send(
+    reserved: Reserved<'_, '_>,
+    sender: &dyn Sender,
+    cluster: Option<&Cluster>,
+    robot: &Robot,
+    metrics: &Metrics,
+    message: &Message,
+) -> Result<(), Failure> {
+    let gate = reserved.gate();
+    let result = match robot.body(message) {
+        Ok(body) => {
+            let started = Instant::now();
+            let result = sender.send(robot, body).await;
+            metrics
+                .send_duration
+                .get_or_create(&RobotLabels {
+                    robot: robot.name.clone(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+            result
+        }
+        // Longer than the robot's API takes: not sent, and handled as DingTalk's "too long".
+        Err(too_long) => Err(too_long),
+    };
+    let Err(error) = result else {
+        gate.succeeded(Timestamp::now());
+        metrics.set_paused(&robot.name, false);
+        metrics.message(&robot.name, "sent");
+        return Ok(());
+    };
+    metrics
+        .dingtalk_errors
+        .get_or_create(&ErrorLabels {
+            robot: robot.name.clone(),
+            errcode: error.metric_code(),
+        })
+        .inc();
+    let hint = error.hint(robot);
+    gate.failed(LastError {
+        error: error.to_string(),
+        hint: hint.clone(),
+        at: Timestamp::now(),
+    });
+    let retry = error.retry();
+    let mut budget = gate.size_budget(robot);
+    match retry {
+        Retry::Never => metrics.message(&robot.name, "failed"),
+        Retry::Later => metrics.message(&robot.name, "retried"),
+        Retry::AfterPause => {
+            metrics.message(&robot.name, "retried");
+            let pause = gate.pause(Instant::now());
+            metrics.set_paused(&robot.name, true);
+            if let Some(cluster) = cluster {
+                cluster.pause(&robot.name, pause).await;
+            }
+            tracing::warn!(
+                message = "DingTalk rate-limited the robot; pausing it.",
+                robot = %robot.name,
+                pause = ?pause,
+                %error,
+                %hint,
+            );
+        }
+        Retry::Shorter => {
+            budget = gate.shrink(message.size());
+            let short = message.size() < MIN_BUDGET;
+            metrics.message(&robot.name, if short { "failed" } else { "retried" });
+            tracing::warn!(
+                message = "A message was too long for the robot; sending its alerts in shorter messages.",
+                robot = %robot.name,
+                refused_bytes = message.size(),
+                budget,
+                %error,
+            );
+        }
+    }
+    Err(Failure {
+        error,
+        hint,
+        retry,
+        budget,
+    })
+}
