@@ -36,7 +36,6 @@
 
 pub mod accept;
 pub mod app;
-pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -1,78 +1,26 @@
-//! Validation: the raw config, as written, into the snapshot [`Config`], collecting every
-//! error with its position. Robots are checked in [`super::robots`], strategies in
-//! [`super::strategies`], single values in [`super::values`].
+//! Validation of the whole file: the raw config, as written, into a [`Config`], collecting
+//! every error with its position (see [`Checker`]). Robots are checked in
+//! [`super::robots`], strategies in [`super::strategies`], single values in
+//! [`super::values`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 
+use super::BearerToken;
+use super::checker::Checker;
 use super::raw::{RawAuth, RawConfig};
 use super::robots::RobotUrls;
 use super::values::{duration, http_url, time_zone};
 use super::{
-    Config, ConfigError, DEFAULT_API_URL, DEFAULT_KEYWORD, DEFAULT_MAX_PENDING_DURABLE,
-    DEFAULT_MAX_PENDING_IN_MEMORY, DEFAULT_OPENAPI_URL, Path, Segment, SourceMap,
+    Config, DEFAULT_API_URL, DEFAULT_KEYWORD, DEFAULT_MAX_PENDING_DURABLE,
+    DEFAULT_MAX_PENDING_IN_MEMORY, DEFAULT_OPENAPI_URL, Path,
 };
-use crate::auth::BearerToken;
 use crate::render::{Renderer, TemplatePart, TemplateSource};
 
-/// Validation state: collects errors with their positions while building the snapshot types.
-pub(super) struct Checker {
-    pub(super) file: PathBuf,
-    pub(super) dir: PathBuf,
-    pub(super) map: SourceMap,
-    pub(super) errors: Vec<ConfigError>,
-}
-
 impl Checker {
-    pub(super) fn error(&mut self, path: &Path, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
-            position: self.map.position(path),
-            message: message.into(),
-        });
-    }
-
-    /// Records `result`'s error at `path`, passing its value on.
-    pub(super) fn check<T>(&mut self, path: &Path, result: Result<T, String>) -> Option<T> {
-        result.map_err(|message| self.error(path, message)).ok()
-    }
-
-    pub(super) fn unknown_key(&mut self, path: &Path) {
-        let (parent, key) = match path.0.split_last() {
-            Some((Segment::Key(key), parent)) => (Path(parent.to_vec()), key.clone()),
-            _ => (Path::default(), path.to_string()),
-        };
-        let within = if parent.0.is_empty() {
-            "at the top level".to_owned()
-        } else {
-            format!("in {parent}")
-        };
-        self.error(path, format!("unknown key `{key}` {within}"));
-    }
-
-    /// An empty keyword is "contained" in every text, so it would let messages out
-    /// without a real one.
-    pub(super) fn check_keywords(&mut self, at: &Path, keywords: &[String]) {
-        if keywords.iter().any(|k| k.trim().is_empty()) {
-            self.error(at, "keywords must not be empty strings");
-        }
-    }
-
-    pub(super) fn resolve(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-
-    pub(super) fn read_file(&mut self, at: &Path, file: &str) -> Option<String> {
-        let full = self.resolve(file);
-        let read = std::fs::read_to_string(&full)
-            .map_err(|e| format!("cannot read {}: {e}", full.display()));
-        self.check(at, read)
-    }
-
     pub(super) fn config(&mut self, raw: RawConfig) -> Option<Config> {
         let top = Path::default();
         let listen = raw.listen.as_deref().unwrap_or("0.0.0.0:8060");
@@ -285,34 +233,5 @@ impl Checker {
             return None;
         }
         Some(Some(BearerToken::new(token)))
-    }
-
-    /// A credential given inline as `key` or in the file named by `key_file` (the two
-    /// values of `given`), trimmed, with where it was given. `None` when neither is given,
-    /// or both (an error, reported for `owner`).
-    pub(super) fn inline_or_file(
-        &mut self,
-        at: &Path,
-        owner: &str,
-        key: &str,
-        given: (Option<String>, Option<String>),
-    ) -> Option<(Path, String)> {
-        let file_key = format!("{key}_file");
-        match given {
-            (None, None) => None,
-            (Some(_), Some(_)) => {
-                self.error(
-                    at,
-                    format!("{owner} has both `{key}` and `{file_key}`; keep one"),
-                );
-                None
-            }
-            (Some(value), None) => Some((at.key(key), value.trim().to_owned())),
-            (None, Some(file)) => {
-                let at = at.key(&file_key);
-                let value = self.read_file(&at, &file)?;
-                Some((at, value.trim().to_owned()))
-            }
-        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::Path;
-use super::check::Checker;
+use super::checker::Checker;
 use super::raw::RawCluster;
 use super::values::duration;
 use crate::dingtalk::Robot;

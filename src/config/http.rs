@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::Path;
-use super::check::Checker;
+use super::checker::Checker;
 use super::raw::RawHttp;
 use super::values::duration;
 

@@ -3,10 +3,11 @@
 //! Loading is all-or-nothing and reports every problem at once, each as
 //! `file:line:column: what is wrong`: environment expansion ([`env`]), YAML parsing into
 //! the raw types ([`raw`], with unknown keys collected rather than fatal), then validation
-//! into the snapshot types (compiled matchers and templates, parsed URLs and durations).
+//! into the validated types (compiled matchers and templates, parsed URLs and durations).
 //! Nothing here touches the network; credential files are read.
 
 mod check;
+mod checker;
 mod cluster;
 mod env;
 mod http;
@@ -31,11 +32,10 @@ pub use env::{EnvError, expand as expand_env};
 pub use http::HttpLimits;
 pub use source_map::{Path, Position, Segment, SourceMap};
 
-use crate::auth::BearerToken;
 use crate::dingtalk::{MsgType, Robot};
 use crate::render::Renderer;
 use crate::route::{LabelMentions, Strategy};
-use check::Checker;
+use checker::Checker;
 use raw::RawConfig;
 
 /// DingTalk's robot API, used for robots given only a token.
@@ -163,6 +163,30 @@ impl Config {
             self.strategies.len(),
             self.listen
         )
+    }
+}
+
+/// The token inbound requests must present (`auth.bearer_token`). Like DingTalk's
+/// credentials it never appears in `Debug` output or logs; `server::auth` compares it in
+/// constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// Wraps a configured token.
+    pub fn new(token: impl Into<String>) -> Self {
+        BearerToken(token.into())
+    }
+
+    /// The token itself, for the one place that compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(***)")
     }
 }
 

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use url::Url;
 
 use super::Path;
-use super::check::Checker;
+use super::checker::Checker;
 use super::raw::RawRobot;
 use super::values::split_webhook;
 use crate::dingtalk::RateLimit;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use jiff::tz::TimeZone;
 
 use super::Path;
-use super::check::Checker;
+use super::checker::Checker;
 use super::raw::{RawActiveTime, RawStrategy};
 use super::values::{all_weekdays, time_of_day, time_zone, weekdays};
 use crate::dingtalk::Mention;

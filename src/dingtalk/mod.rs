@@ -15,7 +15,7 @@
 pub mod app;
 mod cause;
 mod client;
-pub mod errcode;
+mod error;
 mod limits;
 pub mod sign;
 pub mod token;
@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use app::{App, AppRobot};
+pub use cause::{Answer, CAUSES, Cause};
 pub use client::{Client, ClientError, classify};
-pub use errcode::{Call, Retry, SendError};
+pub use error::{Call, Retry, SendError};
 pub use limits::{
     MAX_BUTTON_BYTES, MAX_MESSAGE_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES, MESSAGE_BUDGET,
     MIN_BUDGET, RateLimit,

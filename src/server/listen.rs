@@ -17,8 +17,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use super::auth::basic_auth_challenge;
 use super::web::WebConfigFile;
-use super::{BasicAuthPassed, Reply, basic_auth_challenge, conn, handle};
+use super::{BasicAuthPassed, Reply, conn, handle};
 use crate::app::App;
 use crate::config::HttpLimits;
 

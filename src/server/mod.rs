@@ -1,15 +1,17 @@
-//! The HTTP front door: routing of paths, the bearer-token check, metrics, health,
-//! readiness and reload. The serve loop, signals and graceful shutdown are in
-//! [`listen`], the webhooks in [`webhook`], the admin API's JSON views in [`api`], the
-//! status page in [`page`], `--web.config.file` in [`web`].
+//! The HTTP front door. [`ROUTES`] is every endpoint in one table: its path, its methods,
+//! who may call it, and the handler that answers. The serve loop, signals and graceful
+//! shutdown are in [`listen`], inbound authentication in [`auth`], the webhooks in
+//! [`webhook`], the admin API's JSON views in [`api`], the status page in [`page`],
+//! `--web.config.file` in [`web`].
 //!
 //! Each request takes one snapshot of the configuration and uses it throughout. Handlers
 //! answer every bad request with a 4xx and a one-line reason; they parse, and leave
 //! routing, rendering and delivery to [`crate::accept`]. With `auth:` configured,
-//! webhooks, reload and the queue API need the bearer token; metrics and health stay open
+//! webhooks, reload and the admin API need the bearer token; metrics and health stay open
 //! for probes and scrapers.
 
 pub mod api;
+pub mod auth;
 mod conn;
 mod listen;
 mod page;
@@ -19,13 +21,14 @@ mod webhook;
 pub use listen::{serve, signals};
 pub use web::{WebConfigError, WebConfigFile};
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
 
 use crate::accept::passthrough::Passed;
 use crate::app::{App, Reloaded};
@@ -34,6 +37,154 @@ use crate::snapshot::Snapshot;
 use crate::tools::probe;
 
 type Reply = Response<Full<Bytes>>;
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// Anyone: probes and scrapers.
+    Open,
+    /// With `auth:`, the bearer token (or the web config's basic auth).
+    Token,
+    /// As [`Guard::Token`], and a refusal is counted as a webhook.
+    Webhook,
+    /// As [`Guard::Token`], or basic auth with the token as password: a browser.
+    Browser,
+}
+
+/// One endpoint. A `{robot}` segment of `path` matches one path segment, which the
+/// handler gets.
+struct Route {
+    path: &'static str,
+    methods: &'static [&'static str],
+    guard: Guard,
+    handler: fn(Call) -> Answer,
+}
+
+/// What a handler gets: the service, the configuration snapshot of the request, the
+/// request, and the `{robot}` of its path if the route has one.
+struct Call {
+    app: Arc<App>,
+    snapshot: Arc<Snapshot>,
+    request: Request<Incoming>,
+    robot: String,
+}
+
+type Answer = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Every endpoint of the bridge.
+const ROUTES: &[Route] = &[
+    Route {
+        path: "/",
+        methods: &["GET", "HEAD"],
+        guard: Guard::Browser,
+        handler: |c| Box::pin(async move { page::status(&c.app, &c.snapshot) }),
+    },
+    Route {
+        path: "/preview",
+        methods: &["POST"],
+        guard: Guard::Browser,
+        handler: |c| {
+            Box::pin(async move {
+                match read_form(&c.snapshot, c.request).await {
+                    Ok(form) => page::preview(&c.app, &c.snapshot, &form),
+                    Err(refused) => refused,
+                }
+            })
+        },
+    },
+    Route {
+        path: "/test-robot",
+        methods: &["POST"],
+        guard: Guard::Browser,
+        handler: |c| {
+            Box::pin(async move {
+                match read_form(&c.snapshot, c.request).await {
+                    Ok(form) => page::test_robot(&c.app, &c.snapshot, &form).await,
+                    Err(refused) => refused,
+                }
+            })
+        },
+    },
+    Route {
+        path: "/alertmanager",
+        methods: &["POST"],
+        guard: Guard::Webhook,
+        handler: |c| {
+            Box::pin(async move { webhook::webhook(&c.app, &c.snapshot, c.request, None).await })
+        },
+    },
+    Route {
+        path: "/dingtalk/{robot}/send",
+        methods: &["POST"],
+        guard: Guard::Webhook,
+        handler: |c| {
+            Box::pin(async move {
+                webhook::webhook(&c.app, &c.snapshot, c.request, Some(&c.robot)).await
+            })
+        },
+    },
+    Route {
+        path: "/metrics",
+        methods: &["GET"],
+        guard: Guard::Open,
+        handler: |c| Box::pin(async move { metrics(&c.app, &c.snapshot, &c.request) }),
+    },
+    Route {
+        path: "/api/v1/queue",
+        methods: &["GET"],
+        guard: Guard::Token,
+        handler: |c| {
+            Box::pin(async move { json_reply(Ok(api::queue_report(&c.app, &c.snapshot))) })
+        },
+    },
+    Route {
+        path: "/api/v1/dead-letters",
+        methods: &["GET"],
+        guard: Guard::Token,
+        handler: |c| Box::pin(async move { json_reply(api::dead_letters(&c.app)) }),
+    },
+    Route {
+        path: "/api/v1/dead-letters/retry",
+        methods: &["POST"],
+        guard: Guard::Token,
+        handler: |c| Box::pin(async move { retry_dead_letters(&c.app).await }),
+    },
+    Route {
+        path: "/api/v1/robots/{robot}/test",
+        methods: &["POST"],
+        guard: Guard::Token,
+        handler: |c| Box::pin(async move { test_robot(&c.app, &c.snapshot, &c.robot).await }),
+    },
+    Route {
+        path: "/-/healthy",
+        methods: &["GET", "HEAD"],
+        guard: Guard::Open,
+        handler: |_| Box::pin(async { reply(StatusCode::OK, "OK") }),
+    },
+    Route {
+        path: "/-/ready",
+        methods: &["GET", "HEAD"],
+        guard: Guard::Open,
+        handler: |c| Box::pin(async move { ready(&c.app) }),
+    },
+    Route {
+        path: "/-/reload",
+        methods: &["POST", "PUT"],
+        guard: Guard::Token,
+        handler: |c| Box::pin(async move { reload(&c.app) }),
+    },
+];
+
+/// The route `path` names, and its `{robot}` segment ("" without one).
+fn route(path: &str) -> Option<(&'static Route, String)> {
+    ROUTES.iter().find_map(|route| {
+        let Some((before, after)) = route.path.split_once("{robot}") else {
+            return (route.path == path).then(|| (route, String::new()));
+        };
+        let robot = path.strip_prefix(before)?.strip_suffix(after)?;
+        (!robot.is_empty() && !robot.contains('/')).then(|| (route, robot.to_owned()))
+    })
+}
 
 fn reply(status: StatusCode, body: impl Into<String>) -> Reply {
     let mut body = body.into();
@@ -49,116 +200,67 @@ fn reply(status: StatusCode, body: impl Into<String>) -> Reply {
     response
 }
 
-/// Answers one request.
+/// Answers one request: its route's guard, then its method, then its handler.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     let snapshot = app.config.snapshot();
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
-    let robot = robot_name(&path);
-    let tested = test_robot_name(&path);
-    let is_webhook = path == "/alertmanager" || robot.is_some();
-    let is_page = matches!(path.as_str(), "/" | "/preview" | "/test-robot");
-    let needs_token = is_webhook || path == "/-/reload" || path.starts_with("/api/");
-    if method == Method::POST && is_cross_origin(&request) {
-        tracing::warn!(message = "Request refused.", %method, %path, reason = "cross-origin");
-        return reply(
-            StatusCode::FORBIDDEN,
-            "cross-origin request refused: Origin does not match Host",
-        );
+    let found = route(&path);
+    // Unknown paths under /api/ need the token too, so that the API's paths are not
+    // told to strangers.
+    let guard = match &found {
+        Some((route, _)) => route.guard,
+        None if path.starts_with("/api/") => Guard::Token,
+        None => Guard::Open,
+    };
+    if let Some(refused) = auth::refusal(&app, &snapshot, &request, guard) {
+        return refused;
     }
-    if is_page && !admitted_browser(&snapshot, &request) {
-        tracing::warn!(message = "Request refused.", %method, %path, reason = "no token");
-        return basic_auth_challenge(
-            "missing or wrong token: log in with any user name and auth.bearer_token as the password",
-        );
-    }
-    if needs_token && !admitted(&snapshot, &request) {
-        let reason =
-            "missing or wrong bearer token: send Authorization: Bearer <auth.bearer_token>";
-        if is_webhook {
-            app.metrics.webhook("unauthorized");
-            tracing::warn!(message = "Webhook not accepted.", status = 401, %reason);
-        } else {
-            tracing::warn!(message = "Request refused.", %method, %path, %reason);
-        }
-        let mut response = reply(StatusCode::UNAUTHORIZED, reason);
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
-    }
-    match (&method, path.as_str()) {
-        (&Method::GET | &Method::HEAD, "/") => page::status(&app, &snapshot),
-        (&Method::POST, "/preview" | "/test-robot") => {
-            let limit = snapshot.config.max_body_bytes;
-            let form = match webhook::read_body(request, limit).await {
-                Ok(form) => form,
-                Err((status, _, reason)) => return reply(status, reason),
-            };
-            if path == "/preview" {
-                page::preview(&app, &snapshot, &form)
-            } else {
-                page::test_robot(&app, &snapshot, &form).await
-            }
-        }
-        (&Method::POST, "/alertmanager") => webhook::webhook(&app, &snapshot, request, None).await,
-        (&Method::POST, _) if robot.is_some() => {
-            webhook::webhook(&app, &snapshot, request, robot).await
-        }
-        (&Method::GET, "/metrics") => metrics(&app, &snapshot, &request),
-        (&Method::GET, "/api/v1/queue") => json_reply(Ok(api::queue_report(&app, &snapshot))),
-        (&Method::GET, "/api/v1/dead-letters") => json_reply(api::dead_letters(&app)),
-        (&Method::POST, "/api/v1/dead-letters/retry") => match app.retry_dead_letters() {
-            Ok(robots) => reply(
-                StatusCode::OK,
-                format!("ok: dead letters re-queued for {robots} robots"),
-            ),
-            Err(error) => reply(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-        },
-        (&Method::POST, _) if tested.is_some() => {
-            test_robot(&app, &snapshot, tested.unwrap_or_default()).await
-        }
-        (&Method::GET | &Method::HEAD, "/-/healthy") => reply(StatusCode::OK, "OK"),
-        (&Method::GET | &Method::HEAD, "/-/ready") if app.is_ready() => reply(StatusCode::OK, "OK"),
-        (&Method::GET | &Method::HEAD, "/-/ready") => {
-            reply(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down")
-        }
-        (&Method::POST | &Method::PUT, "/-/reload") => match app.reload() {
-            Ok(reloaded) => reply(StatusCode::OK, reload_answer(&reloaded)),
-            Err(errors) => reply(
-                StatusCode::BAD_REQUEST,
-                format!("reload failed; the running configuration stays in force:\n{errors}"),
-            ),
-        },
-        (
-            _,
-            "/"
-            | "/preview"
-            | "/test-robot"
-            | "/alertmanager"
-            | "/metrics"
-            | "/-/healthy"
-            | "/-/ready"
-            | "/-/reload"
-            | "/api/v1/queue"
-            | "/api/v1/dead-letters"
-            | "/api/v1/dead-letters/retry",
-        ) => reply(
+    let Some((route, robot)) = found else {
+        return reply(StatusCode::NOT_FOUND, format!("no such endpoint: {path}"));
+    };
+    if !route.methods.contains(&method.as_str()) {
+        let mut refused = reply(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
-        ),
-        _ => reply(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
+        );
+        if let Ok(allow) = HeaderValue::from_str(&route.methods.join(", ")) {
+            refused.headers_mut().insert(ALLOW, allow);
+        }
+        return refused;
+    }
+    (route.handler)(Call {
+        app,
+        snapshot,
+        request,
+        robot,
+    })
+    .await
+}
+
+/// The body of a status page form, or the answer refusing it.
+async fn read_form(snapshot: &Snapshot, request: Request<Incoming>) -> Result<Bytes, Reply> {
+    webhook::read_body(request, snapshot.config.max_body_bytes)
+        .await
+        .map_err(|(status, _, reason)| reply(status, reason))
+}
+
+fn ready(app: &App) -> Reply {
+    if app.is_ready() {
+        reply(StatusCode::OK, "OK")
+    } else {
+        reply(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down")
     }
 }
 
-/// 401 asking a browser (or any client) for basic auth, with `reason`.
-fn basic_auth_challenge(reason: &str) -> Reply {
-    let mut response = reply(StatusCode::UNAUTHORIZED, reason);
-    response.headers_mut().insert(
-        WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"alertmanager-dingtalk\", charset=\"UTF-8\""),
-    );
-    response
+fn reload(app: &App) -> Reply {
+    match app.reload() {
+        Ok(reloaded) => reply(StatusCode::OK, reload_answer(&reloaded)),
+        Err(errors) => reply(
+            StatusCode::BAD_REQUEST,
+            format!("reload failed; the running configuration stays in force:\n{errors}"),
+        ),
+    }
 }
 
 /// `reloaded: <summary>`, then a line per restart-only setting the reload left alone.
@@ -171,40 +273,14 @@ fn reload_answer(reloaded: &Reloaded) -> String {
     answer
 }
 
-/// Whether `request` may proceed under the `auth:` setting of `snapshot`.
-fn admitted(snapshot: &Snapshot, request: &Request<Incoming>) -> bool {
-    if request.extensions().get::<BasicAuthPassed>().is_some() {
-        return true;
+async fn retry_dead_letters(app: &App) -> Reply {
+    match app.retry_dead_letters() {
+        Ok(robots) => reply(
+            StatusCode::OK,
+            format!("ok: dead letters re-queued for {robots} robots"),
+        ),
+        Err(error) => reply(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     }
-    match &snapshot.config.bearer_token {
-        Some(token) => token.admits(request.headers().get(AUTHORIZATION)),
-        None => true,
-    }
-}
-
-/// Whether `request` may open the status page: as [`admitted`], or with basic auth whose
-/// password is the token.
-fn admitted_browser(snapshot: &Snapshot, request: &Request<Incoming>) -> bool {
-    let authorization = request.headers().get(AUTHORIZATION);
-    admitted(snapshot, request)
-        || snapshot
-            .config
-            .bearer_token
-            .as_ref()
-            .is_some_and(|token| token.admits_as_password(authorization))
-}
-
-/// Whether a browser sent `request` from another site's page: its `Origin` names
-/// another host than `Host`. The page's forms post to the same origin; a form on another
-/// site must not send test messages with the operator's saved login. Clients that send
-/// no `Origin` (Alertmanager, curl) are not affected.
-fn is_cross_origin(request: &Request<Incoming>) -> bool {
-    let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let Some(origin) = header(hyper::header::ORIGIN) else {
-        return false;
-    };
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    header(hyper::header::HOST) != Some(origin_host)
 }
 
 /// `POST /api/v1/robots/{robot}/test`: the test message of `test-robot`, through this
@@ -224,20 +300,6 @@ async fn test_robot(app: &App, snapshot: &Snapshot, name: &str) -> Reply {
         Passed::RateLimited { .. } | Passed::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
     };
     reply(status, probe.report)
-}
-
-/// `/api/v1/robots/{robot}/test` → `robot`.
-fn test_robot_name(path: &str) -> Option<&str> {
-    let robot = path
-        .strip_prefix("/api/v1/robots/")?
-        .strip_suffix("/test")?;
-    (!robot.is_empty() && !robot.contains('/')).then_some(robot)
-}
-
-/// `/dingtalk/{robot}/send` → `robot`.
-fn robot_name(path: &str) -> Option<&str> {
-    let robot = path.strip_prefix("/dingtalk/")?.strip_suffix("/send")?;
-    (!robot.is_empty() && !robot.contains('/')).then_some(robot)
 }
 
 fn json_reply<T: serde::Serialize>(result: Result<T, QueueError>) -> Reply {

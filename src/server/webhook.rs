@@ -25,7 +25,7 @@ use crate::snapshot::Snapshot;
 /// A status, the outcome label it is counted under, and the one-line answer.
 pub(super) type Answer = (StatusCode, &'static str, String);
 
-/// Answers one webhook under the configuration snapshot `snapshot`.
+/// Answers one webhook under the configuration `snapshot`.
 pub(super) async fn webhook(
     app: &Arc<App>,
     snapshot: &Snapshot,

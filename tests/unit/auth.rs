@@ -1,6 +1,7 @@
 //! The inbound bearer token: which `Authorization` headers it admits.
 
-use alertmanager_dingtalk::auth::BearerToken;
+use alertmanager_dingtalk::config::BearerToken;
+use alertmanager_dingtalk::server::auth::admits;
 use hyper::header::HeaderValue;
 
 const TOKEN: &str = "s3cr3t-webhook-token";
@@ -8,7 +9,7 @@ const TOKEN: &str = "s3cr3t-webhook-token";
 fn check(authorization: Option<&str>, admitted: bool) {
     let header = authorization.map(|v| HeaderValue::from_str(v).unwrap());
     assert_eq!(
-        BearerToken::new(TOKEN).admits(header.as_ref()),
+        admits(&BearerToken::new(TOKEN), header.as_ref()),
         admitted,
         "{authorization:?}"
     );

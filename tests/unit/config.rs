@@ -365,7 +365,10 @@ strategies:
     );
     let webhook_token = config.bearer_token.expect("auth.bearer_token_file");
     let header = hyper::header::HeaderValue::from_static("Bearer webhook-token");
-    assert!(webhook_token.admits(Some(&header)));
+    assert!(alertmanager_dingtalk::server::auth::admits(
+        &webhook_token,
+        Some(&header)
+    ));
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use hyper::header::HeaderValue;
 use sha2::{Digest, Sha256};
 
-use crate::auth::basic_credentials;
+use crate::server::auth::basic_credentials;
 
 /// Outcomes remembered at most; past it the memory starts again.
 const REMEMBERED: usize = 1024;

@@ -1,5 +1,5 @@
-//! A failed send and whether it is worth retrying; `cause.rs` reads which cause it names
-//! and says what the operator should check.
+//! A failed send, as DingTalk answered it; what the answer means and whether it is worth
+//! retrying is `cause.rs`'s table.
 //!
 //! Webhook robots: DingTalk answers HTTP 200 for most failures and puts the reason in
 //! `errcode`, so the classification looks at the code first and the HTTP status only when
@@ -7,8 +7,6 @@
 //! `{code, message, requestid}`, and `code` decides.
 
 use std::fmt;
-
-use super::cause::Cause;
 
 /// What the delivery worker should do after a failed send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,29 +73,6 @@ pub enum Call {
 pub(super) const INVALID_TOKEN: &str = "InvalidAuthentication";
 
 impl SendError {
-    /// Whether and how the message should be retried.
-    pub fn retry(&self) -> Retry {
-        match self {
-            SendError::Rejected { errcode, .. } => match errcode {
-                130101 | 410100 | 660026 => Retry::AfterPause,
-                460101 => Retry::Shorter,
-                // System busy / internal error on DingTalk's side.
-                -1 | 500 | 9001 => Retry::Later,
-                _ => Retry::Never,
-            },
-            SendError::Http(429) => Retry::AfterPause,
-            SendError::Http(status) if *status >= 500 => Retry::Later,
-            SendError::Http(_) => Retry::Never,
-            SendError::BadAnswer(_) | SendError::Network(_) => Retry::Later,
-            SendError::OpenApi { .. } => match self.cause() {
-                Cause::ApiThrottled | Cause::MonthlyQuota => Retry::AfterPause,
-                Cause::ServerError | Cause::DingTalkBusy => Retry::Later,
-                _ => Retry::Never,
-            },
-            SendError::TooLong { .. } => Retry::Shorter,
-        }
-    }
-
     /// Whether DingTalk refused the access token a group message carried: the client then
     /// fetches another and sends once more.
     pub(super) fn token_rejected(&self) -> bool {
