@@ -45,13 +45,13 @@ INSTALL_HINT = "bash .ci/run installs it"
 # second fails.
 KUBERNETES_VERSIONS = ("1.33", "1.37")
 
-# What the image and the bridge expect (deploy/Dockerfile, README "Endpoints").
+# What the image and the bridge expect (deploy/Dockerfile, docs/commands.md "Endpoints").
 CONTAINER = "alertmanager-dingtalk"
 PORT = 8060
 UID = 65532
 LIVENESS_PATH = "/-/healthy"
 READINESS_PATH = "/-/ready"
-# README "Shutdown": requests in flight get up to 5 s before shutdown_timeout starts.
+# docs/commands.md "Shutdown": requests in flight get up to 5 s before shutdown_timeout starts.
 IN_FLIGHT_SECONDS = 5
 
 WORKLOADS = ("Deployment", "StatefulSet")

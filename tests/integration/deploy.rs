@@ -32,7 +32,7 @@ const DIRECTORIES: [&str; 4] = [
 const CONTAINER: &str = "alertmanager-dingtalk";
 
 /// DingTalk blocks a robot for 10 minutes once it gets more than this many messages in
-/// a minute (README "Rate limit").
+/// a minute (docs/delivery.md, "Rate limit").
 const DINGTALK_PER_MINUTE: u64 = 20;
 
 fn repo() -> PathBuf {
@@ -222,7 +222,7 @@ fn temp_kustomization_dir(what: &str) -> (PathBuf, String) {
 }
 
 /// The Prometheus Operator objects are a component, so the production overlay can take
-/// them too, as its README instructions say: the one that scrapes over HTTPS, since
+/// them too, as docs/deploy.md says: the one that scrapes over HTTPS, since
 /// production serves HTTPS; the plain one is refused there.
 #[test]
 fn production_with_the_prometheus_operator_component_validates() {

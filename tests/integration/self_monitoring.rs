@@ -19,10 +19,12 @@ const RULES_TEST: &str = "deploy/prometheus/rules.test.yaml";
 const PROMETHEUS_RULE: &str =
     "deploy/kubernetes/components/prometheus-operator/prometheusrule.yaml";
 const ALERTMANAGER_CONFIG: &str = "deploy/alertmanager/alertmanager.yml";
+/// The runbook, in the repository.
+const RUNBOOK: &str = "docs/runbook.md";
 /// Every `runbook_url` is this plus `#runbook-<alert name in lower case>`, the anchor of a
-/// README heading `Runbook: <alert name>`.
-const README_URL: &str =
-    "https://github.com/alertmanager-dingtalk/alertmanager-dingtalk/blob/main/README.md";
+/// heading `Runbook: <alert name>` in docs/runbook.md.
+const RUNBOOK_URL: &str =
+    "https://github.com/alertmanager-dingtalk/alertmanager-dingtalk/blob/main/docs/runbook.md";
 /// Generous bound for what a 1 s scrape and evaluation interval make happen in seconds.
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -93,7 +95,7 @@ fn every_alert_has_severity_annotations_runbook_and_tests_both_ways() {
         .collect();
     let rules = alert_rules();
     assert!(rules.len() >= 7, "{rules:#?}");
-    let readme = std::fs::read_to_string(repo_path("README.md")).expect("README.md");
+    let runbook_page = std::fs::read_to_string(repo_path(RUNBOOK)).expect(RUNBOOK);
     for rule in &rules {
         let name = rule["alert"].as_str().expect("only alerting rules");
         let severity = &rule["labels"]["severity"];
@@ -105,12 +107,12 @@ fn every_alert_has_severity_annotations_runbook_and_tests_both_ways() {
         let mut keys: Vec<&str> = annotations.keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["description", "runbook_url", "summary"], "{name}");
-        let runbook = format!("{README_URL}#runbook-{}", name.to_lowercase());
+        let runbook = format!("{RUNBOOK_URL}#runbook-{}", name.to_lowercase());
         assert_eq!(annotations["runbook_url"], runbook.as_str(), "{name}");
         // GitHub's anchor for this heading is the one in runbook_url.
         assert!(
-            readme.contains(&format!("\n### Runbook: {name}\n")),
-            "README.md has no `### Runbook: {name}` section"
+            runbook_page.contains(&format!("\n### Runbook: {name}\n")),
+            "{RUNBOOK} has no `### Runbook: {name}` section"
         );
 
         let of_this_alert = || cases.iter().filter(|case| case["alertname"] == name);

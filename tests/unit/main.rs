@@ -11,10 +11,12 @@
 mod app_robots;
 mod auth;
 mod backoff;
+mod causes;
 mod coalesce;
 mod config;
 mod dedup;
 mod delivery;
+mod doc_links;
 mod durable;
 mod env;
 mod errcode;
