@@ -131,7 +131,22 @@ impl App {
     /// Loads the config file again; on any error the running config stays in force.
     /// Restart-only settings keep their running values, and the answer says which the file
     /// changed.
-    pub fn reload(&self) -> Result<Reloaded, ConfigErrors> {
+    ///
+    /// Reading the files runs on tokio's blocking pool, like every other wait on the disk.
+    pub async fn reload(self: &Arc<Self>) -> Result<Reloaded, ConfigErrors> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || app.reload_blocking())
+            .await
+            .unwrap_or_else(|error| {
+                Err(ConfigErrors(vec![config::ConfigError {
+                    file: self.config_file.clone(),
+                    position: config::Position::default(),
+                    message: format!("reload failed: {error}"),
+                }]))
+            })
+    }
+
+    fn reload_blocking(&self) -> Result<Reloaded, ConfigErrors> {
         let mut kept = Vec::new();
         let loaded = config::load(&self.config_file).and_then(|mut config| {
             kept = self.pinned.keep(&mut config);
@@ -201,8 +216,8 @@ impl App {
     }
 
     /// Re-queues every dead letter; returns how many robots get messages back.
-    pub fn retry_dead_letters(&self) -> Result<usize, QueueError> {
-        let robots = self.delivery.queue.revive_dead_letters()?;
+    pub async fn retry_dead_letters(&self) -> Result<usize, QueueError> {
+        let robots = self.delivery.queue.revive_dead_letters().await?;
         for robot in &robots {
             self.delivery.wake(robot);
         }

@@ -73,7 +73,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
     let mut settle_at = Instant::now();
     loop {
         if queue.unsettled(&robot) > 0 && Instant::now() >= settle_at {
-            match queue.settle(&robot) {
+            match queue.settle(&robot).await {
                 Ok(()) => queue_failures = 0,
                 Err(error) => {
                     queue_failures += 1;
@@ -99,7 +99,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
         let snapshot = delivery.config.snapshot();
         let Some(robot_config) = snapshot.config.robots.get(&robot).cloned() else {
             let removed = "the robot is no longer configured";
-            match bury_all(&delivery, &robot, "robot_removed", removed) {
+            match bury_all(&delivery, &robot, "robot_removed", removed).await {
                 Ok(()) => queue_failures = 0,
                 Err(error) => {
                     queue_failures += 1;
@@ -120,7 +120,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
         }
 
         let lane = gate.lane().await;
-        let send = match choose(&delivery, &snapshot, &robot_config, &gate) {
+        let send = match choose(&delivery, &snapshot, &robot_config, &gate).await {
             Ok(Some(send)) => send,
             Ok(None) => continue,
             Err(error) => {
@@ -150,12 +150,12 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
         .await;
         drop(lane);
         let Err(failure) = result else {
-            delivered(&delivery, &robot_config, &send, attempt);
+            delivered(&delivery, &robot_config, &send, attempt).await;
             (attempt, retries) = (0, 0);
             continue;
         };
         let retry = failure.retry;
-        let given_up = failed(&delivery, &robot_config, &send, failure, attempt);
+        let given_up = failed(&delivery, &robot_config, &send, failure, attempt).await;
         if given_up {
             (attempt, retries) = (0, 0);
         } else if retry == Retry::Later {
@@ -171,7 +171,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
 /// window can take (or than [`limit::STORM`]). Reads only the oldest message unless it makes a
 /// digest, and buries what it read that is older than `max_age`. Everything fits the
 /// gate's size budget.
-fn choose(
+async fn choose(
     delivery: &Delivery,
     snapshot: &Snapshot,
     robot: &Robot,
@@ -181,7 +181,9 @@ fn choose(
     let depth = queue.depth(&robot.name);
     let room = limit::room(snapshot, gate, robot);
     let merge = limit::pace(depth, room, robot.rate_limit) == Take::Digest;
-    let pending = queue.oldest(&robot.name, if merge { BATCH } else { 1 })?;
+    let pending = queue
+        .oldest(&robot.name, if merge { BATCH } else { 1 })
+        .await?;
     let max_age = snapshot.config.max_age;
     let now = Timestamp::now();
     let (expired, live): (Vec<Envelope>, Vec<Envelope>) = pending.into_iter().partition(|m| {
@@ -192,10 +194,11 @@ fn choose(
     bury(
         delivery,
         &robot.name,
-        &expired,
+        expired,
         "expired",
         "older than delivery.max_age",
-    );
+    )
+    .await;
     let budget = gate.size_budget(robot);
     if live.len() <= 1 {
         let Some(first) = live.into_iter().next() else {
@@ -240,8 +243,8 @@ fn choose(
 }
 
 /// Acknowledges what DingTalk accepted.
-fn delivered(delivery: &Delivery, robot: &Robot, send: &Outgoing, attempt: u32) {
-    if let Err(error) = delivery.queue.ack(&robot.name, &send.ids()) {
+async fn delivered(delivery: &Delivery, robot: &Robot, send: &Outgoing, attempt: u32) {
+    if let Err(error) = delivery.queue.ack(&robot.name, send.ids()).await {
         tracing::error!(
             message = "Cannot remove delivered messages from the queue file yet; they are kept from being sent again, and removed once the file can be written.",
             robot = %robot.name,
@@ -260,7 +263,7 @@ fn delivered(delivery: &Delivery, robot: &Robot, send: &Outgoing, attempt: u32) 
 
 /// Logs a failed send, and buries its messages if it cannot succeed; returns whether it
 /// did.
-fn failed(
+async fn failed(
     delivery: &Delivery,
     robot: &Robot,
     send: &Outgoing,
@@ -301,18 +304,33 @@ fn failed(
         Retry::AfterPause | Retry::Shorter => return false,
     };
     let reason = error.metric_code();
-    bury(delivery, &robot.name, &send.envelopes, &reason, &hopeless);
+    bury(
+        delivery,
+        &robot.name,
+        send.envelopes.clone(),
+        &reason,
+        &hopeless,
+    )
+    .await;
     true
 }
 
 /// Moves `messages` to the dead letters, counted under `reason`.
-fn bury(delivery: &Delivery, robot: &str, messages: &[Envelope], reason: &str, detail: &str) {
+async fn bury(
+    delivery: &Delivery,
+    robot: &str,
+    messages: Vec<Envelope>,
+    reason: &str,
+    detail: &str,
+) {
     if messages.is_empty() {
         return;
     }
+    let count = messages.len();
     if let Err(error) = delivery
         .queue
-        .bury(robot, messages, &format!("{reason}: {detail}"))
+        .bury(robot, messages, format!("{reason}: {detail}"))
+        .await
     {
         tracing::error!(
             message = "Cannot move messages to the dead letters in the queue file yet; they are kept from being sent again, and moved once the file can be written.",
@@ -320,24 +338,24 @@ fn bury(delivery: &Delivery, robot: &str, messages: &[Envelope], reason: &str, d
             %error,
         );
     }
-    delivery.metrics.dead_letter(robot, reason, messages.len());
+    delivery.metrics.dead_letter(robot, reason, count);
     tracing::error!(
         message = "Messages moved to the dead letters.",
         %robot,
-        count = messages.len(),
+        count,
         %reason,
         %detail,
     );
 }
 
 /// Moves every pending message of `robot` to the dead letters.
-fn bury_all(
+async fn bury_all(
     delivery: &Delivery,
     robot: &str,
     reason: &str,
     detail: &str,
 ) -> Result<(), QueueError> {
-    let messages = delivery.queue.oldest(robot, usize::MAX)?;
-    bury(delivery, robot, &messages, reason, detail);
+    let messages = delivery.queue.oldest(robot, usize::MAX).await?;
+    bury(delivery, robot, messages, reason, detail).await;
     Ok(())
 }

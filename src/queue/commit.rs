@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::ledger::Depths;
+use super::ledger::Ledger;
 use super::{Envelope, QueueError, Store};
 
 /// Messages to append, and where to say whether they were.
@@ -20,20 +20,18 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 /// Appends `messages` to `store` and counts them in.
 pub(super) fn append(
     store: &dyn Store,
-    depths: &Depths,
+    ledger: &Ledger,
     messages: &[Envelope],
 ) -> Result<(), QueueError> {
     store.append(messages)?;
-    for message in messages {
-        depths.add(&message.robot, 1);
-    }
+    ledger.appended(messages);
     Ok(())
 }
 
 /// Writes what is waiting in one transaction: while one commit (and its fsync) runs,
 /// the next webhooks' messages gather and share the following one. Maintains the store
 /// every second, busy or not.
-pub(super) fn commit_loop(store: &dyn Store, depths: &Depths, commits: &mpsc::Receiver<Commit>) {
+pub(super) fn commit_loop(store: &dyn Store, ledger: &Ledger, commits: &mpsc::Receiver<Commit>) {
     let mut maintained = Instant::now();
     loop {
         if maintained.elapsed() >= MAINTAIN_EVERY {
@@ -52,7 +50,7 @@ pub(super) fn commit_loop(store: &dyn Store, depths: &Depths, commits: &mpsc::Re
             .iter()
             .flat_map(|(messages, _)| messages.iter().cloned())
             .collect();
-        let result = append(store, depths, &messages);
+        let result = append(store, ledger, &messages);
         for (_, done) in batch {
             // The webhook may have gone away; its messages are stored all the same.
             let _ = done.send(result.clone());

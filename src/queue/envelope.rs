@@ -64,6 +64,8 @@ pub struct RobotStats {
 pub struct Inventory {
     /// Pending messages per robot that has any.
     pub robots: BTreeMap<String, RobotStats>,
+    /// Dead letters per robot that has any.
+    pub dead: BTreeMap<String, usize>,
     /// The highest id pending or dead, 0 when empty.
     pub last_id: u64,
 }

@@ -1,5 +1,6 @@
-//! What the queue keeps beside its store: each robot's depth, and the acknowledgements
-//! and burials the store still owes (see `Queue::settle`).
+//! What the queue keeps beside its store, so that a send, a scrape, the API and the status
+//! page never read the store for it ([`Ledger`]), and the acknowledgements and burials the
+//! store still owes (see `Queue::settle`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
@@ -8,28 +9,47 @@ use jiff::Timestamp;
 
 use super::Envelope;
 
-/// Pending messages per robot, kept alongside the store so that the worker's every send
-/// and every scrape need not count the store. Counts are signed: an acknowledgement may
-/// be counted just before the append it follows, and the two still add up.
-#[derive(Default)]
-pub(super) struct Depths(Mutex<BTreeMap<String, i64>>);
+/// Per robot: how many messages are pending, when the oldest of them was accepted, and how
+/// many are dead letters.
+///
+/// Depths are signed: an acknowledgement may be counted just before the append it follows,
+/// and the two still add up. The oldest acceptance time is the store's as last read
+/// (at start, by the worker reading its robot's oldest messages, after every removal), or
+/// the first append's while the robot had none; a robot without one has no known age.
+#[derive(Debug, Default)]
+pub(super) struct Ledger {
+    depths: Mutex<BTreeMap<String, i64>>,
+    oldest: Mutex<BTreeMap<String, Timestamp>>,
+    dead: Mutex<BTreeMap<String, usize>>,
+}
 
-impl Depths {
-    pub(super) fn lock(&self) -> MutexGuard<'_, BTreeMap<String, i64>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the maps consistent.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
 
+impl Ledger {
     pub(super) fn add(&self, robot: &str, count: usize) {
-        *self.lock().entry(robot.to_owned()).or_default() += signed(count);
+        *lock(&self.depths).entry(robot.to_owned()).or_default() += signed(count);
     }
 
     pub(super) fn take(&self, robot: &str, count: usize) {
-        *self.lock().entry(robot.to_owned()).or_default() -= signed(count);
+        *lock(&self.depths).entry(robot.to_owned()).or_default() -= signed(count);
+    }
+
+    /// Counts `messages` in, just appended to the store.
+    pub(super) fn appended(&self, messages: &[Envelope]) {
+        for message in messages {
+            self.add(&message.robot, 1);
+            lock(&self.oldest)
+                .entry(message.robot.clone())
+                .or_insert(message.accepted_at);
+        }
     }
 
     /// Raises the count of `robot` to `count` if it is lower; returns whether it was.
     pub(super) fn raise_to(&self, robot: &str, count: usize) -> bool {
-        let mut depths = self.lock();
+        let mut depths = lock(&self.depths);
         let depth = depths.entry(robot.to_owned()).or_default();
         let raised = *depth < signed(count);
         if raised {
@@ -38,17 +58,53 @@ impl Depths {
         raised
     }
 
-    pub(super) fn get(&self, robot: &str) -> usize {
-        self.lock()
+    pub(super) fn depth(&self, robot: &str) -> usize {
+        lock(&self.depths)
             .get(robot)
             .map_or(0, |d| usize::try_from(*d).unwrap_or(0))
     }
 
-    pub(super) fn all(&self) -> Vec<(String, usize)> {
-        self.lock()
+    pub(super) fn depths(&self) -> Vec<(String, usize)> {
+        lock(&self.depths)
             .iter()
             .map(|(robot, d)| (robot.clone(), usize::try_from(*d).unwrap_or(0)))
             .collect()
+    }
+
+    /// Records when `robot`'s oldest pending message was accepted, as the store says now;
+    /// `None` when it holds none, or cannot say.
+    pub(super) fn set_oldest(&self, robot: &str, oldest: Option<Timestamp>) {
+        let mut known = lock(&self.oldest);
+        match oldest {
+            Some(at) => known.insert(robot.to_owned(), at),
+            None => known.remove(robot),
+        };
+    }
+
+    /// When `robot`'s oldest pending message was accepted, if known.
+    pub(super) fn oldest(&self, robot: &str) -> Option<Timestamp> {
+        lock(&self.oldest).get(robot).copied()
+    }
+
+    /// Counts `count` more dead letters of `robot`.
+    pub(super) fn buried(&self, robot: &str, count: usize) {
+        *lock(&self.dead).entry(robot.to_owned()).or_default() += count;
+    }
+
+    /// Counts `count` dead letters of `robot` fewer.
+    pub(super) fn revived(&self, robot: &str, count: usize) {
+        let mut dead = lock(&self.dead);
+        if let Some(left) = dead.get_mut(robot) {
+            *left = left.saturating_sub(count);
+            if *left == 0 {
+                dead.remove(robot);
+            }
+        }
+    }
+
+    /// Dead letters per robot that has any.
+    pub(super) fn dead(&self) -> BTreeMap<String, usize> {
+        lock(&self.dead).clone()
     }
 }
 

@@ -118,10 +118,15 @@ impl Store for MemoryStore {
             .values()
             .filter_map(|q| q.back())
             .map(|m| m.id);
-        let dead = state.dead.iter().map(|d| d.envelope.id);
+        let mut dead = BTreeMap::<String, usize>::new();
+        for letter in &state.dead {
+            *dead.entry(letter.envelope.robot.clone()).or_default() += 1;
+        }
+        let dead_ids = state.dead.iter().map(|d| d.envelope.id);
         Ok(Inventory {
             robots,
-            last_id: pending.chain(dead).max().unwrap_or(0),
+            dead,
+            last_id: pending.chain(dead_ids).max().unwrap_or(0),
         })
     }
 

@@ -8,10 +8,16 @@
 //! transaction, so concurrent webhooks share one fsync; appends to memory happen in place,
 //! where handing them to a thread would cost more than the append.
 //!
-//! [`Queue`] keeps each robot's depth beside the store, so that a send, a scrape and
-//! shutdown never count the store; it counts the store once at start ([`Store::scan`]),
-//! and again after the store was opened again after a failure. A robot's queue holds at most `delivery.max_pending` messages: past
-//! that, [`Queue::push`] refuses with [`QueueError::Full`], so memory stays bounded and
+//! Nothing that can wait on the disk runs on an async worker thread: a call that reads or
+//! writes a store that syncs to disk runs on tokio's blocking pool (`spawn_blocking`), and
+//! appends go to the commit thread; a memory store is called in place. [`Queue`] keeps
+//! each robot's depth, the age of its oldest message and its dead letters beside the store
+//! (its ledger), so that a send, a scrape, the API and the status page never read the
+//! store for them; it reads the whole store once at start ([`Store::scan`]), and again
+//! after the store was opened again after a failure.
+//!
+//! A robot's queue holds at most `delivery.max_pending` messages: past that,
+//! [`Queue::push`] refuses with [`QueueError::Full`], so memory stays bounded and
 //! Alertmanager, answered 503, retries later. An acknowledgement or a burial the store
 //! cannot write (a full disk) is kept here and written later by [`Queue::settle`]:
 //! meanwhile those messages are neither counted nor handed out again, so what DingTalk
@@ -22,13 +28,13 @@ mod durable;
 mod envelope;
 mod ledger;
 mod memory;
+mod settle;
 mod store;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
-use jiff::Timestamp;
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, oneshot};
 
@@ -38,7 +44,7 @@ pub use memory::MemoryStore;
 pub use store::Store;
 
 use commit::{Commit, append, commit_loop};
-use ledger::{Burial, Depths, Unsettled};
+use ledger::{Ledger, Unsettled};
 
 /// Why the queue could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +70,7 @@ pub struct Queue {
     /// The commit thread's inbox, for a store that syncs to disk.
     committer: Option<mpsc::Sender<Commit>>,
     next_id: AtomicU64,
-    depths: Arc<Depths>,
+    ledger: Arc<Ledger>,
     unsettled: Mutex<BTreeMap<String, Unsettled>>,
     /// The store's generation the counts were last taken at.
     seen_generation: AtomicU64,
@@ -73,21 +79,26 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// A queue over `store`, numbering new messages after those already in it.
+    /// A queue over `store`, numbering new messages after those already in it. Reads the
+    /// whole store, on this thread: at start, before anything is served.
     pub fn new(store: Arc<dyn Store>) -> Result<Self, QueueError> {
         let store_generation = store.generation();
         let inventory = store.scan()?;
-        let depths = Arc::new(Depths::default());
+        let ledger = Arc::new(Ledger::default());
         for (robot, stats) in &inventory.robots {
-            depths.add(robot, stats.depth);
+            ledger.add(robot, stats.depth);
+            ledger.set_oldest(robot, stats.oldest);
+        }
+        for (robot, count) in &inventory.dead {
+            ledger.buried(robot, *count);
         }
         let committer = if store.syncs_to_disk() {
             let (committer, commits) = mpsc::channel::<Commit>();
             let commit_store = store.clone();
-            let commit_depths = depths.clone();
+            let commit_ledger = ledger.clone();
             std::thread::Builder::new()
                 .name("queue-commit".to_owned())
-                .spawn(move || commit_loop(&*commit_store, &commit_depths, &commits))
+                .spawn(move || commit_loop(&*commit_store, &commit_ledger, &commits))
                 .map_err(|e| QueueError::Store(format!("cannot start the commit thread: {e}")))?;
             Some(committer)
         } else {
@@ -97,7 +108,7 @@ impl Queue {
             store,
             committer,
             next_id: AtomicU64::new(inventory.last_id + 1),
-            depths,
+            ledger,
             unsettled: Mutex::default(),
             seen_generation: AtomicU64::new(store_generation),
             arrivals: Mutex::default(),
@@ -114,6 +125,21 @@ impl Queue {
     /// The next message id.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs `op` where waiting on the disk holds up no async task: on tokio's blocking
+    /// pool for a store that syncs to disk, in place for memory.
+    async fn off_the_runtime<T: Send + 'static>(
+        self: &Arc<Self>,
+        op: impl FnOnce(&Queue) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        if !self.store.syncs_to_disk() {
+            return op(self);
+        }
+        let queue = self.clone();
+        tokio::task::spawn_blocking(move || op(&queue))
+            .await
+            .unwrap_or_else(|error| Err(QueueError::Store(format!("queue call failed: {error}"))))
     }
 
     /// Stores `messages` (committed before this returns) and wakes their robots'
@@ -145,7 +171,7 @@ impl Queue {
                 committer.send((messages, done)).map_err(|_| stopped())?;
                 committed.await.map_err(|_| stopped())??;
             }
-            None => append(&*self.store, &self.depths, &messages)?,
+            None => append(&*self.store, &self.ledger, &messages)?,
         }
         for robot in robots {
             self.arrival(&robot).notify_one();
@@ -170,20 +196,34 @@ impl Queue {
 
     /// How many messages of `robot` are pending.
     pub fn depth(&self, robot: &str) -> usize {
-        self.depths.get(robot)
+        self.ledger.depth(robot)
     }
 
     /// Up to `limit` pending messages of `robot`, oldest first, without waiting.
-    pub fn oldest(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
+    pub async fn oldest(
+        self: &Arc<Self>,
+        robot: &str,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, QueueError> {
+        let robot = robot.to_owned();
+        self.off_the_runtime(move |queue| queue.oldest_blocking(&robot, limit))
+            .await
+    }
+
+    fn oldest_blocking(&self, robot: &str, limit: usize) -> Result<Vec<Envelope>, QueueError> {
         self.recount_if_reopened();
-        let counted = self.depths.get(robot);
+        let counted = self.ledger.depth(robot);
         let oldest = self.read_oldest(robot, limit)?;
+        if limit > 0 {
+            self.ledger
+                .set_oldest(robot, oldest.first().map(|m| m.accepted_at));
+        }
         if oldest.is_empty() && limit > 0 {
             // The store has nothing readable for the robot (what it cannot decode stays
             // in the file): the worker must not spin on a count that says otherwise. What
             // was counted is taken off rather than the count set to 0, so that an append
             // committed after the read above keeps its count.
-            self.depths.take(robot, counted);
+            self.ledger.take(robot, counted);
         }
         Ok(oldest)
     }
@@ -205,6 +245,18 @@ impl Queue {
         Ok(oldest)
     }
 
+    /// Reads `robot`'s oldest message again after some left the queue, for its age.
+    fn reread_oldest(&self, robot: &str) {
+        let oldest = match self.ledger.depth(robot) {
+            0 => None,
+            _ => self
+                .read_oldest(robot, 1)
+                .ok()
+                .and_then(|m| m.first().map(|m| m.accepted_at)),
+        };
+        self.ledger.set_oldest(robot, oldest);
+    }
+
     /// After the store was opened again, counts what it holds again: a commit that was
     /// answered with an error may have been written after all. Counts are only raised,
     /// never lowered here, so no message is left uncounted (a count too high corrects
@@ -220,160 +272,80 @@ impl Queue {
         };
         for (robot, stats) in inventory.robots {
             let held = stats.depth.saturating_sub(self.unsettled(&robot));
-            if self.depths.raise_to(&robot, held) {
+            if self.ledger.raise_to(&robot, held) {
                 self.arrival(&robot).notify_one();
             }
         }
     }
 
-    /// Removes messages of `robot` that DingTalk accepted. If the store fails, they are
-    /// removed from the count and kept from being handed out again, and [`settle`]
-    /// (Self::settle) writes the removal later.
-    pub fn ack(&self, robot: &str, ids: &[u64]) -> Result<(), QueueError> {
-        let result = self.store.remove(robot, ids);
-        match &result {
-            Ok(removed) => self.depths.take(robot, *removed),
-            Err(_) => {
-                let mut unsettled = self.unsettled_map();
-                let robot_unsettled = unsettled.entry(robot.to_owned()).or_default();
-                robot_unsettled.removals.extend(ids);
-                self.depths.take(robot, ids.len());
-            }
-        }
-        self.changes.notify_waiters();
-        result.map(|_| ())
+    /// Every dead letter, oldest first: read from the store.
+    pub async fn dead_letters(self: &Arc<Self>) -> Result<Vec<DeadLetter>, QueueError> {
+        self.off_the_runtime(|queue| queue.store.dead_letters())
+            .await
     }
 
-    /// Moves messages of `robot` that cannot be delivered to the dead letters. If the
-    /// store fails, they are kept as [`ack`](Self::ack) keeps removals.
-    pub fn bury(&self, robot: &str, messages: &[Envelope], reason: &str) -> Result<(), QueueError> {
-        let at = Timestamp::now();
-        let result = self.store.bury(messages, reason, at);
-        match &result {
-            Ok(removed) => self.depths.take(robot, *removed),
-            Err(_) => {
-                let mut unsettled = self.unsettled_map();
-                let robot_unsettled = unsettled.entry(robot.to_owned()).or_default();
-                robot_unsettled.burials.push(Burial {
-                    messages: messages.to_vec(),
-                    reason: reason.to_owned(),
-                    at,
-                });
-                self.depths.take(robot, messages.len());
-            }
-        }
-        self.changes.notify_waiters();
-        result.map(|_| ())
-    }
-
-    /// How many acknowledgements and burials of `robot` the store has yet to write.
-    pub fn unsettled(&self, robot: &str) -> usize {
-        self.unsettled_map().get(robot).map_or(0, Unsettled::len)
-    }
-
-    /// Acknowledgements and burials of every robot the store has yet to write.
-    pub fn total_unsettled(&self) -> usize {
-        self.unsettled_map().values().map(Unsettled::len).sum()
-    }
-
-    /// Writes what [`ack`](Self::ack) and [`bury`](Self::bury) could not, stopping at the
-    /// first failure; what is not written stays for the next call.
-    pub fn settle(&self, robot: &str) -> Result<(), QueueError> {
-        let (removals, burials) = match self.unsettled_map().get(robot) {
-            Some(u) => (
-                u.removals.iter().copied().collect::<Vec<_>>(),
-                u.burials.clone(),
-            ),
-            None => return Ok(()),
-        };
-        if !removals.is_empty() {
-            self.store.remove(robot, &removals)?;
-            self.settled(robot, |u| u.removals.retain(|id| !removals.contains(id)));
-        }
-        // Only this robot's worker buries and settles, so the first burial stays the
-        // first until it is written.
-        for burial in burials {
-            self.store
-                .bury(&burial.messages, &burial.reason, burial.at)?;
-            self.settled(robot, |u| {
-                u.burials.remove(0);
-            });
-        }
-        Ok(())
-    }
-
-    /// Applies `written` to what `robot` has unsettled, and forgets the robot's entry once
-    /// it is empty.
-    fn settled(&self, robot: &str, written: impl FnOnce(&mut Unsettled)) {
-        let mut unsettled = self.unsettled_map();
-        if let Some(robot_unsettled) = unsettled.get_mut(robot) {
-            written(robot_unsettled);
-            if robot_unsettled.is_empty() {
-                unsettled.remove(robot);
-            }
-        }
-    }
-
-    fn unsettled_map(&self) -> MutexGuard<'_, BTreeMap<String, Unsettled>> {
-        self.unsettled.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Every dead letter, oldest first.
-    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
-        self.store.dead_letters()
+    /// Dead letters per robot that has any, from the ledger.
+    pub fn dead_counts(&self) -> BTreeMap<String, usize> {
+        self.ledger.dead()
     }
 
     /// Makes every change so far durable: at shutdown, so that no delivered message is
     /// sent again after the restart.
-    pub fn sync(&self) -> Result<(), QueueError> {
-        self.store.sync()
+    pub async fn sync(self: &Arc<Self>) -> Result<(), QueueError> {
+        self.off_the_runtime(|queue| queue.store.sync()).await
     }
 
     /// Re-queues every dead letter and wakes the workers; returns the robots concerned.
-    pub fn revive_dead_letters(&self) -> Result<Vec<String>, QueueError> {
-        let revived = self.store.revive_all()?;
-        let mut robots: Vec<String> = revived.into_iter().map(|m| m.robot).collect();
-        robots.sort_unstable();
-        for robot in &robots {
-            self.depths.add(robot, 1);
+    pub async fn revive_dead_letters(self: &Arc<Self>) -> Result<Vec<String>, QueueError> {
+        let revived = self
+            .off_the_runtime(|queue| queue.store.revive_all())
+            .await?;
+        let mut revived_of: BTreeMap<String, Vec<Envelope>> = BTreeMap::new();
+        for message in revived {
+            revived_of
+                .entry(message.robot.clone())
+                .or_default()
+                .push(message);
         }
-        robots.dedup();
-        for robot in &robots {
+        for (robot, messages) in &revived_of {
+            self.ledger.revived(robot, messages.len());
+            self.ledger.add(robot, messages.len());
+            let revived_oldest = messages.iter().map(|m| m.accepted_at).min();
+            let oldest = match (self.ledger.oldest(robot), revived_oldest) {
+                (Some(known), Some(revived)) => Some(known.min(revived)),
+                (known, revived) => known.or(revived),
+            };
+            self.ledger.set_oldest(robot, oldest);
             self.arrival(robot).notify_one();
         }
         self.changes.notify_waiters();
-        Ok(robots)
+        Ok(revived_of.into_keys().collect())
     }
 
-    /// Pending messages per robot that has any, with the oldest one's age read from the
-    /// store: one short read per robot. Depths come from the counts, so they are there
-    /// also while the store fails; the age is then `None`.
+    /// Pending messages per robot that has any, with when the oldest was accepted, from
+    /// the ledger. The age is `None` while the store could not say.
     pub fn stats(&self) -> BTreeMap<String, RobotStats> {
-        self.recount_if_reopened();
-        let mut stats = BTreeMap::new();
-        for (robot, depth) in self.depths.all() {
-            if depth == 0 {
-                continue;
-            }
-            let oldest = self
-                .read_oldest(&robot, 1)
-                .ok()
-                .and_then(|m| m.first().map(|m| m.accepted_at));
-            stats.insert(robot, RobotStats { depth, oldest });
-        }
-        stats
+        self.ledger
+            .depths()
+            .into_iter()
+            .filter(|(_, depth)| *depth > 0)
+            .map(|(robot, depth)| {
+                let oldest = self.ledger.oldest(&robot);
+                (robot, RobotStats { depth, oldest })
+            })
+            .collect()
     }
 
     /// Robots with pending messages, and how many each has.
     pub fn depths(&self) -> Vec<(String, usize)> {
-        let mut depths = self.depths.all();
+        let mut depths = self.ledger.depths();
         depths.retain(|(_, depth)| *depth > 0);
         depths
     }
 
     /// Pending messages of every robot.
     pub fn total_depth(&self) -> usize {
-        self.depths.all().iter().map(|(_, depth)| depth).sum()
+        self.ledger.depths().iter().map(|(_, depth)| depth).sum()
     }
 
     /// Completes at the next change of the queue after this call.

@@ -108,11 +108,12 @@ pub struct DeadLetterView {
 }
 
 /// Every dead letter, oldest first.
-pub fn dead_letters(app: &App) -> Result<Vec<DeadLetterView>, QueueError> {
+pub async fn dead_letters(app: &App) -> Result<Vec<DeadLetterView>, QueueError> {
     Ok(app
         .delivery
         .queue
-        .dead_letters()?
+        .dead_letters()
+        .await?
         .into_iter()
         .map(|dead| DeadLetterView {
             id: dead.envelope.id,

@@ -113,7 +113,7 @@ pub async fn serve(
     } else {
         tracing::info!(message = "All pending messages delivered.");
     }
-    if let Err(error) = app.delivery.queue.sync() {
+    if let Err(error) = app.delivery.queue.sync().await {
         tracing::error!(message = "Cannot sync the queue file; messages delivered in the last second may be sent again after the restart.", %error);
     }
     let unsettled = app.delivery.queue.total_unsettled();
@@ -221,7 +221,7 @@ pub async fn signals(app: Arc<App>) {
         tokio::select! {
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
-            _ = hup.recv() => { let _ = app.reload(); }
+            _ = hup.recv() => { let _ = app.reload().await; }
         }
     }
 }

@@ -141,7 +141,7 @@ const ROUTES: &[Route] = &[
         path: "/api/v1/dead-letters",
         methods: &["GET"],
         guard: Guard::Token,
-        handler: |c| Box::pin(async move { json_reply(api::dead_letters(&c.app)) }),
+        handler: |c| Box::pin(async move { json_reply(api::dead_letters(&c.app).await) }),
     },
     Route {
         path: "/api/v1/dead-letters/retry",
@@ -171,7 +171,7 @@ const ROUTES: &[Route] = &[
         path: "/-/reload",
         methods: &["POST", "PUT"],
         guard: Guard::Token,
-        handler: |c| Box::pin(async move { reload(&c.app) }),
+        handler: |c| Box::pin(async move { reload(&c.app).await }),
     },
 ];
 
@@ -253,8 +253,8 @@ fn ready(app: &App) -> Reply {
     }
 }
 
-fn reload(app: &App) -> Reply {
-    match app.reload() {
+async fn reload(app: &Arc<App>) -> Reply {
+    match app.reload().await {
         Ok(reloaded) => reply(StatusCode::OK, reload_answer(&reloaded)),
         Err(errors) => reply(
             StatusCode::BAD_REQUEST,
@@ -274,7 +274,7 @@ fn reload_answer(reloaded: &Reloaded) -> String {
 }
 
 async fn retry_dead_letters(app: &App) -> Reply {
-    match app.retry_dead_letters() {
+    match app.retry_dead_letters().await {
         Ok(robots) => reply(
             StatusCode::OK,
             format!("ok: dead letters re-queued for {robots} robots"),

@@ -18,6 +18,7 @@ mod migration;
 mod operations;
 mod reliability;
 mod self_monitoring;
+mod slow_disk;
 mod status_page;
 mod web_config;
 mod webhook;

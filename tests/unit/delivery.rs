@@ -115,7 +115,7 @@ async fn messages_of_a_removed_robot_become_dead_letters() {
     harness.queue("dba", &names(3)).await;
     harness.drained("dba", secs(5)).await;
 
-    let dead = harness.delivery.queue.dead_letters().unwrap();
+    let dead = harness.delivery.queue.dead_letters().await.unwrap();
     assert_eq!(dead.len(), 3);
     assert!(
         dead.iter().all(|d| d.reason.starts_with("robot_removed")),
@@ -270,7 +270,15 @@ async fn a_digest_dingtalk_finds_too_long_is_split_not_buried() {
             .all(|s| s.size() <= 6000)
     );
     check_each_named_once(&sent, &names);
-    assert!(harness.delivery.queue.dead_letters().unwrap().is_empty());
+    assert!(
+        harness
+            .delivery
+            .queue
+            .dead_letters()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         harness
             .delivery
@@ -310,7 +318,15 @@ async fn a_single_message_dingtalk_finds_too_long_is_sent_shorter() {
         "{}",
         accepted[0].text()
     );
-    assert!(harness.delivery.queue.dead_letters().unwrap().is_empty());
+    assert!(
+        harness
+            .delivery
+            .queue
+            .dead_letters()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// When even a short message is "too long", length is not the problem: it is given up on,
@@ -321,7 +337,7 @@ async fn a_message_too_long_even_when_short_becomes_a_dead_letter() {
     let harness = Harness::new(&config("", "", ""), dingtalk.clone());
     harness.queue("ops", &names(1)).await;
     harness.drained("ops", secs(60)).await;
-    let dead = harness.delivery.queue.dead_letters().unwrap();
+    let dead = harness.delivery.queue.dead_letters().await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].reason.contains("460101"), "{}", dead[0].reason);
     assert!(

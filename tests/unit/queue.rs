@@ -86,7 +86,7 @@ fn the_durable_store_keeps_order_removals_and_dead_letters() {
 
 #[tokio::test]
 async fn a_push_past_max_pending_is_refused_and_counts_nothing() {
-    let queue = Queue::new(Arc::new(MemoryStore::default())).unwrap();
+    let queue = Arc::new(Queue::new(Arc::new(MemoryStore::default())).unwrap());
     queue
         .push(vec![envelope(1, "a", "A1"), envelope(2, "a", "A2")], 3)
         .await
@@ -107,7 +107,7 @@ async fn a_push_past_max_pending_is_refused_and_counts_nothing() {
         "{refused}"
     );
     assert_eq!(queue.depth("a"), 2);
-    assert_eq!(ids(&queue.oldest("a", 10).unwrap()), [1, 2]);
+    assert_eq!(ids(&queue.oldest("a", 10).await.unwrap()), [1, 2]);
     // The bound is per robot.
     queue.push(vec![envelope(5, "b", "B5")], 3).await.unwrap();
     queue.push(vec![envelope(6, "a", "A6")], 3).await.unwrap();
@@ -140,7 +140,7 @@ async fn an_append_racing_a_read_of_nothing_keeps_its_count() {
         .unwrap();
     });
 
-    assert!(queue.oldest("a", 1).unwrap().is_empty());
+    assert!(queue.oldest("a", 1).await.unwrap().is_empty());
     assert_eq!(queue.depth("a"), 1, "the racing append is still counted");
     tokio::time::timeout(Duration::from_secs(1), queue.wait_pending("a"))
         .await
@@ -152,33 +152,39 @@ async fn an_append_racing_a_read_of_nothing_keeps_its_count() {
 #[tokio::test]
 async fn an_unwritten_removal_is_not_handed_out_again_and_settles_later() {
     let store = Arc::new(FaultyStore::default());
-    let queue = Queue::new(store.clone()).unwrap();
+    let queue = Arc::new(Queue::new(store.clone()).unwrap());
     queue
         .push(vec![envelope(1, "a", "A1"), envelope(2, "a", "A2")], 10)
         .await
         .unwrap();
     store.failing.store(true, Ordering::Relaxed);
-    assert!(queue.ack("a", &[1]).is_err());
+    assert!(queue.ack("a", vec![1]).await.is_err());
     assert_eq!(queue.depth("a"), 1);
     assert_eq!(queue.unsettled("a"), 1);
-    assert_eq!(ids(&queue.oldest("a", 10).unwrap()), [2], "1 was delivered");
+    assert_eq!(
+        ids(&queue.oldest("a", 10).await.unwrap()),
+        [2],
+        "1 was delivered"
+    );
     assert!(
         queue
-            .bury("a", &[envelope(2, "a", "A2")], "310000: keyword")
+            .bury("a", vec![envelope(2, "a", "A2")], "310000: keyword".into())
+            .await
             .is_err()
     );
     assert_eq!((queue.depth("a"), queue.unsettled("a")), (0, 2));
-    assert!(queue.oldest("a", 10).unwrap().is_empty());
-    assert!(queue.settle("a").is_err());
+    assert!(queue.oldest("a", 10).await.unwrap().is_empty());
+    assert!(queue.settle("a").await.is_err());
     assert_eq!(queue.unsettled("a"), 2, "kept for the next try");
 
     store.failing.store(false, Ordering::Relaxed);
-    queue.settle("a").unwrap();
+    queue.settle("a").await.unwrap();
     assert_eq!((queue.depth("a"), queue.unsettled("a")), (0, 0));
     assert!(store.inner.oldest("a", 10).unwrap().is_empty());
     assert_eq!(
         ids(&queue
             .dead_letters()
+            .await
             .unwrap()
             .into_iter()
             .map(|d| d.envelope)
@@ -193,7 +199,7 @@ async fn an_unwritten_removal_is_not_handed_out_again_and_settles_later() {
 #[tokio::test]
 async fn after_the_store_is_opened_again_the_queue_counts_what_it_holds() {
     let store = Arc::new(FaultyStore::default());
-    let queue = Queue::new(store.clone()).unwrap();
+    let queue = Arc::new(Queue::new(store.clone()).unwrap());
     queue
         .push(vec![envelope(1, "a", "Counted")], 10)
         .await
@@ -206,7 +212,7 @@ async fn after_the_store_is_opened_again_the_queue_counts_what_it_holds() {
     assert_eq!((queue.depth("a"), queue.depth("b")), (1, 0));
 
     store.generation.fetch_add(1, Ordering::Relaxed);
-    assert_eq!(ids(&queue.oldest("a", 10).unwrap()), [1, 2]);
+    assert_eq!(ids(&queue.oldest("a", 10).await.unwrap()), [1, 2]);
     assert_eq!((queue.depth("a"), queue.depth("b")), (2, 1));
     tokio::time::timeout(Duration::from_secs(1), queue.wait_pending("b"))
         .await

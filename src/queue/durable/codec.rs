@@ -53,3 +53,20 @@ impl Display for DeadKey {
         write!(f, "dead {}", self.0)
     }
 }
+
+/// What counting dead letters reads of one: its robot, not the message.
+#[derive(serde::Deserialize)]
+pub(super) struct DeadLetterOf {
+    envelope: RobotOf,
+}
+
+#[derive(serde::Deserialize)]
+struct RobotOf {
+    robot: String,
+}
+
+impl DeadLetterOf {
+    pub(super) fn robot(self) -> String {
+        self.envelope.robot
+    }
+}

@@ -41,7 +41,7 @@ use redb::{
     WriteTransaction,
 };
 
-use codec::{DeadKey, PendingKey};
+use codec::{DeadKey, DeadLetterOf, PendingKey};
 pub use open::Recovery;
 
 use super::{DeadLetter, Envelope, Inventory, QueueError, RobotStats, Store};
@@ -321,6 +321,14 @@ impl Store for DurableStore {
             let mut inventory = Inventory::default();
             if let Some((key, _)) = dead.last()? {
                 inventory.last_id = key.value();
+            }
+            for entry in dead.iter()? {
+                let (key, value) = entry?;
+                if let Some(letter) =
+                    self.decode::<DeadLetterOf>(&DeadKey(key.value()), value.value())
+                {
+                    *inventory.dead.entry(letter.robot()).or_default() += 1;
+                }
             }
             // Keys are in (robot, id) order: one robot's entries come together, its oldest
             // first. An unreadable entry still counts in the depth: it is in the file.

@@ -1,8 +1,6 @@
 //! What the status page shows, gathered for `page.html`: the views and the functions
 //! that build them from the running service.
 
-use std::collections::BTreeMap;
-
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
@@ -169,15 +167,7 @@ pub(super) fn status(
 }
 
 fn robots(app: &App, snapshot: &Snapshot) -> Vec<RobotView> {
-    let mut dead: BTreeMap<String, usize> = BTreeMap::new();
-    match app.delivery.queue.dead_letters() {
-        Ok(letters) => {
-            for letter in letters {
-                *dead.entry(letter.envelope.robot).or_default() += 1;
-            }
-        }
-        Err(error) => tracing::warn!(message = "Cannot read the dead letters.", %error),
-    }
+    let dead = app.delivery.queue.dead_counts();
     api::queue_report(app, snapshot)
         .into_iter()
         .map(|queue| {
