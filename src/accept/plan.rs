@@ -112,5 +112,6 @@ fn summarize(notification: &Notification, alerts: &[usize], message: &Message) -
         title: message.title.clone(),
         alerts: alerts.iter().map(|a| a.name().to_owned()).collect(),
         external_url: notification.external_url.clone(),
+        group_key: notification.group_key.clone(),
     }
 }

@@ -1,6 +1,7 @@
 //! Delivery: what stands between a queued message and DingTalk's answer. One worker per
-//! robot ([`worker`]) drains the robot's queue, merging a backlog into digests
-//! ([`digest`]); [`send()`] is the one place a message goes out, for the worker and for
+//! robot ([`worker`]) drains the robot's queue: a group's newer state supersedes its
+//! pending older ones ([`supersede`]), and a backlog is merged into digests ([`digest`]);
+//! [`send()`] is the one place a message goes out, for the worker and for
 //! passthrough webhooks alike. The slot each send takes comes from [`crate::limit`].
 //!
 //! [`Delivery`] holds the parts the workers share: the configuration in force (looked up
@@ -10,6 +11,7 @@
 
 pub mod digest;
 mod send;
+pub mod supersede;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};

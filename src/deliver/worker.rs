@@ -14,15 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use tokio::time::Instant;
 
+use super::supersede::{self, Line};
 use super::{Delivery, Failure, digest};
 
 use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot};
 use crate::limit::{self, Gate, Take};
 use crate::metrics::RobotLabels;
 use crate::queue::{Envelope, QueueError};
-use crate::render;
 use crate::snapshot::Snapshot;
 
 /// First retry delay after a retryable failure.
@@ -49,9 +50,21 @@ struct Outgoing {
     envelopes: Vec<Envelope>,
     message: Message,
     strategy: String,
+    /// How many of `envelopes` a newer state of their group supersedes.
+    superseded: usize,
 }
 
 impl Outgoing {
+    /// One line: a group's newest message with the older ones it supersedes.
+    fn line(line: Line, zone: &TimeZone, robot: &Robot, budget: usize) -> Self {
+        Outgoing {
+            message: line.message(zone, robot, budget),
+            strategy: line.latest.strategy.clone(),
+            superseded: line.superseded.len(),
+            envelopes: line.envelopes(),
+        }
+    }
+
     fn ids(&self) -> Vec<u64> {
         self.envelopes.iter().map(|m| m.id).collect()
     }
@@ -167,9 +180,10 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
     }
 }
 
-/// Picks what to send: the oldest message, or a digest when more are pending than the
-/// window can take (or than [`limit::STORM`]). Reads only the oldest message unless it makes a
-/// digest, and buries what it read that is older than `max_age`. Everything fits the
+/// Picks what to send: the oldest group's newest state, or a digest when more are pending
+/// than the window can take (or than [`limit::STORM`]). Past one pending message it reads a
+/// batch, so that a group's newer state supersedes its older ones ([`supersede`]); it
+/// buries what it read whose newest state is older than `max_age`. Everything fits the
 /// gate's size budget.
 async fn choose(
     delivery: &Delivery,
@@ -177,68 +191,68 @@ async fn choose(
     robot: &Robot,
     gate: &Gate,
 ) -> Result<Option<Outgoing>, QueueError> {
-    let queue = &delivery.queue;
-    let depth = queue.depth(&robot.name);
-    let room = limit::room(snapshot, gate, robot);
-    let merge = limit::pace(depth, room, robot.rate_limit) == Take::Digest;
-    let pending = queue
-        .oldest(&robot.name, if merge { BATCH } else { 1 })
+    let depth = delivery.queue.depth(&robot.name);
+    let pending = delivery
+        .queue
+        .oldest(&robot.name, if depth > 1 { BATCH } else { 1 })
         .await?;
+    let unread = depth.saturating_sub(pending.len());
+    let budget = gate.size_budget(robot);
+    let zone = &snapshot.config.timezone;
     let max_age = snapshot.config.max_age;
     let now = Timestamp::now();
-    let (expired, live): (Vec<Envelope>, Vec<Envelope>) = pending.into_iter().partition(|m| {
-        now.duration_since(m.accepted_at)
-            .try_into()
-            .is_ok_and(|age: Duration| age > max_age)
-    });
+    let (expired, live): (Vec<Line>, Vec<Line>) = supersede::supersede(pending, zone, budget)
+        .into_iter()
+        .partition(|line| {
+            now.duration_since(line.latest.accepted_at)
+                .try_into()
+                .is_ok_and(|age: Duration| age > max_age)
+        });
     bury(
         delivery,
         &robot.name,
-        expired,
+        expired.iter().flat_map(Line::envelopes).collect(),
         "expired",
         "older than delivery.max_age",
     )
     .await;
-    let budget = gate.size_budget(robot);
-    if live.len() <= 1 {
-        let Some(first) = live.into_iter().next() else {
-            return Ok(None);
-        };
-        return Ok(Some(Outgoing {
-            message: render::shorten(&first.message, robot, budget),
-            strategy: first.strategy.clone(),
-            envelopes: vec![first],
-        }));
+    let room = limit::room(snapshot, gate, robot);
+    let merge = limit::pace(live.len() + unread, room, robot.rate_limit) == Take::Digest;
+    if !merge || live.len() <= 1 {
+        return Ok(live
+            .into_iter()
+            .next()
+            .map(|first| Outgoing::line(first, zone, robot, budget)));
     }
-    let Some(digest) = digest::digests(&live, robot.primary_keyword(), budget)
+    let in_digest: Vec<Envelope> = live.iter().map(|line| line.for_digest(zone)).collect();
+    let Some(digest) = digest::digests(&in_digest, robot.primary_keyword(), budget)
         .into_iter()
         .next()
     else {
         return Ok(None);
     };
-    let merged: Vec<Envelope> = live
+    let mut merged: Vec<Line> = live
         .into_iter()
-        .filter(|m| digest.ids.contains(&m.id))
+        .filter(|line| digest.ids.contains(&line.latest.id))
         .collect();
-    if let [only] = merged.as_slice() {
+    if merged.len() == 1 {
         // Not even two groups fit the budget.
-        return Ok(Some(Outgoing {
-            message: render::shorten(&only.message, robot, budget),
-            strategy: only.strategy.clone(),
-            envelopes: merged,
-        }));
+        let only = merged.remove(0);
+        return Ok(Some(Outgoing::line(only, zone, robot, budget)));
     }
+    let envelopes: Vec<Envelope> = merged.iter().flat_map(Line::envelopes).collect();
     delivery
         .metrics
         .coalesced_messages
         .get_or_create(&RobotLabels {
             robot: robot.name.clone(),
         })
-        .inc_by(merged.len() as u64);
+        .inc_by(envelopes.len() as u64);
     Ok(Some(Outgoing {
         strategy: "digest".to_owned(),
         message: digest.message,
-        envelopes: merged,
+        superseded: merged.iter().map(|line| line.superseded.len()).sum(),
+        envelopes,
     }))
 }
 
@@ -251,12 +265,22 @@ async fn delivered(delivery: &Delivery, robot: &Robot, send: &Outgoing, attempt:
             %error,
         );
     }
+    if send.superseded > 0 {
+        delivery
+            .metrics
+            .messages_superseded
+            .get_or_create(&RobotLabels {
+                robot: robot.name.clone(),
+            })
+            .inc_by(send.superseded as u64);
+    }
     tracing::info!(
         message = "Delivered message.",
         robot = %robot.name,
         strategy = %send.strategy,
         alerts = send.alerts(),
         merged = send.envelopes.len(),
+        superseded = send.superseded,
         attempt,
     );
 }

@@ -107,13 +107,22 @@ impl Alert {
 
 impl Notification {
     /// What makes two notifications the same for duplicate suppression: the group, its
-    /// status, and each alert's fingerprint and status (in any order). An Alertmanager
-    /// HA pair sends the same notification from both members.
+    /// status, and each alert's fingerprint, status and `startsAt` (in any order). An
+    /// Alertmanager HA pair sends the same notification from both members, with the same
+    /// `startsAt`; an alert that fires again after it resolved starts anew, so a group that
+    /// fires, resolves and fires again is three notifications, not a duplicate.
     pub fn identity(&self) -> String {
         let mut alerts: Vec<String> = self
             .alerts
             .iter()
-            .map(|a| format!("{}:{}", a.fingerprint, a.status.as_str()))
+            .map(|a| {
+                format!(
+                    "{}:{}:{}",
+                    a.fingerprint,
+                    a.status.as_str(),
+                    a.starts_at.as_nanosecond()
+                )
+            })
             .collect();
         alerts.sort_unstable();
         format!(

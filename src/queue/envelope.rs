@@ -37,6 +37,11 @@ pub struct GroupSummary {
     pub alerts: Vec<String>,
     /// Alertmanager's URL, for the digest's link.
     pub external_url: String,
+    /// The alert group's `groupKey`: a newer message of the same group, robot and
+    /// strategy supersedes this one while both wait. Empty for messages an older release
+    /// queued, which are never superseded.
+    #[serde(default)]
+    pub group_key: String,
 }
 
 /// A message given up on, with why.

@@ -13,6 +13,7 @@ mod delivery;
 mod deploy;
 mod diagnosis;
 mod end_to_end;
+mod flapping;
 mod limits;
 mod migration;
 mod operations;
@@ -20,6 +21,7 @@ mod reliability;
 mod self_monitoring;
 mod slow_disk;
 mod status_page;
+mod supersede;
 mod web_config;
 mod webhook;
 

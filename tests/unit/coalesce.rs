@@ -46,6 +46,7 @@ fn envelope(id: u64, status: Status, title: &str, alerts: &[&str], mobiles: &[&s
             title: title.to_owned(),
             alerts: alerts.iter().map(|a| (*a).to_owned()).collect(),
             external_url: EXTERNAL_URL.to_owned(),
+            group_key: String::new(),
         },
         accepted_at: Timestamp::UNIX_EPOCH,
     }

@@ -1,9 +1,10 @@
-//! Duplicate suppression's memory of recent notifications: within the window, across
-//! it, after a forget, and bounded in a storm.
+//! Duplicate suppression: what makes two notifications the same, and the memory of recent
+//! notifications: within the window, across it, after a forget, and bounded in a storm.
 
 use std::time::{Duration, Instant};
 
 use alertmanager_dingtalk::accept::dedup::{CAPACITY, RecentNotifications};
+use alertmanager_dingtalk::ingest;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -48,4 +49,50 @@ fn a_storm_is_remembered_up_to_the_capacity_oldest_forgotten_first() {
     assert!(!recent.contains("group-9", WINDOW, now), "among the oldest");
     assert!(recent.contains("group-10", WINDOW, now));
     assert!(recent.contains(&format!("group-{}", CAPACITY + 9), WINDOW, now));
+}
+
+/// A notification as Alertmanager sends it, with one alert `fp` in `status` since
+/// `starts_at`.
+fn notification(group: &str, alerts: &[(&str, &str, &str)]) -> ingest::Notification {
+    let alerts: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|(fingerprint, status, starts_at)| {
+            serde_json::json!({
+                "status": status,
+                "labels": {"alertname": "Flapping"},
+                "startsAt": starts_at,
+                "fingerprint": fingerprint,
+            })
+        })
+        .collect();
+    let status = if alerts.iter().any(|a| a["status"] == "firing") {
+        "firing"
+    } else {
+        "resolved"
+    };
+    let body = serde_json::json!({"groupKey": group, "status": status, "alerts": alerts});
+    ingest::parse(body.to_string().as_bytes()).unwrap()
+}
+
+/// Issue 20: an alert that fires again after it resolved is a new notification, though
+/// the first firing one looked the same but for `startsAt`; an HA pair's copies are still
+/// one notification, in whatever order they list the alerts.
+#[test]
+fn a_flap_is_no_duplicate_and_an_ha_copy_is() {
+    let fired = notification("g", &[("fp1", "firing", "2026-12-06T08:00:00Z")]);
+    let resolved = notification("g", &[("fp1", "resolved", "2026-12-06T08:00:00Z")]);
+    let fired_again = notification("g", &[("fp1", "firing", "2026-12-06T08:00:40.5Z")]);
+    let identities = [&fired, &resolved, &fired_again].map(|n| n.identity());
+    assert_ne!(identities[0], identities[1]);
+    assert_ne!(identities[1], identities[2]);
+    assert_ne!(identities[0], identities[2], "a flap is a change");
+
+    let two = [
+        ("fp1", "firing", "2026-12-06T08:00:00Z"),
+        ("fp2", "resolved", "2026-12-06T07:00:00Z"),
+    ];
+    let copy = notification("g", &[two[1], two[0]]);
+    assert_eq!(notification("g", &two).identity(), copy.identity());
+    let other_group = notification("h", &[("fp1", "firing", "2026-12-06T08:00:00Z")]);
+    assert_ne!(other_group.identity(), identities[0]);
 }

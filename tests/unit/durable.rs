@@ -61,6 +61,7 @@ fn envelope(robot: &str, id: u64) -> Envelope {
             title: format!("[FIRING:1] Alert{id}"),
             alerts: vec![format!("Alert{id}")],
             external_url: "http://alertmanager:9093".to_owned(),
+            group_key: String::new(),
         },
         accepted_at: Timestamp::now(),
     }

@@ -36,6 +36,7 @@ mod render;
 mod route;
 mod scripted;
 mod sign;
+mod supersede;
 mod templates;
 mod web_config;
 mod window;

@@ -258,6 +258,7 @@ pub fn envelope(id: u64, robot: &str, name: &str) -> Envelope {
             title,
             alerts: vec![name.to_owned()],
             external_url: "http://alertmanager.example:9093".to_owned(),
+            group_key: String::new(),
         },
         accepted_at: Timestamp::now(),
     }

@@ -35,4 +35,4 @@ pub use daemon::{Daemon, installed};
 pub use fake_dingtalk::{Counts, FakeApp, FakeDingTalk, FakeRobot, Mode, Request};
 pub use redis::Redis;
 pub use scratch::{free_port, temp_dir};
-pub use webhook::{payload, webhook_body};
+pub use webhook::{payload, payload_since, webhook_body};

@@ -42,6 +42,15 @@ pub fn payload(status: &str, alerts: &[(&str, &[(&str, &str)])]) -> String {
     .to_string()
 }
 
+/// Like [`payload`], for one alert `name` without labels firing since `starts_at` (RFC
+/// 3339): an alert that fires again after it resolved starts anew, and an Alertmanager HA
+/// pair's copies carry the same `startsAt`.
+pub fn payload_since(status: &str, name: &str, starts_at: &str) -> String {
+    let mut body: Value = serde_json::from_str(&payload(status, &[(name, &[])])).expect("JSON");
+    body["alerts"][0]["startsAt"] = starts_at.into();
+    body.to_string()
+}
+
 /// Teams the alerts are spread over: in `benches/data/strategies.yaml` some have their own
 /// strategies early in the list, some late, and some only reach the catch-alls at the end.
 const TEAMS: [&str; 16] = [

@@ -7,90 +7,18 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Label set with only an outcome.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    /// What happened.
-    pub outcome: String,
-}
+mod labels;
 
-/// Label set with only an alert status.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
-    /// `firing` or `resolved`.
-    pub status: String,
-}
-
-/// Label set with only a strategy.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StrategyLabels {
-    /// Strategy name.
-    pub strategy: String,
-}
-
-/// Label set for alerts a strategy matched but held back.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HeldLabels {
-    /// Strategy name.
-    pub strategy: String,
-    /// `inactive` or `resolved`.
-    pub reason: String,
-}
-
-/// Label set with only a robot.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RobotLabels {
-    /// Robot name.
-    pub robot: String,
-}
-
-/// Label set for message outcomes per robot.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MessageLabels {
-    /// Robot name.
-    pub robot: String,
-    /// `sent`, `retried` or `failed`.
-    pub outcome: String,
-}
-
-/// Label set for DingTalk errors per robot.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
-    /// Robot name.
-    pub robot: String,
-    /// DingTalk's errcode, or `http_NNN`, `network`, `bad_answer`.
-    pub errcode: String,
-}
-
-/// Label set for dead letters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DeadLetterLabels {
-    /// Robot name.
-    pub robot: String,
-    /// DingTalk's errcode (or `http_NNN`), `expired` or `robot_removed`.
-    pub reason: String,
-}
-
-/// Label set for the build info.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BuildLabels {
-    /// Crate version.
-    pub version: String,
-}
-
-/// The Redis of `cluster:`, without its password.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RedisLabels {
-    /// `cluster.redis_url`, password masked.
-    pub redis: String,
-}
+pub use labels::{
+    BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels, MessageLabels, OutcomeLabels,
+    RedisLabels, RobotLabels, StatusLabels, StrategyLabels,
+};
 
 /// Every metric the service exports.
 pub struct Metrics {
@@ -123,6 +51,8 @@ pub struct Metrics {
     pub dead_letters: Family<DeadLetterLabels, Counter>,
     /// Pending messages merged into digests per robot.
     pub coalesced_messages: Family<RobotLabels, Counter>,
+    /// Pending messages a newer state of their alert group replaced, per robot.
+    pub messages_superseded: Family<RobotLabels, Counter>,
     /// 1 while DingTalk's rate-limit answer has the robot paused.
     pub robot_paused: Family<RobotLabels, Gauge>,
     /// With `cluster:`, 1 while Redis answers, 0 while each replica sends on its share.
@@ -160,6 +90,7 @@ impl Metrics {
             queue_oldest_age: Family::default(),
             dead_letters: Family::default(),
             coalesced_messages: Family::default(),
+            messages_superseded: Family::default(),
             robot_paused: Family::default(),
             cluster_redis_up: Family::default(),
             config_last_reload_successful: Gauge::default(),
@@ -239,6 +170,11 @@ impl Metrics {
             m.coalesced_messages.clone(),
         );
         r.register(
+            "messages_superseded",
+            "Pending messages a newer state of their alert group replaced, per robot",
+            m.messages_superseded.clone(),
+        );
+        r.register(
             "robot_paused",
             "1 while a robot is paused after DingTalk's rate-limit answer",
             m.robot_paused.clone(),
@@ -295,9 +231,11 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             });
         }
-        let _ = self.robot_paused.get_or_create(&RobotLabels {
+        let labels = RobotLabels {
             robot: robot.to_owned(),
-        });
+        };
+        let _ = self.robot_paused.get_or_create(&labels);
+        let _ = self.messages_superseded.get_or_create(&labels);
     }
 
     /// Removes the gauges of `robot`, which is no longer configured and has nothing
