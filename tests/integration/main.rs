@@ -22,6 +22,7 @@ mod self_monitoring;
 mod slow_disk;
 mod status_page;
 mod supersede;
+mod upgrade;
 mod web_config;
 mod webhook;
 

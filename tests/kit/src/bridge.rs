@@ -119,6 +119,23 @@ impl Bridge {
         Bridge::spawn(binary.as_ref().to_owned(), dir, launch, http()).await
     }
 
+    /// Like [`start`](Self::start), with `files` (a path in the bridge's directory, and
+    /// its bytes) written there first: a queue file an older release wrote, say.
+    pub async fn start_with_files(
+        binary: impl AsRef<Path>,
+        config: &str,
+        files: &[(&str, &[u8])],
+    ) -> Bridge {
+        let dir = temp_dir("bridge");
+        std::fs::write(dir.join("config.yaml"), config).expect("write config");
+        write_files(&dir, files);
+        let launch = Launch {
+            log_level: "debug",
+            ..Launch::default()
+        };
+        Bridge::spawn(binary.as_ref().to_owned(), dir, launch, http()).await
+    }
+
     /// Starts the bridge with `--web.config.file web.yml` serving HTTPS, with `files`
     /// (`web.yml`, certificates, keys) written beside `config`, and talks to it with
     /// `client`, which must trust the server's certificate (for `127.0.0.1`).
@@ -130,9 +147,7 @@ impl Bridge {
     ) -> Bridge {
         let dir = temp_dir("bridge");
         std::fs::write(dir.join("config.yaml"), config).expect("write config");
-        for (name, bytes) in files {
-            std::fs::write(dir.join(name), bytes).expect("write a file of the bridge");
-        }
+        write_files(&dir, files);
         let launch = Launch {
             env: Vec::new(),
             https: true,
@@ -384,5 +399,16 @@ impl Drop for Bridge {
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// Writes each `(path, bytes)` of `files` under `dir`, making the directories on the way.
+fn write_files(dir: &Path, files: &[(&str, &[u8])]) {
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("make a directory of the bridge");
+        }
+        std::fs::write(path, bytes).expect("write a file of the bridge");
     }
 }
