@@ -3,7 +3,7 @@
 // tests/integration/status_page.rs to check. It asserts nothing itself.
 //
 //   BRIDGE_URL=http://127.0.0.1:PORT BRIDGE_TOKEN=... PAYLOAD_FILE=payload.json \
-//   TEST_ROBOT=ops SCREENSHOT=target/tmp/status-page.png node tests/browser/status_page.mjs
+//   TEST_ROBOT=ops SCREENSHOT=tests/browser/status-page.png node tests/browser/status_page.mjs
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 

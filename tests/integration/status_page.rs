@@ -131,8 +131,11 @@ async fn the_status_page_shows_robots_and_strategies_and_previews_a_payload_in_a
         ),
     )
     .unwrap();
-    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
-    let _ = std::fs::remove_file(&screenshot);
+    // The README's screenshot, taken again from the current build at every run.
+    let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/status-page.png");
+    let taken_before = std::fs::metadata(&screenshot)
+        .and_then(|m| m.modified())
+        .ok();
     // Off the runtime, which serves the fake DingTalk meanwhile.
     let seen = {
         let (url, screenshot) = (bridge.url.clone(), screenshot.clone());
@@ -208,9 +211,12 @@ async fn the_status_page_shows_robots_and_strategies_and_previews_a_payload_in_a
             .unwrap()
             .contains("SlowQueries")
     );
+    let taken = std::fs::metadata(&screenshot)
+        .and_then(|m| m.modified())
+        .ok();
     assert!(
-        screenshot.is_file(),
-        "no screenshot at {}",
+        taken.is_some() && taken != taken_before,
+        "no new screenshot at {}",
         screenshot.display()
     );
 
