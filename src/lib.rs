@@ -9,8 +9,8 @@
 //!   and who may call it.
 //! - [`ingest`]: a webhook's body turned into a [`ingest::Notification`].
 //! - [`accept`]: what happens to a notification: duplicate suppression, the plan (route
-//!   and render), then queued, or sent at once (passthrough).
-//!   [`accept::notification`] is the whole inbound pipeline in one function.
+//!   and render), then queued, or sent at once (passthrough). [`accept::notification`]
+//!   is the whole path in one place: read it first.
 //! - [`route`]: which strategies, and so which robots, each alert goes to.
 //! - [`render`]: one DingTalk message per (robot, strategy), keyword-carrying and
 //!   size-bounded.

@@ -1,8 +1,9 @@
-//! What the bridge does with a notification it took from a webhook: in queued mode
-//! ([`queued`]) it routes, renders and durably queues the messages for the robots'
-//! workers; in passthrough mode ([`passthrough`]) it sends them at once and passes
-//! DingTalk's verdict back. Both plan the same way ([`plan`]), apply the duplicate policy
-//! of [`crate::accept::dedup`], and count what routing did.
+//! What the bridge does with a notification it took from a webhook. [`notification`] is
+//! the whole path in one place: in queued mode ([`queued`]) the messages are routed,
+//! rendered and durably queued for the robots' workers; in passthrough mode
+//! ([`passthrough`]) they are sent at once and DingTalk's verdict passed back. Both plan
+//! the same way ([`plan`]), apply the duplicate policy of [`dedup`], and count what
+//! routing did.
 //!
 //! Everything here runs on one configuration snapshot. It knows nothing of HTTP: the
 //! server maps the outcomes to status codes.
@@ -12,13 +13,66 @@ pub mod passthrough;
 pub mod plan;
 pub mod queued;
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 
-use crate::config::Config;
+use crate::config::{Config, DeliveryMode};
+use crate::deliver::Delivery;
 use crate::ingest::Notification;
 use crate::metrics::{HeldLabels, Metrics, StatusLabels, StrategyLabels};
 use crate::queue::QueueError;
+use crate::snapshot::Snapshot;
+use dedup::Dedup;
+use passthrough::Passed;
 use plan::PlannedMessage;
+
+/// What became of a notification.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Queued mode: how many messages were queued, 0 for a duplicate.
+    Queued(usize),
+    /// Passthrough mode: what DingTalk made of the messages.
+    Passed(Passed),
+}
+
+/// The path of one notification through the bridge, in the order it runs, once the
+/// webhook's body is parsed ([`crate::ingest`]):
+///
+/// 1. Duplicate suppression ([`dedup`]): the copy an Alertmanager HA pair's other member
+///    sends is taken once (with `cluster:`, once by all replicas).
+/// 2. The plan ([`plan`]): each alert routed through the strategies ([`crate::route`]),
+///    one message rendered per (robot, strategy) ([`crate::render`]).
+/// 3. Queued mode ([`queued`]): the messages committed to each robot's queue
+///    ([`crate::queue`]) before the webhook gets its 200, and the robots' workers woken
+///    ([`crate::deliver`]). A worker waits for a slot in the robot's window
+///    ([`crate::limit`]), lets a group's newer state supersede its older ones, merges a
+///    backlog into digests, sends ([`crate::dingtalk`]), then acknowledges, retries,
+///    pauses, sends shorter or gives up as DingTalk's answer says.
+///
+///    Passthrough mode ([`passthrough`]): each message sent now through the same gates
+///    and [`crate::deliver::send`]; DingTalk's verdict is the webhook's answer.
+pub async fn notification(
+    delivery: &Arc<Delivery>,
+    dedup: &Arc<Dedup>,
+    snapshot: &Snapshot,
+    mode: DeliveryMode,
+    notification: &Notification,
+    direct_robot: Option<&str>,
+) -> Result<Accepted, AcceptError> {
+    match mode {
+        DeliveryMode::Queued => {
+            queued::accept(delivery, dedup, snapshot, notification, direct_robot)
+                .await
+                .map(Accepted::Queued)
+        }
+        DeliveryMode::Passthrough => {
+            passthrough::send_now(delivery, dedup, snapshot, notification, direct_robot)
+                .await
+                .map(Accepted::Passed)
+        }
+    }
+}
 
 /// Why a notification was not accepted.
 #[derive(Debug, thiserror::Error)]

@@ -71,7 +71,7 @@ pub(super) fn unknown_variables(renderer: &Renderer, name: &str) -> Vec<Template
                 name: name.to_owned(),
                 part,
                 line: error.line(),
-                message: "reads a variable templates are not given (a typo?), which would show as empty or fail the render; the README lists the template variables".to_owned(),
+                message: "reads a variable templates are not given (a typo?), which would show as empty or fail the render; docs/templates.md lists the template variables".to_owned(),
             });
         }
     }

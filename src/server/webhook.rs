@@ -1,7 +1,6 @@
 //! The webhook endpoints, `POST /alertmanager` and the drop-in `/dingtalk/{robot}/send`:
-//! read and parse the body, hand the notification to queued or passthrough delivery as
-//! the mode pinned at start says, and turn the outcome into a status and a one-line
-//! answer. Every request is counted by outcome; everything but a 200 is logged.
+//! read and parse the body, hand the notification to [`accept::notification`] with the
+//! mode pinned at start, and turn the outcome into a status and a one-line answer. Every request is counted by outcome; everything but a 200 is logged.
 
 use std::sync::Arc;
 
@@ -13,10 +12,9 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 
 use super::conn::BodyDeadline;
 use super::{Reply, reply};
-use crate::accept::passthrough::{self, Passed};
-use crate::accept::{AcceptError, queued};
+use crate::accept::passthrough::Passed;
+use crate::accept::{self, AcceptError, Accepted};
 use crate::app::App;
-use crate::config::DeliveryMode;
 use crate::dingtalk::Retry;
 use crate::ingest::{self, Notification};
 use crate::queue::QueueError;
@@ -34,10 +32,23 @@ pub(super) async fn webhook(
 ) -> Reply {
     let (status, outcome, text) = match read_notification(snapshot, request).await {
         Err(rejection) => rejection,
-        Ok(notification) => match app.pinned().mode {
-            DeliveryMode::Queued => queue(app, snapshot, &notification, robot).await,
-            DeliveryMode::Passthrough => pass_through(app, snapshot, &notification, robot).await,
-        },
+        Ok(notification) => {
+            let mode = app.pinned().mode;
+            let (delivery, dedup) = (&app.delivery, &app.dedup);
+            match accept::notification(delivery, dedup, snapshot, mode, &notification, robot).await
+            {
+                Ok(Accepted::Queued(queued)) => (
+                    StatusCode::OK,
+                    "accepted",
+                    format!(
+                        "ok: {} alerts, {queued} messages queued",
+                        notification.alerts.len()
+                    ),
+                ),
+                Ok(Accepted::Passed(passed)) => passed_answer(passed),
+                Err(error) => accept_error(error),
+            }
+        }
     };
     app.metrics.webhook(outcome);
     if status != StatusCode::OK {
@@ -46,46 +57,22 @@ pub(super) async fn webhook(
     reply(status, text)
 }
 
-async fn queue(
-    app: &Arc<App>,
-    snapshot: &Snapshot,
-    notification: &Notification,
-    robot: Option<&str>,
-) -> Answer {
-    match queued::accept(&app.delivery, &app.dedup, snapshot, notification, robot).await {
-        Ok(queued) => (
-            StatusCode::OK,
-            "accepted",
-            format!(
-                "ok: {} alerts, {queued} messages queued",
-                notification.alerts.len()
-            ),
-        ),
-        Err(error) => accept_error(error),
-    }
-}
-
-async fn pass_through(
-    app: &Arc<App>,
-    snapshot: &Snapshot,
-    notification: &Notification,
-    robot: Option<&str>,
-) -> Answer {
-    let passed =
-        passthrough::send_now(&app.delivery, &app.dedup, snapshot, notification, robot).await;
+/// The answer to a webhook in passthrough mode: 200 once DingTalk accepted every message,
+/// 503 when a retry can help soon, 502 when DingTalk failed, 400 when it refused for good.
+fn passed_answer(passed: Passed) -> Answer {
     let retryable = StatusCode::SERVICE_UNAVAILABLE;
     match passed {
-        Ok(Passed::Delivered { messages }) => (
+        Passed::Delivered { messages } => (
             StatusCode::OK,
             "delivered",
             format!("ok: {messages} messages delivered"),
         ),
-        Ok(Passed::Duplicate) => (
+        Passed::Duplicate => (
             StatusCode::OK,
             "delivered",
             "ok: duplicate of a notification already delivered".to_owned(),
         ),
-        Ok(Passed::RateLimited { robot, wait }) => (
+        Passed::RateLimited { robot, wait } => (
             retryable,
             "delivery_failed",
             format!(
@@ -93,14 +80,14 @@ async fn pass_through(
                 wait.as_secs()
             ),
         ),
-        Ok(Passed::Busy { robot }) => (
+        Passed::Busy { robot } => (
             retryable,
             "delivery_failed",
             format!(
                 "robot {robot}: another send to it is still waiting for DingTalk (longer than delivery.passthrough_max_wait)"
             ),
         ),
-        Ok(Passed::Failed { robot, failure }) => {
+        Passed::Failed { robot, failure } => {
             let status = match failure.retry {
                 Retry::Never | Retry::Shorter => StatusCode::BAD_REQUEST,
                 Retry::Later => StatusCode::BAD_GATEWAY,
@@ -113,7 +100,6 @@ async fn pass_through(
                 format!("robot {robot}: {error}; hint: {hint}"),
             )
         }
-        Err(error) => accept_error(error),
     }
 }
 

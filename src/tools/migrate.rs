@@ -164,8 +164,8 @@ fn render(file: &str, source: &Source) -> String {
         let _ = writeln!(
             out,
             "#\n# Not carried over: Go templates have no automatic translation, and messages\n\
-             # use the built-in `default` template instead. README.md, \"Migrating from\n\
-             # prometheus-webhook-dingtalk\", shows the minijinja equivalents.\n#"
+             # use the built-in `default` template instead. docs/migrating.md, \"Go\n\
+             # templates in minijinja\", shows the minijinja equivalents.\n#"
         );
         // One line each: the values are quoted, newlines escaped.
         for item in &left_out {
@@ -215,7 +215,7 @@ fn render(file: &str, source: &Source) -> String {
     out.push_str(
         "\n# prometheus-webhook-dingtalk does no routing: each Alertmanager receiver names its\n\
          # target in the URL. To route POST /alertmanager by labels instead, add strategies\n\
-         # (README.md, \"strategies[]\").\n\
+         # (docs/configuration.md, \"strategies[]\").\n\
          strategies: []\n",
     );
     out

@@ -898,7 +898,7 @@ fn shorten_cuts_at_a_line_end_and_keeps_keyword_and_mention() {
     }
 }
 
-/// The minijinja side of README's table "Go templates translate to minijinja".
+/// The minijinja side of docs/migrating.md's table, "Go templates in minijinja".
 #[test]
 fn the_migration_guides_template_equivalents_render() {
     let template = TemplateSource {
