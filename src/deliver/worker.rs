@@ -181,20 +181,23 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
 }
 
 /// Picks what to send: the oldest group's newest state, or a digest when more are pending
-/// than the window can take (or than [`limit::STORM`]). Past one pending message it reads a
-/// batch, so that a group's newer state supersedes its older ones ([`supersede`]); it
-/// buries what it read whose newest state is older than `max_age`. Everything fits the
-/// gate's size budget.
+/// than the window can take (or than [`limit::STORM`]). It reads one message, or a batch
+/// when it may make a digest or when a group has more than one message pending (so that
+/// the newer supersedes the older, [`supersede`]); it buries what it read whose newest
+/// state is older than `max_age`. Everything fits the gate's size budget.
 async fn choose(
     delivery: &Delivery,
     snapshot: &Snapshot,
     robot: &Robot,
     gate: &Gate,
 ) -> Result<Option<Outgoing>, QueueError> {
-    let depth = delivery.queue.depth(&robot.name);
-    let pending = delivery
-        .queue
-        .oldest(&robot.name, if depth > 1 { BATCH } else { 1 })
+    let queue = &delivery.queue;
+    let depth = queue.depth(&robot.name);
+    let room = limit::room(snapshot, gate, robot);
+    let many = limit::pace(depth, room, robot.rate_limit) == Take::Digest
+        || queue.has_repeated_group(&robot.name);
+    let pending = queue
+        .oldest(&robot.name, if many { BATCH } else { 1 })
         .await?;
     let unread = depth.saturating_sub(pending.len());
     let budget = gate.size_budget(robot);
@@ -216,7 +219,6 @@ async fn choose(
         "older than delivery.max_age",
     )
     .await;
-    let room = limit::room(snapshot, gate, robot);
     let merge = limit::pace(live.len() + unread, room, robot.rate_limit) == Take::Digest;
     if !merge || live.len() <= 1 {
         return Ok(live

@@ -26,6 +26,27 @@ pub struct Envelope {
     pub accepted_at: Timestamp,
 }
 
+impl Envelope {
+    /// Which (alert group, strategy) the message belongs to, as a hash; `None` without a
+    /// group (messages an older release queued).
+    pub fn group(&self) -> Option<u64> {
+        group_id(&self.summary.group_key, &self.strategy)
+    }
+}
+
+/// The hash of an alert group's `groupKey` and a strategy, as [`Envelope::group`] says it;
+/// `None` for an empty `groupKey`. The same within one process, which is all the queue's
+/// ledger needs.
+pub fn group_id(group_key: &str, strategy: &str) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    if group_key.is_empty() {
+        return None;
+    }
+    let mut hasher = DefaultHasher::new();
+    (group_key, strategy).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// The alert group of a message, in brief: what a digest lists when it merges messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSummary {
@@ -71,6 +92,8 @@ pub struct Inventory {
     pub robots: BTreeMap<String, RobotStats>,
     /// Dead letters per robot that has any.
     pub dead: BTreeMap<String, usize>,
+    /// The robot, id and [`group_id`] of every pending message that has a group.
+    pub grouped: Vec<(String, u64, u64)>,
     /// The highest id pending or dead, 0 when empty.
     pub last_id: u64,
 }

@@ -2,15 +2,15 @@
 //! page never read the store for it ([`Ledger`]), and the acknowledgements and burials the
 //! store still owes (see `Queue::settle`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use jiff::Timestamp;
 
 use super::Envelope;
 
-/// Per robot: how many messages are pending, when the oldest of them was accepted, and how
-/// many are dead letters.
+/// Per robot: how many messages are pending, when the oldest of them was accepted, how
+/// many are dead letters, and whether an alert group has more than one message pending.
 ///
 /// Depths are signed: an acknowledgement may be counted just before the append it follows,
 /// and the two still add up. The oldest acceptance time is the store's as last read
@@ -21,6 +21,49 @@ pub(super) struct Ledger {
     depths: Mutex<BTreeMap<String, i64>>,
     oldest: Mutex<BTreeMap<String, Timestamp>>,
     dead: Mutex<BTreeMap<String, usize>>,
+    groups: Mutex<BTreeMap<String, Groups>>,
+}
+
+/// Which pending messages of one robot belong to which (alert group, strategy), as
+/// `group_id` hashes: enough to say whether a group has more than one pending, so that the
+/// worker reads a batch (for the newer to supersede the older) only when one has.
+#[derive(Debug, Default)]
+struct Groups {
+    /// Message id → its group.
+    of: HashMap<u64, u64>,
+    /// Group → its pending messages.
+    pending: HashMap<u64, usize>,
+    /// Groups with more than one pending message.
+    repeated: usize,
+}
+
+impl Groups {
+    fn add(&mut self, id: u64, group: u64) {
+        if self.of.insert(id, group).is_some() {
+            return;
+        }
+        let pending = self.pending.entry(group).or_default();
+        *pending += 1;
+        if *pending == 2 {
+            self.repeated += 1;
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(group) = self.of.remove(&id) else {
+            return;
+        };
+        if let Some(pending) = self.pending.get_mut(&group) {
+            *pending -= 1;
+            match *pending {
+                0 => {
+                    self.pending.remove(&group);
+                }
+                1 => self.repeated -= 1,
+                _ => {}
+            }
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -44,7 +87,34 @@ impl Ledger {
             lock(&self.oldest)
                 .entry(message.robot.clone())
                 .or_insert(message.accepted_at);
+            if let Some(group) = message.group() {
+                self.grouped(&message.robot, message.id, group);
+            }
         }
+    }
+
+    /// Notes that pending message `id` of `robot` belongs to `group`.
+    pub(super) fn grouped(&self, robot: &str, id: u64, group: u64) {
+        lock(&self.groups)
+            .entry(robot.to_owned())
+            .or_default()
+            .add(id, group);
+    }
+
+    /// Forgets the groups of messages `ids` of `robot`, which left the queue.
+    pub(super) fn ungrouped(&self, robot: &str, ids: impl IntoIterator<Item = u64>) {
+        if let Some(groups) = lock(&self.groups).get_mut(robot) {
+            for id in ids {
+                groups.remove(id);
+            }
+        }
+    }
+
+    /// Whether an alert group has more than one message pending for `robot`.
+    pub(super) fn has_repeated_group(&self, robot: &str) -> bool {
+        lock(&self.groups)
+            .get(robot)
+            .is_some_and(|groups| groups.repeated > 0)
     }
 
     /// Raises the count of `robot` to `count` if it is lower; returns whether it was.

@@ -118,6 +118,12 @@ impl Store for MemoryStore {
             .values()
             .filter_map(|q| q.back())
             .map(|m| m.id);
+        let grouped = state
+            .pending
+            .values()
+            .flatten()
+            .filter_map(|m| Some((m.robot.clone(), m.id, m.group()?)))
+            .collect();
         let mut dead = BTreeMap::<String, usize>::new();
         for letter in &state.dead {
             *dead.entry(letter.envelope.robot.clone()).or_default() += 1;
@@ -126,6 +132,7 @@ impl Store for MemoryStore {
         Ok(Inventory {
             robots,
             dead,
+            grouped,
             last_id: pending.chain(dead_ids).max().unwrap_or(0),
         })
     }

@@ -39,7 +39,7 @@ use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, oneshot};
 
 pub use durable::{DurableStore, Recovery};
-pub use envelope::{DeadLetter, Envelope, GroupSummary, Inventory, RobotStats};
+pub use envelope::{DeadLetter, Envelope, GroupSummary, Inventory, RobotStats, group_id};
 pub use memory::MemoryStore;
 pub use store::Store;
 
@@ -91,6 +91,9 @@ impl Queue {
         }
         for (robot, count) in &inventory.dead {
             ledger.buried(robot, *count);
+        }
+        for (robot, id, group) in &inventory.grouped {
+            ledger.grouped(robot, *id, *group);
         }
         let committer = if store.syncs_to_disk() {
             let (committer, commits) = mpsc::channel::<Commit>();
@@ -197,6 +200,12 @@ impl Queue {
     /// How many messages of `robot` are pending.
     pub fn depth(&self, robot: &str) -> usize {
         self.ledger.depth(robot)
+    }
+
+    /// Whether an alert group has more than one message pending for `robot`: then a
+    /// newer state may supersede an older one.
+    pub fn has_repeated_group(&self, robot: &str) -> bool {
+        self.ledger.has_repeated_group(robot)
     }
 
     /// Up to `limit` pending messages of `robot`, oldest first, without waiting.
@@ -316,6 +325,11 @@ impl Queue {
                 (known, revived) => known.or(revived),
             };
             self.ledger.set_oldest(robot, oldest);
+            for message in messages {
+                if let Some(group) = message.group() {
+                    self.ledger.grouped(robot, message.id, group);
+                }
+            }
             self.arrival(robot).notify_one();
         }
         self.changes.notify_waiters();

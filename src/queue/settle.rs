@@ -26,6 +26,7 @@ impl Queue {
 
     fn ack_blocking(&self, robot: &str, ids: &[u64]) -> Result<(), QueueError> {
         let result = self.store.remove(robot, ids);
+        self.ledger.ungrouped(robot, ids.iter().copied());
         match &result {
             Ok(removed) => self.ledger.take(robot, *removed),
             Err(_) => {
@@ -63,6 +64,7 @@ impl Queue {
     ) -> Result<(), QueueError> {
         let at = Timestamp::now();
         let result = self.store.bury(&messages, &reason, at);
+        self.ledger.ungrouped(robot, messages.iter().map(|m| m.id));
         match &result {
             Ok(removed) => self.ledger.take(robot, *removed),
             Err(_) => self.ledger.take(robot, messages.len()),

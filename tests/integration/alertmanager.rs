@@ -39,6 +39,9 @@ pub struct TestAlert {
     pub annotations: Vec<(String, String)>,
     /// Whether to post the alert as resolved (`endsAt` in the past).
     pub resolved: bool,
+    /// `startsAt`, as Prometheus sets it; without it Alertmanager takes the time it got
+    /// the alert.
+    pub starts_at: Option<SystemTime>,
 }
 
 impl TestAlert {
@@ -48,6 +51,7 @@ impl TestAlert {
             labels: to_owned_pairs(labels),
             annotations: Vec::new(),
             resolved: false,
+            starts_at: None,
         }
     }
 
@@ -57,6 +61,12 @@ impl TestAlert {
             resolved: true,
             ..TestAlert::firing(labels)
         }
+    }
+
+    /// Firing since `at`, as Prometheus says in every copy it sends to each Alertmanager.
+    pub fn since(mut self, at: SystemTime) -> Self {
+        self.starts_at = Some(at);
+        self
     }
 
     /// Adds annotation `k=v`.
@@ -74,6 +84,9 @@ impl TestAlert {
         if self.resolved {
             let ends_at = SystemTime::now() - Duration::from_secs(1);
             alert["endsAt"] = serde_json::Value::String(rfc3339(ends_at));
+        }
+        if let Some(starts_at) = self.starts_at {
+            alert["startsAt"] = serde_json::Value::String(rfc3339(starts_at));
         }
         alert
     }

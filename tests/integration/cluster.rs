@@ -233,9 +233,12 @@ async fn two_unclustered_alertmanagers_on_two_replicas_give_one_message_per_grou
     for bridge in &bridges {
         alertmanagers.push(Alertmanager::start(&format!("{}/alertmanager", bridge.url)).await);
     }
+    // Prometheus sends each alert to both, with the same startsAt.
+    let since = std::time::SystemTime::now() - Duration::from_secs(60);
     let alerts = [
-        TestAlert::firing(&[("alertname", "PartitionDiskFull"), ("instance", "db-1")]),
-        TestAlert::firing(&[("alertname", "PartitionHighLoad"), ("instance", "web-1")]),
+        TestAlert::firing(&[("alertname", "PartitionDiskFull"), ("instance", "db-1")]).since(since),
+        TestAlert::firing(&[("alertname", "PartitionHighLoad"), ("instance", "web-1")])
+            .since(since),
     ];
     for alertmanager in &alertmanagers {
         alertmanager.post_alerts(&alerts).await;

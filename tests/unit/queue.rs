@@ -218,3 +218,66 @@ async fn after_the_store_is_opened_again_the_queue_counts_what_it_holds() {
         .await
         .expect("b's worker is woken");
 }
+
+/// A message of `name` in alert group `group`.
+fn grouped(id: u64, name: &str, group: &str) -> Envelope {
+    let mut message = envelope(id, "a", name);
+    message.summary.group_key = group.to_owned();
+    message
+}
+
+/// The queue knows, without reading its store, whether an alert group has more than one
+/// message pending: the worker reads a batch for supersession only then. It knows it
+/// again from the queue file after a restart, and counts each robot's dead letters and
+/// the age of its oldest message the same way.
+#[tokio::test]
+async fn the_ledger_knows_repeated_groups_ages_and_dead_letters_also_after_a_restart() {
+    let dir = testkit::temp_dir("queue-ledger");
+    let (store, _) = DurableStore::open(&dir).unwrap();
+    let queue = Arc::new(Queue::new(Arc::new(store)).unwrap());
+    let mut first = grouped(1, "A1", "g");
+    first.accepted_at = Timestamp::from_second(1_796_544_000).unwrap();
+    queue
+        .push(vec![first.clone(), grouped(2, "B2", "h")], 10)
+        .await
+        .unwrap();
+    assert!(
+        !queue.has_repeated_group("a"),
+        "two groups, one message each"
+    );
+    queue.push(vec![grouped(3, "A3", "g")], 10).await.unwrap();
+    assert!(queue.has_repeated_group("a"));
+    assert_eq!(queue.stats()["a"].oldest, Some(first.accepted_at));
+    queue
+        .bury("a", vec![grouped(2, "B2", "h")], "310000: keyword".into())
+        .await
+        .unwrap();
+    assert_eq!(queue.dead_counts()["a"], 1);
+    drop(queue);
+
+    // The commit thread lets go of the file once it sees the queue gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let store = loop {
+        match DurableStore::open(&dir) {
+            Ok((store, _)) => break store,
+            Err(error) if std::time::Instant::now() < deadline => {
+                assert!(error.to_string().contains("already open"), "{error}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => panic!("{error}"),
+        }
+    };
+    let queue = Arc::new(Queue::new(Arc::new(store)).unwrap());
+    assert!(queue.has_repeated_group("a"), "read from the file");
+    assert_eq!(queue.dead_counts()["a"], 1);
+    assert_eq!(queue.stats()["a"].oldest, Some(first.accepted_at));
+    queue.ack("a", vec![1]).await.unwrap();
+    assert!(!queue.has_repeated_group("a"), "g has one message left");
+    assert_ne!(
+        queue.stats()["a"].oldest,
+        Some(first.accepted_at),
+        "read again"
+    );
+    drop(queue);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -54,6 +54,28 @@ impl Display for DeadKey {
     }
 }
 
+/// What the scan at start reads of a pending message: when it was accepted and its group,
+/// not the message.
+#[derive(serde::Deserialize)]
+pub(super) struct PendingOf {
+    pub(super) accepted_at: jiff::Timestamp,
+    strategy: String,
+    summary: SummaryOf,
+}
+
+#[derive(serde::Deserialize)]
+struct SummaryOf {
+    #[serde(default)]
+    group_key: String,
+}
+
+impl PendingOf {
+    /// The message's group, as `Envelope::group` says it.
+    pub(super) fn group(&self) -> Option<u64> {
+        crate::queue::group_id(&self.summary.group_key, &self.strategy)
+    }
+}
+
 /// What counting dead letters reads of one: its robot, not the message.
 #[derive(serde::Deserialize)]
 pub(super) struct DeadLetterOf {

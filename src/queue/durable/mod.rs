@@ -41,7 +41,7 @@ use redb::{
     WriteTransaction,
 };
 
-use codec::{DeadKey, DeadLetterOf, PendingKey};
+use codec::{DeadKey, DeadLetterOf, PendingKey, PendingOf};
 pub use open::Recovery;
 
 use super::{DeadLetter, Envelope, Inventory, QueueError, RobotStats, Store};
@@ -344,10 +344,13 @@ impl Store for DurableStore {
                         .or_insert_with(RobotStats::default),
                 };
                 stats.depth += 1;
-                if stats.oldest.is_none() {
-                    stats.oldest = self
-                        .decode::<Envelope>(&PendingKey(robot, id), value.value())
-                        .map(|m| m.accepted_at);
+                let Some(pending) = self.decode::<PendingOf>(&PendingKey(robot, id), value.value())
+                else {
+                    continue;
+                };
+                stats.oldest.get_or_insert(pending.accepted_at);
+                if let Some(group) = pending.group() {
+                    inventory.grouped.push((robot.to_owned(), id, group));
                 }
             }
             Ok(inventory)

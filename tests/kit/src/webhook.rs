@@ -6,8 +6,12 @@
 use serde_json::{Value, json};
 
 /// A minimal valid webhook body: one alert per `(name, labels)` in `alerts`, all in one
-/// group, with a summary annotation and a fingerprint derived from the name.
+/// group, with a summary annotation and a fingerprint derived from the name. The group's
+/// key names its alerts, as Alertmanager's grouping by `alertname` would: payloads of
+/// other alerts are other groups.
 pub fn payload(status: &str, alerts: &[(&str, &[(&str, &str)])]) -> String {
+    let names: Vec<&str> = alerts.iter().map(|(name, _)| *name).collect();
+    let group_key = format!("{{}}:{{alertname=~\"{}\"}}", names.join("|"));
     let alerts: Vec<Value> = alerts
         .iter()
         .map(|(name, labels)| {
@@ -29,7 +33,7 @@ pub fn payload(status: &str, alerts: &[(&str, &[(&str, &str)])]) -> String {
         .collect();
     json!({
         "version": "4",
-        "groupKey": "{}:{alertname=\"x\"}",
+        "groupKey": group_key,
         "truncatedAlerts": 0,
         "status": status,
         "receiver": "dingtalk",
