@@ -32,7 +32,7 @@ pub use env::{EnvError, expand as expand_env};
 pub use http::HttpLimits;
 pub use source_map::{Path, Position, Segment, SourceMap};
 
-use crate::dingtalk::{MsgType, Robot};
+use crate::dingtalk::{MsgType, Robot, Secret};
 use crate::render::Renderer;
 use crate::route::{LabelMentions, Strategy};
 use checker::Checker;
@@ -166,27 +166,21 @@ impl Config {
     }
 }
 
-/// The token inbound requests must present (`auth.bearer_token`). Like DingTalk's
-/// credentials it never appears in `Debug` output or logs; `server::auth` compares it in
-/// constant time.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(String);
+/// The token inbound requests must present (`auth.bearer_token`): a [`Secret`] like
+/// DingTalk's credentials, so it never appears in `Debug` output or logs; `server::auth`
+/// compares it in constant time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerToken(Secret);
 
 impl BearerToken {
     /// Wraps a configured token.
     pub fn new(token: impl Into<String>) -> Self {
-        BearerToken(token.into())
+        BearerToken(Secret::new(token))
     }
 
     /// The token itself, for the one place that compares it.
     pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BearerToken(***)")
+        self.0.expose()
     }
 }
 

@@ -11,7 +11,7 @@ use crate::alertmanager::{Alertmanager, TestAlert};
 use crate::{BINARY, QUIET, QUIET_WITHIN};
 
 /// One robot, a durable queue under the bridge's directory, and `extra` delivery keys.
-fn durable_config(api_url: &str, robot_extra: &str, delivery_extra: &str) -> String {
+pub(crate) fn durable_config(api_url: &str, robot_extra: &str, delivery_extra: &str) -> String {
     format!(
         r#"
 dingtalk:

@@ -7,24 +7,8 @@ use std::time::Duration;
 
 use testkit::{Bridge, FakeDingTalk, FakeRobot, Mode, Request, payload_since};
 
+use crate::reliability::durable_config;
 use crate::{BINARY, QUIET, QUIET_WITHIN};
-
-fn config(api_url: &str) -> String {
-    format!(
-        r#"
-dingtalk:
-  api_url: "{api_url}"
-  timeout: 1s
-delivery:
-  queue_dir: data/queue
-robots:
-  ops: {{ access_token: ops-token }}
-strategies:
-  - name: default
-    robots: [ops]
-"#
-    )
-}
 
 fn delivered_about<'r>(requests: &'r [Request], name: &str) -> Vec<&'r Request> {
     requests
@@ -37,7 +21,7 @@ fn delivered_about<'r>(requests: &'r [Request], name: &str) -> Vec<&'r Request> 
 async fn a_group_that_flaps_during_an_outage_arrives_as_its_latest_state_across_a_restart() {
     let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     dingtalk.set_mode(Mode::Refuse);
-    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url())).await;
+    let bridge = Bridge::start(BINARY, &durable_config(&dingtalk.api_url(), "", "")).await;
     for episode in ["08:00:00", "08:01:00", "08:02:00"] {
         let starts_at = format!("2026-12-06T{episode}Z");
         for status in ["firing", "resolved"] {
