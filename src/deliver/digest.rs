@@ -10,6 +10,7 @@
 //! keyword), then the `@` text, joined by blank lines. Its length is the sum of those
 //! parts, so packing can tell whether the next entry fits without building the text.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::dingtalk::{MAX_TITLE_BYTES, Mention, Message};
@@ -31,14 +32,15 @@ pub struct Digest {
 
 /// Merges `pending` (one robot's pending messages, oldest first) into as few digests as
 /// fit `budget` bytes of title and text each. A single message is returned as it is.
-pub fn digests(pending: &[Envelope], keyword: &str, budget: usize) -> Vec<Digest> {
+pub fn digests<E: Borrow<Envelope>>(pending: &[E], keyword: &str, budget: usize) -> Vec<Digest> {
     if let [only] = pending {
+        let only = only.borrow();
         return vec![Digest {
             ids: vec![only.id],
             message: only.message.clone(),
         }];
     }
-    let mut listed: Vec<&Envelope> = pending.iter().collect();
+    let mut listed: Vec<&Envelope> = pending.iter().map(Borrow::borrow).collect();
     listed.sort_by_key(|e| (e.summary.status != Status::Firing, e.id));
 
     // The title is cut to its longest; the text takes the rest.

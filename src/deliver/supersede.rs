@@ -9,7 +9,8 @@
 //! Pure: no I/O, no clock (times are the messages' own), no config but what is passed in.
 //! Messages without an alert group (queued by an older release) are never superseded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 
@@ -33,23 +34,19 @@ pub struct Line {
 /// merged: its messages go as they are.
 pub fn supersede(pending: Vec<Envelope>, zone: &TimeZone, budget: usize) -> Vec<Line> {
     let mut lines: Vec<Line> = Vec::with_capacity(pending.len());
-    let mut line_of: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut line_of: HashMap<u64, usize> = HashMap::new();
     for envelope in pending {
-        let key = (
-            envelope.summary.group_key.clone(),
-            envelope.strategy.clone(),
-        );
-        let existing = (!key.0.is_empty())
-            .then(|| line_of.get(&key).copied())
-            .flatten();
-        match existing {
-            Some(index) => {
+        let group = envelope.group();
+        match group.and_then(|group| line_of.get(&group)) {
+            Some(&index) => {
                 let line = &mut lines[index];
                 let older = std::mem::replace(&mut line.latest, envelope);
                 line.superseded.push(older);
             }
             None => {
-                line_of.insert(key, lines.len());
+                if let Some(group) = group {
+                    line_of.insert(group, lines.len());
+                }
                 lines.push(Line {
                     latest: envelope,
                     superseded: Vec::new(),
@@ -71,9 +68,9 @@ pub fn supersede(pending: Vec<Envelope>, zone: &TimeZone, budget: usize) -> Vec<
 
 impl Line {
     /// Every message of the line, oldest first: what leaves the queue when it is sent.
-    pub fn envelopes(&self) -> Vec<Envelope> {
-        let mut all = self.superseded.clone();
-        all.push(self.latest.clone());
+    pub fn into_envelopes(self) -> Vec<Envelope> {
+        let mut all = self.superseded;
+        all.push(self.latest);
         all
     }
 
@@ -94,17 +91,18 @@ impl Line {
         message
     }
 
-    /// The line as one envelope for a digest: the newest, its summary naming every alert of
-    /// the line and its title carrying the note, and its message with the note.
-    pub fn for_digest(&self, zone: &TimeZone) -> Envelope {
-        let mut envelope = self.latest.clone();
+    /// The line as one envelope for a digest: the newest, and for a line of more than one,
+    /// a copy whose summary names every alert of the line and whose title carries what
+    /// changed.
+    pub fn for_digest(&self, zone: &TimeZone) -> Cow<'_, Envelope> {
         if self.superseded.is_empty() {
-            return envelope;
+            return Cow::Borrowed(&self.latest);
         }
+        let mut envelope = self.latest.clone();
         let GroupSummary { title, alerts, .. } = &mut envelope.summary;
         title.push_str(&format!(" ({})", self.changes(zone)));
         alerts.extend(self.missing_names());
-        envelope
+        Cow::Owned(envelope)
     }
 
     /// What changed while the line's messages waited, with the alerts only the older
@@ -173,7 +171,7 @@ impl Line {
 
     /// Each message of the line on a line of its own.
     fn unmerged(self) -> Vec<Line> {
-        self.envelopes()
+        self.into_envelopes()
             .into_iter()
             .map(|latest| Line {
                 latest,

@@ -61,7 +61,7 @@ impl Outgoing {
             message: line.message(zone, robot, budget),
             strategy: line.latest.strategy.clone(),
             superseded: line.superseded.len(),
-            envelopes: line.envelopes(),
+            envelopes: line.into_envelopes(),
         }
     }
 
@@ -214,7 +214,7 @@ async fn choose(
     bury(
         delivery,
         &robot.name,
-        expired.iter().flat_map(Line::envelopes).collect(),
+        expired.into_iter().flat_map(Line::into_envelopes).collect(),
         "expired",
         "older than delivery.max_age",
     )
@@ -226,13 +226,14 @@ async fn choose(
             .next()
             .map(|first| Outgoing::line(first, zone, robot, budget)));
     }
-    let in_digest: Vec<Envelope> = live.iter().map(|line| line.for_digest(zone)).collect();
+    let in_digest: Vec<_> = live.iter().map(|line| line.for_digest(zone)).collect();
     let Some(digest) = digest::digests(&in_digest, robot.primary_keyword(), budget)
         .into_iter()
         .next()
     else {
         return Ok(None);
     };
+    drop(in_digest);
     let mut merged: Vec<Line> = live
         .into_iter()
         .filter(|line| digest.ids.contains(&line.latest.id))
@@ -242,7 +243,8 @@ async fn choose(
         let only = merged.remove(0);
         return Ok(Some(Outgoing::line(only, zone, robot, budget)));
     }
-    let envelopes: Vec<Envelope> = merged.iter().flat_map(Line::envelopes).collect();
+    let superseded = merged.iter().map(|line| line.superseded.len()).sum();
+    let envelopes: Vec<Envelope> = merged.into_iter().flat_map(Line::into_envelopes).collect();
     delivery
         .metrics
         .coalesced_messages
@@ -253,7 +255,7 @@ async fn choose(
     Ok(Some(Outgoing {
         strategy: "digest".to_owned(),
         message: digest.message,
-        superseded: merged.iter().map(|line| line.superseded.len()).sum(),
+        superseded,
         envelopes,
     }))
 }

@@ -11,17 +11,22 @@ use super::Envelope;
 
 /// Per robot: how many messages are pending, when the oldest of them was accepted, how
 /// many are dead letters, and whether an alert group has more than one message pending.
+/// One short mutex over all of it, so that an append counts its messages in one step.
 ///
 /// Depths are signed: an acknowledgement may be counted just before the append it follows,
 /// and the two still add up. The oldest acceptance time is the store's as last read
 /// (at start, by the worker reading its robot's oldest messages, after every removal), or
 /// the first append's while the robot had none; a robot without one has no known age.
 #[derive(Debug, Default)]
-pub(super) struct Ledger {
-    depths: Mutex<BTreeMap<String, i64>>,
-    oldest: Mutex<BTreeMap<String, Timestamp>>,
-    dead: Mutex<BTreeMap<String, usize>>,
-    groups: Mutex<BTreeMap<String, Groups>>,
+pub(super) struct Ledger(Mutex<BTreeMap<String, RobotLedger>>);
+
+/// What the ledger knows of one robot.
+#[derive(Debug, Default)]
+struct RobotLedger {
+    depth: i64,
+    oldest: Option<Timestamp>,
+    dead: usize,
+    groups: Groups,
 }
 
 /// Which pending messages of one robot belong to which (alert group, strategy), as
@@ -66,115 +71,118 @@ impl Groups {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the maps consistent.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Ledger {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, RobotLedger>> {
+        // Every critical section leaves the map consistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `change` on `robot`'s entry, made if it is missing.
+    fn with<T>(&self, robot: &str, change: impl FnOnce(&mut RobotLedger) -> T) -> T {
+        let mut robots = self.lock();
+        match robots.get_mut(robot) {
+            Some(entry) => change(entry),
+            None => change(robots.entry(robot.to_owned()).or_default()),
+        }
+    }
+
     pub(super) fn add(&self, robot: &str, count: usize) {
-        *lock(&self.depths).entry(robot.to_owned()).or_default() += signed(count);
+        self.with(robot, |r| r.depth += signed(count));
     }
 
     pub(super) fn take(&self, robot: &str, count: usize) {
-        *lock(&self.depths).entry(robot.to_owned()).or_default() -= signed(count);
+        self.with(robot, |r| r.depth -= signed(count));
     }
 
     /// Counts `messages` in, just appended to the store.
     pub(super) fn appended(&self, messages: &[Envelope]) {
+        let mut robots = self.lock();
         for message in messages {
-            self.add(&message.robot, 1);
-            lock(&self.oldest)
-                .entry(message.robot.clone())
-                .or_insert(message.accepted_at);
+            let entry = match robots.get_mut(&message.robot) {
+                Some(entry) => entry,
+                None => robots.entry(message.robot.clone()).or_default(),
+            };
+            entry.depth += 1;
+            entry.oldest.get_or_insert(message.accepted_at);
             if let Some(group) = message.group() {
-                self.grouped(&message.robot, message.id, group);
+                entry.groups.add(message.id, group);
             }
         }
     }
 
     /// Notes that pending message `id` of `robot` belongs to `group`.
     pub(super) fn grouped(&self, robot: &str, id: u64, group: u64) {
-        lock(&self.groups)
-            .entry(robot.to_owned())
-            .or_default()
-            .add(id, group);
+        self.with(robot, |r| r.groups.add(id, group));
     }
 
     /// Forgets the groups of messages `ids` of `robot`, which left the queue.
     pub(super) fn ungrouped(&self, robot: &str, ids: impl IntoIterator<Item = u64>) {
-        if let Some(groups) = lock(&self.groups).get_mut(robot) {
+        self.with(robot, |r| {
             for id in ids {
-                groups.remove(id);
+                r.groups.remove(id);
             }
-        }
+        });
     }
 
     /// Whether an alert group has more than one message pending for `robot`.
     pub(super) fn has_repeated_group(&self, robot: &str) -> bool {
-        lock(&self.groups)
+        self.lock()
             .get(robot)
-            .is_some_and(|groups| groups.repeated > 0)
+            .is_some_and(|r| r.groups.repeated > 0)
     }
 
     /// Raises the count of `robot` to `count` if it is lower; returns whether it was.
     pub(super) fn raise_to(&self, robot: &str, count: usize) -> bool {
-        let mut depths = lock(&self.depths);
-        let depth = depths.entry(robot.to_owned()).or_default();
-        let raised = *depth < signed(count);
-        if raised {
-            *depth = signed(count);
-        }
-        raised
+        self.with(robot, |r| {
+            let raised = r.depth < signed(count);
+            if raised {
+                r.depth = signed(count);
+            }
+            raised
+        })
     }
 
     pub(super) fn depth(&self, robot: &str) -> usize {
-        lock(&self.depths)
+        self.lock()
             .get(robot)
-            .map_or(0, |d| usize::try_from(*d).unwrap_or(0))
+            .map_or(0, |r| usize::try_from(r.depth).unwrap_or(0))
     }
 
     pub(super) fn depths(&self) -> Vec<(String, usize)> {
-        lock(&self.depths)
+        self.lock()
             .iter()
-            .map(|(robot, d)| (robot.clone(), usize::try_from(*d).unwrap_or(0)))
+            .map(|(robot, r)| (robot.clone(), usize::try_from(r.depth).unwrap_or(0)))
             .collect()
     }
 
     /// Records when `robot`'s oldest pending message was accepted, as the store says now;
     /// `None` when it holds none, or cannot say.
     pub(super) fn set_oldest(&self, robot: &str, oldest: Option<Timestamp>) {
-        let mut known = lock(&self.oldest);
-        match oldest {
-            Some(at) => known.insert(robot.to_owned(), at),
-            None => known.remove(robot),
-        };
+        self.with(robot, |r| r.oldest = oldest);
     }
 
     /// When `robot`'s oldest pending message was accepted, if known.
     pub(super) fn oldest(&self, robot: &str) -> Option<Timestamp> {
-        lock(&self.oldest).get(robot).copied()
+        self.lock().get(robot).and_then(|r| r.oldest)
     }
 
     /// Counts `count` more dead letters of `robot`.
     pub(super) fn buried(&self, robot: &str, count: usize) {
-        *lock(&self.dead).entry(robot.to_owned()).or_default() += count;
+        self.with(robot, |r| r.dead += count);
     }
 
     /// Counts `count` dead letters of `robot` fewer.
     pub(super) fn revived(&self, robot: &str, count: usize) {
-        let mut dead = lock(&self.dead);
-        if let Some(left) = dead.get_mut(robot) {
-            *left = left.saturating_sub(count);
-            if *left == 0 {
-                dead.remove(robot);
-            }
-        }
+        self.with(robot, |r| r.dead = r.dead.saturating_sub(count));
     }
 
     /// Dead letters per robot that has any.
     pub(super) fn dead(&self) -> BTreeMap<String, usize> {
-        lock(&self.dead).clone()
+        self.lock()
+            .iter()
+            .filter(|(_, r)| r.dead > 0)
+            .map(|(robot, r)| (robot.clone(), r.dead))
+            .collect()
     }
 }
 

@@ -61,7 +61,7 @@ fn single(pending: &[Envelope]) -> Digest {
 
 #[test]
 fn nothing_pending_no_digest() {
-    assert!(digests(&[], KEYWORD, MESSAGE_BUDGET).is_empty());
+    assert!(digests::<Envelope>(&[], KEYWORD, MESSAGE_BUDGET).is_empty());
 }
 
 #[test]

@@ -50,7 +50,11 @@ fn flaps(group: &str, count: usize, first_id: u64) -> Vec<Envelope> {
 }
 
 fn ids(line: &Line) -> Vec<u64> {
-    line.envelopes().iter().map(|e| e.id).collect()
+    line.superseded
+        .iter()
+        .chain([&line.latest])
+        .map(|e| e.id)
+        .collect()
 }
 
 #[test]
