@@ -17,8 +17,9 @@
 //! - [`queue`]: pending messages, one queue per robot, and the dead letters.
 //! - [`limit`]: when a send may start: the rolling window, pauses, pacing, and the window
 //!   replicas share.
-//! - [`deliver`]: one worker per robot that merges a backlog into digests, sends, retries
-//!   and gives up; the one function every send goes through.
+//! - [`deliver`]: one worker per robot that lets a group's newer state supersede its
+//!   older ones, merges a backlog into digests, sends, retries and gives up; the one
+//!   function every send goes through.
 //! - [`dingtalk`]: the only module that knows DingTalk's APIs: bodies, signing, tokens,
 //!   and what each answer means.
 //! - [`cluster`]: with `cluster:`, the rate windows, pauses and duplicate claims that

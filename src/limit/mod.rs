@@ -28,7 +28,7 @@ pub use gate::{FIRST_PAUSE, Gate, GateView, Lane, LastError, MAX_PAUSE, Reserved
 pub use window::RateWindow;
 
 use crate::cluster::{self, Slot};
-use crate::dingtalk::Robot;
+use crate::dingtalk::{RateLimit, Robot};
 use crate::snapshot::{ConfigHandle, Snapshot};
 
 /// More messages than this pending for one robot is a storm, however wide its window: they
@@ -37,8 +37,7 @@ use crate::snapshot::{ConfigHandle, Snapshot};
 /// minute the window decides long before.)
 pub const STORM: usize = 100;
 
-/// How a worker should take the next send of a robot with `depth` messages pending and
-/// `room` sends left in its window.
+/// How a worker takes the next send of a robot's backlog ([`pace`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Take {
     /// The oldest message alone.
@@ -50,7 +49,7 @@ pub enum Take {
 
 /// How the next send of a backlog of `depth` is taken when the window has `room` left
 /// under `limit`.
-pub fn pace(depth: usize, room: usize, limit: crate::dingtalk::RateLimit) -> Take {
+pub fn pace(depth: usize, room: usize, limit: RateLimit) -> Take {
     if depth > 1 && (depth > room.min(STORM) || room <= paced_slots(limit)) {
         Take::Digest
     } else {
