@@ -72,9 +72,14 @@ fn pending(config: &Config, sizes: &[usize]) -> Vec<Envelope> {
         .iter()
         .enumerate()
         .map(|(id, &n)| {
-            let planned =
-                plan::plan_direct(config, &notification(n), ROBOT, jiff::Timestamp::UNIX_EPOCH)
-                    .expect("a configured robot");
+            let planned = plan::plan_direct(
+                config,
+                &notification(n),
+                ROBOT,
+                None,
+                jiff::Timestamp::UNIX_EPOCH,
+            )
+            .expect("a configured robot");
             Envelope {
                 id: id as u64,
                 robot: planned.robot,

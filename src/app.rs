@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use jiff::Timestamp;
 
 use crate::accept::dedup::Dedup;
+use crate::act::acks::AckError;
+use crate::act::{Acks, Act};
 use crate::cluster;
 use crate::config::{self, Config, ConfigErrors, DeliveryMode};
 use crate::deliver::Delivery;
@@ -27,6 +29,9 @@ pub enum StartError {
     /// The queue could not be opened.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The acknowledgements could not be read.
+    #[error(transparent)]
+    Acks(#[from] AckError),
 }
 
 /// What a successful reload did.
@@ -58,6 +63,8 @@ pub struct App {
     pub delivery: Arc<Delivery>,
     /// Duplicate suppression.
     pub dedup: Arc<Dedup>,
+    /// Acting on groups from their messages' links: acknowledgements, silences.
+    pub act: Arc<Act>,
     /// The service's metrics.
     pub metrics: Arc<Metrics>,
     ready: AtomicBool,
@@ -75,6 +82,10 @@ impl App {
         cluster::init();
         let pinned = Pinned::of(&config, listen_override);
         let queue = Arc::new(Queue::new(open_store(&config)?)?);
+        let acks = match &config.queue_dir {
+            Some(dir) => Acks::open(dir)?,
+            None => Acks::in_memory(),
+        };
         let metrics = Arc::new(Metrics::new());
         let config = Arc::new(ConfigHandle::new(Snapshot::new(config, None, &metrics)?));
         let delivery = Arc::new(Delivery::new(
@@ -92,6 +103,7 @@ impl App {
             config,
             delivery,
             dedup: Arc::new(Dedup::new(metrics.duplicates_suppressed.clone())),
+            act: Arc::new(Act::new(Arc::new(acks), metrics.clone())),
             metrics,
             ready: AtomicBool::new(false),
         });
@@ -103,6 +115,7 @@ impl App {
                 .clone()
                 .share_with_cluster(app.config.clone()),
         );
+        tokio::spawn(share_acks(app.act.clone(), app.config.clone()));
         for (robot, pending) in queue.depths() {
             tracing::info!(message = "Resuming delivery of queued messages.", %robot, pending);
             app.delivery.wake(&robot);
@@ -262,4 +275,18 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, QueueError> {
     }
     tracing::info!(message = "Durable queue opened.", dir = %dir.display());
     Ok(Arc::new(store))
+}
+
+/// Every [`cluster::HEARTBEAT`], while the configuration in force has `cluster:`, shares
+/// the acknowledgements with the other replicas (`Acks::share`). Runs until aborted.
+async fn share_acks(act: Arc<Act>, config: Arc<ConfigHandle>) {
+    let mut tick = tokio::time::interval(cluster::HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let snapshot = config.snapshot();
+        if let Some(cluster) = &snapshot.cluster {
+            act.acks.share(cluster).await;
+        }
+    }
 }

@@ -30,12 +30,15 @@
 //! [`config::Config`]; [`snapshot`] hands out the configuration in force and pins the
 //! restart-only settings; [`app`] composes the running service; [`cli`] is the other front
 //! door, the subcommands; [`tools`] holds what both doors offer the operator (preview,
-//! probe, migrate). What comes back from DingTalk (actions on alerts) will be a subsystem
-//! of its own beside these.
+//! probe, migrate).
+//!
+//! Actions flow back through [`act`]: a message's signed links, opened in a browser,
+//! acknowledge the alert group or silence it in Alertmanager.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod accept;
+pub mod act;
 pub mod app;
 pub mod cli;
 pub mod cluster;

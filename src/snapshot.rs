@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use crate::act::AlertmanagerClient;
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::{Config, DeliveryMode};
 use crate::dingtalk::{self, ClientError, Sender};
@@ -23,6 +24,8 @@ pub struct Snapshot {
     pub sender: Arc<dyn Sender>,
     /// The Redis shared with other replicas, with `cluster:`.
     pub cluster: Option<Arc<Cluster>>,
+    /// The Alertmanagers that actions make silences in, with `actions:`.
+    pub alertmanager: Option<Arc<AlertmanagerClient>>,
 }
 
 /// Why a configuration could not be put in force.
@@ -34,6 +37,9 @@ pub enum SnapshotError {
     /// `cluster:` could not be used.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The Alertmanager client could not be built (its certificates).
+    #[error("alertmanager: {0}")]
+    Alertmanager(String),
 }
 
 impl Snapshot {
@@ -59,10 +65,17 @@ impl Snapshot {
                 None
             }
         };
+        let alertmanager = config
+            .actions
+            .as_ref()
+            .map(|actions| AlertmanagerClient::new(&actions.alertmanager).map(Arc::new))
+            .transpose()
+            .map_err(SnapshotError::Alertmanager)?;
         Ok(Snapshot {
             config,
             sender: Arc::new(client),
             cluster,
+            alertmanager,
         })
     }
 }

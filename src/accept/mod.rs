@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::act::{Act, link};
 use crate::config::{Config, DeliveryMode};
 use crate::deliver::Delivery;
-use crate::ingest::Notification;
+use crate::ingest::{Notification, Status};
 use crate::metrics::{HeldLabels, Metrics, StatusLabels, StrategyLabels};
 use crate::queue::QueueError;
 use crate::snapshot::Snapshot;
@@ -42,7 +43,9 @@ pub enum Accepted {
 /// 1. Duplicate suppression ([`dedup`]): the copy an Alertmanager HA pair's other member
 ///    sends is taken once (with `cluster:`, once by all replicas).
 /// 2. The plan ([`plan`]): each alert routed through the strategies ([`crate::route`]),
-///    one message rendered per (robot, strategy) ([`crate::render`]).
+///    one message rendered per (robot, strategy) ([`crate::render`]); with `actions:`,
+///    each carrying the links that act on the group ([`crate::act`]) and who acknowledged
+///    it.
 /// 3. Queued mode ([`queued`]): the messages committed to each robot's queue
 ///    ([`crate::queue`]) before the webhook gets its 200, and the robots' workers woken
 ///    ([`crate::deliver`]). A worker waits for a slot in the robot's window
@@ -52,26 +55,58 @@ pub enum Accepted {
 ///
 ///    Passthrough mode ([`passthrough`]): each message sent now through the same gates
 ///    and [`crate::deliver::send`]; DingTalk's verdict is the webhook's answer.
+/// 4. A group that resolved is no longer acknowledged: the message just sent was the
+///    last to say who acknowledged it.
 pub async fn notification(
     delivery: &Arc<Delivery>,
     dedup: &Arc<Dedup>,
+    act: &Act,
     snapshot: &Snapshot,
     mode: DeliveryMode,
     notification: &Notification,
     direct_robot: Option<&str>,
 ) -> Result<Accepted, AcceptError> {
-    match mode {
-        DeliveryMode::Queued => {
-            queued::accept(delivery, dedup, snapshot, notification, direct_robot)
-                .await
-                .map(Accepted::Queued)
-        }
-        DeliveryMode::Passthrough => {
-            passthrough::send_now(delivery, dedup, snapshot, notification, direct_robot)
-                .await
-                .map(Accepted::Passed)
-        }
+    let group = snapshot
+        .config
+        .actions
+        .is_some()
+        .then(|| link::group_id(&notification.group_key));
+    let acknowledged = group
+        .as_deref()
+        .and_then(|group| act.acks.get(group))
+        .map(|ack| (ack.by, ack.at));
+    let accepted = match mode {
+        DeliveryMode::Queued => queued::accept(
+            delivery,
+            dedup,
+            snapshot,
+            notification,
+            direct_robot,
+            acknowledged,
+        )
+        .await
+        .map(Accepted::Queued),
+        DeliveryMode::Passthrough => passthrough::send_now(
+            delivery,
+            dedup,
+            snapshot,
+            notification,
+            direct_robot,
+            acknowledged,
+        )
+        .await
+        .map(Accepted::Passed),
+    }?;
+    let sent = matches!(
+        accepted,
+        Accepted::Queued(1..) | Accepted::Passed(Passed::Delivered { .. })
+    );
+    if let Some(group) = group.filter(|_| sent && notification.status == Status::Resolved)
+        && let Err(error) = act.acks.clear(&group, snapshot.cluster.as_deref()).await
+    {
+        tracing::error!(message = "Cannot forget the acknowledgement of a resolved group.", %group, %error);
     }
+    Ok(accepted)
 }
 
 /// Why a notification was not accepted.
@@ -96,6 +131,7 @@ fn messages(
     config: &Config,
     notification: &Notification,
     direct_robot: Option<&str>,
+    acknowledged: Option<(String, Timestamp)>,
 ) -> Result<Vec<PlannedMessage>, AcceptError> {
     for alert in &notification.alerts {
         metrics
@@ -107,11 +143,12 @@ fn messages(
     }
     match direct_robot {
         Some(robot) => Ok(vec![
-            plan::plan_direct(config, notification, robot, Timestamp::now())
+            plan::plan_direct(config, notification, robot, acknowledged, Timestamp::now())
                 .ok_or_else(|| AcceptError::UnknownRobot(robot.to_owned()))?,
         ]),
         None => {
-            let plan = plan::plan(config, notification, Timestamp::now());
+            let plan =
+                plan::plan_acknowledged(config, notification, acknowledged, Timestamp::now());
             count_routes(metrics, config, notification, &plan);
             Ok(plan.messages)
         }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
+
 use tokio::time::Instant;
 
 use super::{AcceptError, messages};
@@ -49,13 +51,15 @@ pub enum Passed {
 }
 
 /// Sends the messages of `notification` (or, with `direct_robot`, all of it to that robot)
-/// now, within the robots' rate windows, and says what DingTalk made of them.
+/// now, within the robots' rate windows, and says what DingTalk made of them; the messages
+/// say who `acknowledged` the group.
 pub async fn send_now(
     delivery: &Delivery,
     dedup: &Dedup,
     snapshot: &Snapshot,
     notification: &Notification,
     direct_robot: Option<&str>,
+    acknowledged: Option<(String, Timestamp)>,
 ) -> Result<Passed, AcceptError> {
     let config = &snapshot.config;
     let identity = dedup::identity(notification, direct_robot);
@@ -72,7 +76,13 @@ pub async fn send_now(
         dedup.duplicate(&identity);
         return Ok(Passed::Duplicate);
     }
-    let planned = messages(&delivery.metrics, config, notification, direct_robot)?;
+    let planned = messages(
+        &delivery.metrics,
+        config,
+        notification,
+        direct_robot,
+        acknowledged,
+    )?;
     let mut delivered = 0;
     for message in &planned {
         let Some(robot) = config.robots.get(&message.robot) else {

@@ -1,14 +1,17 @@
 //! From a notification to the messages to send: route every alert, render one message
-//! per (robot, strategy). Pure: the same plan serves the webhook handler and
-//! `alertmanager-dingtalk render`.
+//! per (robot, strategy), with the links that act on the group when `actions:` is set.
+//! Pure: the same plan serves the webhook handler and `alertmanager-dingtalk render`.
+
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::act::link;
 use crate::config::Config;
 use crate::dingtalk::Message;
 use crate::ingest::{Notification, Status};
 use crate::queue::GroupSummary;
-use crate::render::Extras;
+use crate::render::{ActionLink, Actions, Extras};
 use crate::route::{self, Routes};
 
 /// Strategy name used for messages sent through `/dingtalk/{robot}/send`.
@@ -38,6 +41,17 @@ pub struct Plan {
 
 /// Routes and renders `notification` with `config` at time `now`.
 pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Plan {
+    plan_acknowledged(config, notification, None, now)
+}
+
+/// Like [`plan`], for a group that `acknowledged` says who took on, and when.
+pub fn plan_acknowledged(
+    config: &Config,
+    notification: &Notification,
+    acknowledged: Option<(String, Timestamp)>,
+    now: Timestamp,
+) -> Plan {
+    let actions = actions(config, notification, acknowledged, now);
     let routes = route::route(&config.strategies, &notification.alerts, now);
     let messages = routes
         .messages
@@ -51,6 +65,7 @@ pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Pla
                     .mention
                     .merged(&strategy.mention_from_labels.of(named)),
                 msgtype: strategy.msgtype,
+                actions: actions.clone(),
             };
             let message = config.renderer.render(
                 &strategy.template,
@@ -72,21 +87,27 @@ pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Pla
 }
 
 /// Renders every alert of `notification` for `robot` with the default template at `now`,
-/// with no routing; `None` if the robot is not configured.
+/// with no routing, and the links that act on the group as [`plan_acknowledged`] has
+/// them; `None` if the robot is not configured.
 pub fn plan_direct(
     config: &Config,
     notification: &Notification,
     robot: &str,
+    acknowledged: Option<(String, Timestamp)>,
     now: Timestamp,
 ) -> Option<PlannedMessage> {
     let robot_config = config.robots.get(robot)?;
     let all: Vec<usize> = (0..notification.alerts.len()).collect();
+    let extras = Extras {
+        actions: actions(config, notification, acknowledged, now),
+        ..Extras::default()
+    };
     let message = config.renderer.render(
         crate::render::DEFAULT_TEMPLATE,
         notification,
         &all,
         robot_config,
-        &Extras::default(),
+        &extras,
         now,
     );
     Some(PlannedMessage {
@@ -95,6 +116,29 @@ pub fn plan_direct(
         summary: summarize(notification, &all, &message),
         message,
     })
+}
+
+/// What the messages of `notification` offer people to do, with `actions:` in `config`:
+/// its links (minted at `now`), and who acknowledged the group.
+fn actions(
+    config: &Config,
+    notification: &Notification,
+    acknowledged: Option<(String, Timestamp)>,
+    now: Timestamp,
+) -> Option<Arc<Actions>> {
+    let actions = config.actions.as_ref()?;
+    let links = link::links(actions, notification, now)
+        .into_iter()
+        .map(|(action, url)| ActionLink {
+            label: action.label(),
+            label_zh: action.label_zh(),
+            url,
+        })
+        .collect();
+    Some(Arc::new(Actions {
+        links,
+        acknowledged,
+    }))
 }
 
 fn summarize(notification: &Notification, alerts: &[usize], message: &Message) -> GroupSummary {

@@ -20,14 +20,15 @@ use crate::queue::{Envelope, QueueError};
 use crate::snapshot::Snapshot;
 
 /// Routes, renders and durably queues `notification` (or, with `direct_robot`, all of it
-/// for that robot) under `snapshot`; returns how many messages were queued, 0 for a
-/// duplicate.
+/// for that robot) under `snapshot`, the messages saying who `acknowledged` the group;
+/// returns how many messages were queued, 0 for a duplicate.
 pub async fn accept(
     delivery: &Arc<Delivery>,
     dedup: &Arc<Dedup>,
     snapshot: &Snapshot,
     notification: &Notification,
     direct_robot: Option<&str>,
+    acknowledged: Option<(String, Timestamp)>,
 ) -> Result<usize, AcceptError> {
     let config = &snapshot.config;
     let identity = dedup::identity(notification, direct_robot);
@@ -49,7 +50,13 @@ pub async fn accept(
         },
         None => None,
     };
-    let planned = match messages(&delivery.metrics, config, notification, direct_robot) {
+    let planned = match messages(
+        &delivery.metrics,
+        config,
+        notification,
+        direct_robot,
+        acknowledged,
+    ) {
         Ok(planned) => planned,
         Err(error) => {
             forget(dedup, &identity, shared.as_ref()).await;

@@ -20,6 +20,7 @@
 //! the messages, then marks it *queued* for `dedup_window`; a failed commit releases it,
 //! and a replica that dies in between leaves a pending claim that expires.
 
+mod acks;
 mod claims;
 mod connection;
 mod scripts;

@@ -98,6 +98,7 @@ impl Checker {
             None => Some(DEFAULT_MAX_PENDING_IN_MEMORY),
         };
         let cluster = self.cluster(&top.key("cluster"), raw.cluster);
+        let actions = self.actions(&top, raw.external_url, raw.alertmanager, raw.actions);
         let keywords = raw
             .keywords
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
@@ -212,6 +213,7 @@ impl Checker {
             passthrough_max_wait: passthrough_max_wait?,
             max_pending: max_pending?,
             cluster: cluster?,
+            actions: actions?,
             robots,
             strategies,
             renderer: renderer?,

@@ -6,6 +6,7 @@
 //! into the validated types (compiled matchers and templates, parsed URLs and durations).
 //! Nothing here touches the network; credential files are read.
 
+mod actions;
 mod check;
 mod checker;
 mod cluster;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use url::Url;
 
+pub use actions::{ActionsConfig, AlertmanagerConfig, Authorization, MIN_KEY_BYTES};
 pub use cluster::{ClusterConfig, DEFAULT_KEY_PREFIX, RedisUrl};
 pub use env::{EnvError, expand as expand_env};
 pub use http::HttpLimits;
@@ -80,6 +82,8 @@ pub struct Config {
     pub max_pending: usize,
     /// The Redis replicas share, if any.
     pub cluster: Option<ClusterConfig>,
+    /// Links in messages that act on alerts, and the Alertmanagers they act on, if any.
+    pub actions: Option<ActionsConfig>,
     /// Robots by name.
     pub robots: BTreeMap<String, Arc<Robot>>,
     /// Strategies in evaluation order.
@@ -155,8 +159,16 @@ impl Config {
             ),
             None => String::new(),
         };
+        let actions = match &self.actions {
+            Some(actions) => format!(
+                ", action links at {} silencing through {} Alertmanagers",
+                actions.external_url,
+                actions.alertmanager.urls.len()
+            ),
+            None => String::new(),
+        };
         format!(
-            "{}: {} robots ({} signed{apps}), {} strategies, {queue}, listen {}{auth}{cluster}",
+            "{}: {} robots ({} signed{apps}), {} strategies, {queue}, listen {}{auth}{cluster}{actions}",
             self.file.display(),
             self.robots.len(),
             signed,

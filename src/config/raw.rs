@@ -24,6 +24,9 @@ pub(super) struct RawConfig {
     pub dingtalk: RawDingTalk,
     pub delivery: RawDelivery,
     pub cluster: Option<RawCluster>,
+    pub external_url: Option<String>,
+    pub alertmanager: Option<RawAlertmanager>,
+    pub actions: Option<RawActions>,
     pub templates: BTreeMap<String, RawTemplate>,
     pub robots: BTreeMap<String, RawRobot>,
     pub strategies: Vec<RawStrategy>,
@@ -79,6 +82,54 @@ pub(super) struct RawCluster {
     pub key_prefix: Option<String>,
     pub replicas: Option<u64>,
     pub timeout: Option<String>,
+}
+
+/// `alertmanager:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawAlertmanager {
+    pub urls: Vec<String>,
+    pub basic_auth: Option<RawBasicAuth>,
+    pub authorization: Option<RawAuthorization>,
+    pub tls_config: Option<RawTlsConfig>,
+    pub timeout: Option<String>,
+}
+
+/// `basic_auth:` of `alertmanager:`, as in Alertmanager's `http_config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawBasicAuth {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+/// `authorization:` of `alertmanager:`, as in Alertmanager's `http_config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawAuthorization {
+    pub r#type: Option<String>,
+    pub credentials: Option<String>,
+    pub credentials_file: Option<String>,
+}
+
+/// `tls_config:` of `alertmanager:`, as in Alertmanager's `http_config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawTlsConfig {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+/// `actions:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawActions {
+    pub key: Option<String>,
+    pub key_file: Option<String>,
+    pub link_ttl: Option<String>,
+    pub silence_durations: Option<Vec<String>>,
 }
 
 /// `templates.<name>:`

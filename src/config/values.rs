@@ -45,11 +45,19 @@ pub(super) fn http_url(text: &str) -> Result<Url, String> {
     }
 }
 
+/// A duration such as `5s`, `1m30s`, `24h`, or, as Alertmanager's and Prometheus'
+/// durations allow, `7d` and `2w` (a day taken as 24 hours).
 pub(super) fn duration(text: &str) -> Result<Duration, String> {
-    jiff::SignedDuration::from_str(text)
-        .ok()
+    let exact = jiff::SignedDuration::from_str(text).ok();
+    let in_days = || {
+        let span = jiff::Span::from_str(text).ok()?;
+        span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .ok()
+    };
+    exact
+        .or_else(in_days)
         .and_then(|d| Duration::try_from(d).ok())
-        .ok_or_else(|| format!("{text:?} is not a duration like 5s, 1m30s or 24h"))
+        .ok_or_else(|| format!("{text:?} is not a duration like 5s, 1m30s, 24h or 7d"))
 }
 
 pub(super) fn time_zone(name: &str) -> Result<TimeZone, String> {

@@ -79,3 +79,12 @@ pub struct RedisLabels {
     /// `cluster.redis_url`, password masked.
     pub redis: String,
 }
+
+/// Label set of an action taken from a message's link.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    /// `acknowledge`, `silence`, `unsilence`, or `unknown` for a link that was refused.
+    pub action: String,
+    /// `done`, `repeated`, `refused`, `failed`, `invalid` or `expired`.
+    pub outcome: String,
+}

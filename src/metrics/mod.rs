@@ -16,8 +16,8 @@ use prometheus_client::registry::Registry;
 mod labels;
 
 pub use labels::{
-    BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels, MessageLabels, OutcomeLabels,
-    RedisLabels, RobotLabels, StatusLabels, StrategyLabels,
+    ActionLabels, BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels, MessageLabels,
+    OutcomeLabels, RedisLabels, RobotLabels, StatusLabels, StrategyLabels,
 };
 
 /// Every metric the service exports.
@@ -53,6 +53,8 @@ pub struct Metrics {
     pub coalesced_messages: Family<RobotLabels, Counter>,
     /// Pending messages a newer state of their alert group replaced, per robot.
     pub messages_superseded: Family<RobotLabels, Counter>,
+    /// Actions taken from messages' links, by action and outcome.
+    pub actions: Family<ActionLabels, Counter>,
     /// 1 while DingTalk's rate-limit answer has the robot paused.
     pub robot_paused: Family<RobotLabels, Gauge>,
     /// With `cluster:`, 1 while Redis answers, 0 while each replica sends on its share.
@@ -91,6 +93,7 @@ impl Metrics {
             dead_letters: Family::default(),
             coalesced_messages: Family::default(),
             messages_superseded: Family::default(),
+            actions: Family::default(),
             robot_paused: Family::default(),
             cluster_redis_up: Family::default(),
             config_last_reload_successful: Gauge::default(),
@@ -168,6 +171,11 @@ impl Metrics {
             "coalesced_messages",
             "Pending messages merged into digests per robot",
             m.coalesced_messages.clone(),
+        );
+        r.register(
+            "actions",
+            "Actions taken from messages' links (acknowledge, silence, unsilence) by outcome",
+            m.actions.clone(),
         );
         r.register(
             "messages_superseded",
@@ -259,6 +267,16 @@ impl Metrics {
 
     fn robots_with_gauges(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         self.robots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts an action taken from a link, and its outcome.
+    pub fn action(&self, action: &str, outcome: &str) {
+        self.actions
+            .get_or_create(&ActionLabels {
+                action: action.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a webhook request's outcome.

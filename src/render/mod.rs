@@ -13,6 +13,7 @@
 //! Rendering does no I/O.
 
 mod attempts;
+mod extras;
 mod fit;
 mod strict;
 mod view;
@@ -24,11 +25,13 @@ use jiff::tz::TimeZone;
 use minijinja::Environment;
 use minijinja::value::{Serde, Value};
 
-use crate::dingtalk::{MAX_TITLE_BYTES, Mention, Message, MsgType, Robot};
+use crate::dingtalk::{MAX_BUTTON_BYTES, MAX_TITLE_BYTES, Mention, Message, MsgType, Robot};
 use crate::ingest::{Alert, Notification};
 use attempts::{Attempt, Attempts, LimitedOutput, map_entries};
 use fit::alerts_that_fit;
 use view::GroupView;
+
+pub use extras::{ActionLink, Actions, Extras};
 
 /// Name of the built-in template, which a config may override.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -53,15 +56,6 @@ const FUEL: u64 = 2_000_000;
 /// messages' worth with the built-in template. More are converted when a template reads
 /// further.
 const FIRST_CONVERTED: usize = 64;
-
-/// What a strategy adds to, or changes of, a robot's settings for its messages.
-#[derive(Debug, Clone, Default)]
-pub struct Extras {
-    /// People to mention beside the robot's.
-    pub mention: Mention,
-    /// The message type, if not the robot's.
-    pub msgtype: Option<MsgType>,
-}
 
 /// A message template as written in the config.
 #[derive(Debug, Clone)]
@@ -198,13 +192,26 @@ impl Renderer {
         budget: usize,
         now: Timestamp,
     ) -> Message {
-        // The title is cut to its longest; the text takes the rest.
-        let text_limit = budget.saturating_sub(MAX_TITLE_BYTES);
         let alerts: Vec<&Alert> = alert_indexes
             .iter()
             .filter_map(|&i| notification.alerts.get(i))
             .collect();
-        let group = GroupView::new(notification, &alerts, robot.primary_keyword(), now);
+        let actions = extras.actions.as_deref();
+        let buttons = match extras.msgtype.unwrap_or(robot.msgtype) {
+            MsgType::ActionCard => {
+                view::buttons(notification, &alerts, robot.primary_keyword(), actions)
+            }
+            MsgType::Markdown | MsgType::Text => Vec::new(),
+        };
+        // Buttons beyond the budget's margin for them (action links) take from the text.
+        let button_bytes: usize = buttons.iter().map(|b| b.title.len() + b.url.len()).sum();
+        let over_margin = button_bytes.saturating_sub(MAX_BUTTON_BYTES);
+        // The title is cut to its longest; the text takes the rest.
+        let text_limit = budget.saturating_sub(MAX_TITLE_BYTES + over_margin);
+        let mut group = GroupView::new(notification, &alerts, robot.primary_keyword(), now);
+        if let Some(actions) = actions {
+            group = group.with_actions(actions, buttons.is_empty(), &self.timezone);
+        }
         let mention = if robot.can_mention() {
             robot.mention.merged(&extras.mention)
         } else {
@@ -247,10 +254,6 @@ impl Renderer {
         } else {
             // A single alert larger than the limit: cut its body, keep what `finish` adds.
             finish.cut(&text, attempts.omitted(shown), "…", text_limit)
-        };
-        let buttons = match extras.msgtype.unwrap_or(robot.msgtype) {
-            MsgType::ActionCard => view::buttons(notification, &alerts, robot.primary_keyword()),
-            MsgType::Markdown | MsgType::Text => Vec::new(),
         };
         Message {
             title,

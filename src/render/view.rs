@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
+use super::Actions;
 use crate::dingtalk::{Button, MAX_BUTTON_BYTES};
 use crate::ingest::{Alert, LabelSet, Notification, Status};
 
@@ -28,6 +29,11 @@ pub(super) struct GroupView {
     external_url: String,
     receiver: String,
     keyword: String,
+    /// The links that act on the group, for the text (an action card shows them as
+    /// buttons instead): `label`, `label_zh`, `url`.
+    actions: Vec<ActionView>,
+    /// Who acknowledged the group, and when (`by`, `at`), if anyone did.
+    acknowledged: Option<AcknowledgedView>,
     /// When the message is rendered: firing alerts' durations run to here.
     #[serde(skip)]
     pub(super) now: Timestamp,
@@ -67,8 +73,42 @@ impl GroupView {
             external_url: notification.external_url.clone(),
             receiver: notification.receiver.clone(),
             keyword: keyword.to_owned(),
+            actions: Vec::new(),
+            acknowledged: None,
             now,
         }
+    }
+
+    /// The group as `actions` leave it: who acknowledged it (shown at `timezone`), and its
+    /// links when the text carries them (`in_text`).
+    pub(super) fn with_actions(
+        mut self,
+        actions: &Actions,
+        in_text: bool,
+        timezone: &TimeZone,
+    ) -> Self {
+        if in_text {
+            self.actions = actions
+                .links
+                .iter()
+                .map(|link| ActionView {
+                    label: link.label.clone(),
+                    label_zh: link.label_zh.clone(),
+                    url: link.url.clone(),
+                })
+                .collect();
+        }
+        self.acknowledged = actions
+            .acknowledged
+            .as_ref()
+            .map(|(by, at)| AcknowledgedView {
+                by: by.clone(),
+                at: at
+                    .to_zoned_datetime(timezone.clone())
+                    .strftime("%Y-%m-%d %H:%M %Z")
+                    .to_string(),
+            });
+        self
     }
 
     /// Title and text without any template, for when even the built-in one fails: the
@@ -80,6 +120,21 @@ impl GroupView {
             names.join("\n\n"),
         )
     }
+}
+
+/// A link that acts on the group, as templates see it.
+#[derive(Serialize)]
+struct ActionView {
+    label: String,
+    label_zh: String,
+    url: String,
+}
+
+/// Who acknowledged the group, as templates see it.
+#[derive(Serialize)]
+struct AcknowledgedView {
+    by: String,
+    at: String,
 }
 
 /// One alert as templates see it.
@@ -194,22 +249,64 @@ pub(super) fn silence_url(external_url: &str, labels: &LabelSet) -> String {
     )
 }
 
-/// The buttons of an action card for `alerts` of `notification`: View in Alertmanager,
-/// Silence (a silence of the labels the alerts share, or of the one alert) and Source
-/// (the first alert's expression), each only when there is a page to open, and no more
-/// than fit [`MAX_BUTTON_BYTES`]. The keyword rides in the first title, so that a
-/// keyword check that reads the buttons finds it too.
+/// The most buttons an action card carries: DingTalk's `sampleActionCard5` for robots of
+/// applications.
+const MAX_BUTTONS: usize = 5;
+
+/// The buttons of an action card for `alerts` of `notification`. With `actions`, its links
+/// (Acknowledge, the silences), then View in Alertmanager, however many bytes they take
+/// (the caller leaves them room in the text's budget). Without: View in Alertmanager,
+/// Silence (Alertmanager's page for a silence of the labels the alerts share, or of the
+/// one alert) and Source (the first alert's expression), each only when there is a page
+/// to open, and no more than fit [`MAX_BUTTON_BYTES`]. At most [`MAX_BUTTONS`]. The
+/// keyword rides in the first title, so that a keyword check that reads the buttons finds
+/// it too.
 pub(super) fn buttons(
     notification: &Notification,
     alerts: &[&Alert],
     keyword: &str,
+    actions: Option<&Actions>,
 ) -> Vec<Button> {
+    let external_url = notification.external_url.trim_end_matches('/');
+    let (candidates, byte_cap) = match actions.filter(|a| !a.links.is_empty()) {
+        Some(actions) => {
+            let links = actions
+                .links
+                .iter()
+                .map(|link| (link.label.as_str(), link.url.clone()));
+            let view = ("View in Alertmanager", external_url.to_owned());
+            (links.chain([view]).collect(), usize::MAX)
+        }
+        None => (page_buttons(notification, alerts), MAX_BUTTON_BYTES),
+    };
+    let mut buttons = Vec::new();
+    let mut bytes = 0;
+    for (title, url) in candidates {
+        let title = match (buttons.is_empty(), keyword) {
+            (true, keyword) if !keyword.is_empty() => format!("{title} · {keyword}"),
+            _ => title.to_owned(),
+        };
+        if url.is_empty() || bytes + title.len() + url.len() > byte_cap {
+            continue;
+        }
+        bytes += title.len() + url.len();
+        buttons.push(Button { title, url });
+        if buttons.len() == MAX_BUTTONS {
+            break;
+        }
+    }
+    buttons
+}
+
+/// Alertmanager's and Prometheus' pages for `alerts` of `notification`, as button titles
+/// and addresses (`""` where there is none).
+fn page_buttons<'t>(notification: &Notification, alerts: &[&Alert]) -> Vec<(&'t str, String)> {
     let external_url = notification.external_url.trim_end_matches('/');
     let shared = match alerts {
         [only] => only.labels.clone(),
         _ => notification.common_labels.clone(),
     };
-    let candidates = [
+    vec![
         ("View in Alertmanager", external_url.to_owned()),
         (
             "Silence",
@@ -225,19 +322,5 @@ pub(super) fn buttons(
                 .first()
                 .map_or_else(String::new, |a| a.generator_url.clone()),
         ),
-    ];
-    let mut buttons = Vec::new();
-    let mut bytes = 0;
-    for (title, url) in candidates {
-        let title = match (buttons.is_empty(), keyword) {
-            (true, keyword) if !keyword.is_empty() => format!("{title} · {keyword}"),
-            _ => title.to_owned(),
-        };
-        if url.is_empty() || bytes + title.len() + url.len() > MAX_BUTTON_BYTES {
-            continue;
-        }
-        bytes += title.len() + url.len();
-        buttons.push(Button { title, url });
-    }
-    buttons
+    ]
 }

@@ -127,3 +127,27 @@ pub async fn dead_letters(app: &App) -> Result<Vec<DeadLetterView>, QueueError> 
         })
         .collect())
 }
+
+/// An open acknowledgement as `GET /api/v1/acks` shows it.
+#[derive(Debug, Serialize)]
+pub struct AckView {
+    group: String,
+    alerts: Vec<String>,
+    by: String,
+    at: Timestamp,
+}
+
+/// Every open acknowledgement, oldest first.
+pub fn acks(app: &App) -> Vec<AckView> {
+    app.act
+        .acks
+        .all()
+        .into_iter()
+        .map(|ack| AckView {
+            group: ack.group,
+            alerts: ack.alerts,
+            by: ack.by,
+            at: ack.at,
+        })
+        .collect()
+}

@@ -26,7 +26,7 @@ pub(super) fn refusal(
     guard: Guard,
 ) -> Option<Reply> {
     let method = request.method();
-    let path = request.uri().path();
+    let path = super::shown_path(request.uri().path());
     if method == hyper::Method::POST && is_cross_origin(request) {
         tracing::warn!(message = "Request refused.", %method, %path, reason = "cross-origin");
         return Some(reply(

@@ -199,7 +199,7 @@ fn basic_auth_refused(request: &Request<Incoming>) -> Reply {
     tracing::warn!(
         message = "Request refused.",
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %super::shown_path(request.uri().path()),
         reason = "basic auth of the web config",
     );
     basic_auth_challenge(

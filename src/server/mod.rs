@@ -10,6 +10,7 @@
 //! webhooks, reload and the admin API need the bearer token; metrics and health stay open
 //! for probes and scrapers.
 
+mod act;
 pub mod api;
 pub mod auth;
 mod conn;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 
 use crate::accept::passthrough::Passed;
 use crate::app::{App, Reloaded};
@@ -51,8 +52,8 @@ enum Guard {
     Browser,
 }
 
-/// One endpoint. A `{robot}` segment of `path` matches one path segment, which the
-/// handler gets.
+/// One endpoint. A `{…}` segment of `path` (`{robot}`, `{link}`) matches one path
+/// segment, which the handler gets.
 struct Route {
     path: &'static str,
     methods: &'static [&'static str],
@@ -61,12 +62,12 @@ struct Route {
 }
 
 /// What a handler gets: the service, the configuration snapshot of the request, the
-/// request, and the `{robot}` of its path if the route has one.
+/// request, and the `{…}` segment of its path if the route has one.
 struct Call {
     app: Arc<App>,
     snapshot: Arc<Snapshot>,
     request: Request<Incoming>,
-    robot: String,
+    segment: String,
 }
 
 type Answer = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -119,7 +120,7 @@ const ROUTES: &[Route] = &[
         guard: Guard::Webhook,
         handler: |c| {
             Box::pin(async move {
-                webhook::webhook(&c.app, &c.snapshot, c.request, Some(&c.robot)).await
+                webhook::webhook(&c.app, &c.snapshot, c.request, Some(&c.segment)).await
             })
         },
     },
@@ -153,7 +154,21 @@ const ROUTES: &[Route] = &[
         path: "/api/v1/robots/{robot}/test",
         methods: &["POST"],
         guard: Guard::Token,
-        handler: |c| Box::pin(async move { test_robot(&c.app, &c.snapshot, &c.robot).await }),
+        handler: |c| Box::pin(async move { test_robot(&c.app, &c.snapshot, &c.segment).await }),
+    },
+    Route {
+        path: "/act/{link}",
+        methods: &["GET", "HEAD", "POST"],
+        // A capability link, opened by browsers that carry no token: the link is the
+        // authorisation (the web config's TLS and basic auth still apply).
+        guard: Guard::Open,
+        handler: |c| Box::pin(async move { act_on(c).await }),
+    },
+    Route {
+        path: "/api/v1/acks",
+        methods: &["GET"],
+        guard: Guard::Token,
+        handler: |c| Box::pin(async move { json_reply(Ok(api::acks(&c.app))) }),
     },
     Route {
         path: "/-/healthy",
@@ -175,15 +190,43 @@ const ROUTES: &[Route] = &[
     },
 ];
 
-/// The route `path` names, and its `{robot}` segment ("" without one).
+/// The route `path` names, and its `{…}` segment ("" without one).
 fn route(path: &str) -> Option<(&'static Route, String)> {
     ROUTES.iter().find_map(|route| {
-        let Some((before, after)) = route.path.split_once("{robot}") else {
+        let Some((before, rest)) = route.path.split_once('{') else {
             return (route.path == path).then(|| (route, String::new()));
         };
-        let robot = path.strip_prefix(before)?.strip_suffix(after)?;
-        (!robot.is_empty() && !robot.contains('/')).then(|| (route, robot.to_owned()))
+        let after = rest.split_once('}').map_or("", |(_, after)| after);
+        let segment = path.strip_prefix(before)?.strip_suffix(after)?;
+        (!segment.is_empty() && !segment.contains('/')).then(|| (route, segment.to_owned()))
     })
+}
+
+/// `path` as logs and answers may show it: an action link's token is a capability, never
+/// shown.
+fn shown_path(path: &str) -> &str {
+    if path.starts_with(crate::act::link::PATH) {
+        "/act/…"
+    } else {
+        path
+    }
+}
+
+/// `/act/{link}`: `GET` shows the page, `POST` acts on its form.
+async fn act_on(call: Call) -> Reply {
+    let Call {
+        app,
+        snapshot,
+        request,
+        segment,
+    } = call;
+    if request.method() != Method::POST {
+        return act::show(&app.act, &snapshot, &segment, request.headers()).await;
+    }
+    match read_form(&snapshot, request).await {
+        Ok(form) => act::perform(&app.act, &snapshot, &segment, &form).await,
+        Err(refused) => refused,
+    }
 }
 
 fn reply(status: StatusCode, body: impl Into<String>) -> Reply {
@@ -216,13 +259,16 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
     if let Some(refused) = auth::refusal(&app, &snapshot, &request, guard) {
         return refused;
     }
-    let Some((route, robot)) = found else {
-        return reply(StatusCode::NOT_FOUND, format!("no such endpoint: {path}"));
+    let Some((route, segment)) = found else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            format!("no such endpoint: {}", shown_path(&path)),
+        );
     };
     if !route.methods.contains(&method.as_str()) {
         let mut refused = reply(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed on {path}"),
+            format!("{method} is not allowed on {}", shown_path(&path)),
         );
         if let Ok(allow) = HeaderValue::from_str(&route.methods.join(", ")) {
             refused.headers_mut().insert(ALLOW, allow);
@@ -233,7 +279,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>) -> Reply {
         app,
         snapshot,
         request,
-        robot,
+        segment,
     })
     .await
 }

@@ -34,8 +34,9 @@ pub(super) async fn webhook(
         Err(rejection) => rejection,
         Ok(notification) => {
             let mode = app.pinned().mode;
-            let (delivery, dedup) = (&app.delivery, &app.dedup);
-            match accept::notification(delivery, dedup, snapshot, mode, &notification, robot).await
+            let (delivery, dedup, act) = (&app.delivery, &app.dedup, &app.act);
+            match accept::notification(delivery, dedup, act, snapshot, mode, &notification, robot)
+                .await
             {
                 Ok(Accepted::Queued(queued)) => (
                     StatusCode::OK,

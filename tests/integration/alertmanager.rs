@@ -147,6 +147,24 @@ impl Alertmanager {
         }
     }
 
+    /// Every silence Alertmanager knows (API v2), as JSON.
+    pub async fn silences(&self) -> Vec<serde_json::Value> {
+        match http(self.daemon.port, "GET", "/api/v2/silences", "").await {
+            Ok((200, body)) => serde_json::from_str(&body).expect("silences JSON"),
+            Ok((status, body)) => panic!("GET /api/v2/silences returned {status}: {body}"),
+            Err(err) => panic!("GET /api/v2/silences failed: {err}"),
+        }
+    }
+
+    /// The silences that are active now.
+    pub async fn active_silences(&self) -> Vec<serde_json::Value> {
+        self.silences()
+            .await
+            .into_iter()
+            .filter(|s| s["status"]["state"] == "active")
+            .collect()
+    }
+
     /// The Alertmanager's own log so far, for assertion messages.
     pub fn log(&self) -> String {
         self.daemon.log()

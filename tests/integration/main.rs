@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+mod actions;
 mod alertmanager;
 mod prometheus;
 

@@ -8,6 +8,8 @@
 //! pause takes microseconds. Only the queue file's reopen backoff waits in real time.
 #![allow(clippy::unwrap_used)]
 
+mod actions_config;
+mod actions_render;
 mod app_robots;
 mod auth;
 mod backoff;
@@ -24,6 +26,7 @@ mod fuzz_replay;
 mod gate;
 mod injection;
 mod layout;
+mod links;
 mod matcher;
 mod mentions;
 mod message;

@@ -44,6 +44,7 @@ async fn send(harness: &Harness, notification: &Notification) -> Passed {
         &runtime,
         notification,
         None,
+        None,
     )
     .await
     .unwrap()

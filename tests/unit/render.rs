@@ -286,6 +286,7 @@ fn mentions_are_in_the_text_and_the_message() {
             all: false,
         },
         msgtype: None,
+        actions: None,
     };
     let message = renderer(&[]).render(
         "default",
@@ -856,6 +857,7 @@ fn shorten_cuts_at_a_line_end_and_keeps_keyword_and_mention() {
                 ..Mention::default()
             },
             msgtype: None,
+            actions: None,
         },
         now(),
     );

@@ -236,6 +236,7 @@ fn runtime(config: Config, dingtalk: &Arc<Scripted>) -> Snapshot {
         config,
         sender: dingtalk.clone(),
         cluster: None,
+        alertmanager: None,
     }
 }
 

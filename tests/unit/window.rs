@@ -102,6 +102,7 @@ fn run(
                             &runtime,
                             &notification,
                             None,
+                            None,
                         )
                         .await;
                     }));

@@ -32,6 +32,8 @@ pub(super) struct PageView {
     queue_dir: Option<String>,
     robots: Vec<RobotView>,
     cluster: Option<ClusterView>,
+    /// With `actions:`, the open acknowledgements.
+    acknowledgements: Option<Vec<AckView>>,
     strategies: Vec<StrategyView>,
     samples: Vec<(&'static str, &'static str)>,
     pub(super) chosen_sample: String,
@@ -39,6 +41,14 @@ pub(super) struct PageView {
     pub(super) preview: Option<PreviewView>,
     pub(super) preview_error: Option<String>,
     test: Option<TestView>,
+}
+
+#[derive(Serialize)]
+struct AckView {
+    by: String,
+    at: String,
+    alerts: String,
+    group: String,
 }
 
 #[derive(Serialize)]
@@ -155,6 +165,19 @@ pub(super) fn status(
             reachable: cluster.is_reachable(),
             key_prefix: cluster.config().key_prefix.clone(),
             replicas: cluster.config().replicas,
+        }),
+        acknowledgements: snapshot.config.actions.as_ref().map(|_| {
+            app.act
+                .acks
+                .all()
+                .into_iter()
+                .map(|ack| AckView {
+                    by: ack.by,
+                    at: local(ack.at, snapshot),
+                    alerts: ack.alerts.join(", "),
+                    group: ack.group,
+                })
+                .collect()
         }),
         strategies: strategies(app, snapshot, now),
         samples: samples::SAMPLES.to_vec(),

@@ -222,6 +222,11 @@ impl Bridge {
         bridge
     }
 
+    /// The HTTP client the bridge is talked to with, for a request the helpers do not make.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// The working directory holding `config.yaml`.
     pub fn dir(&self) -> &Path {
         &self.dir
