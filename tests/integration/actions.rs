@@ -412,3 +412,88 @@ async fn replicas_take_each_others_links_and_share_acknowledgements() {
     assert_eq!(status, 200);
     assert_eq!(alertmanager.active_silences().await.len(), 1);
 }
+
+/// What the browser saw of the action page at `url`; with `submit`, after pressing its
+/// button as `name`. With `screenshot`, the page as it opened, saved there.
+fn browse(
+    url: &str,
+    name: &str,
+    submit: bool,
+    screenshot: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let mut env = vec![
+        ("LINK_URL", url.as_ref()),
+        ("NAME", name.as_ref()),
+        ("SUBMIT", if submit { "1" } else { "0" }.as_ref()),
+    ];
+    if let Some(screenshot) = screenshot {
+        env.push(("SCREENSHOT", screenshot.as_os_str()));
+    }
+    crate::browser::run("action_page.mjs", &env)
+}
+
+/// The page in a real browser, JavaScript off: opening it silences nothing, its form
+/// does, the name is remembered; the page sends its `Referer` to no other site and allows no script. Takes
+/// the screenshot of docs/actions.md.
+#[tokio::test]
+async fn the_page_works_in_a_real_browser_without_javascript() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let (bridge, alertmanager) = bridge_and_alertmanager(&dingtalk, &[]).await;
+    alertmanager
+        .post_alerts(&[
+            TestAlert::firing(&[("alertname", "ActBrowser"), ("severity", "critical")])
+                .annotate("summary", "Disk almost full"),
+        ])
+        .await;
+    let message = first_message(&dingtalk, "ActBrowser").await;
+    let url = format!(
+        "{}{}",
+        bridge.url,
+        link_path(&message, &bridge, "Silence 1h")
+    );
+    let screenshot =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/action-page.png");
+
+    let looked = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || browse(&url, "", false, Some(&screenshot)))
+            .await
+            .unwrap()
+    };
+    assert_eq!(looked["status"], 200, "{looked:#}");
+    assert_eq!(looked["heading"], "Silence 1h");
+    assert_eq!(
+        looked["matchers"],
+        serde_json::json!(["alertname=\"ActBrowser\""])
+    );
+    assert_eq!(looked["headers"]["referrer-policy"], "same-origin");
+    let csp = looked["headers"]["content-security-policy"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script"),
+        "{csp}"
+    );
+    assert!(
+        alertmanager.silences().await.is_empty(),
+        "opening the page silenced"
+    );
+
+    let pressed = tokio::task::spawn_blocking(move || browse(&url, "Frank", true, None))
+        .await
+        .unwrap();
+    assert_eq!(pressed["submitStatus"], 200, "{pressed:#}");
+    let done = pressed["done"].as_str().unwrap_or_default();
+    assert!(done.starts_with("Silenced until"), "{pressed:#}");
+    assert_eq!(pressed["rememberedName"], "Frank");
+    let active = alertmanager.active_silences().await;
+    assert_eq!(active.len(), 1, "{active:#?}");
+    assert_eq!(active[0]["createdBy"], "Frank");
+    assert!(
+        active[0]["comment"]
+            .as_str()
+            .unwrap()
+            .contains("from the browser test"),
+        "{active:#?}"
+    );
+}

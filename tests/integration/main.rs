@@ -6,6 +6,7 @@ use std::time::Duration;
 
 mod actions;
 mod alertmanager;
+mod browser;
 mod prometheus;
 
 mod app_robots;

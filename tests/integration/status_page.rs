@@ -4,7 +4,6 @@
 //! for another before the browser opens the page.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -53,28 +52,16 @@ async fn start(dingtalk: &FakeDingTalk, extra: &str) -> Bridge {
 
 /// What the browser saw on the bridge at `url`.
 fn browse(url: &str, payload_file: &Path, screenshot: &Path) -> Value {
-    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        browser.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is not installed: run `npm ci --prefix tests/browser` (or .ci/run)"
-    );
-    testkit::installed("CHROMIUM", "/usr/bin/chromium", "chromium");
-    let output = Command::new("node")
-        .arg(browser.join("status_page.mjs"))
-        .env("BRIDGE_URL", url)
-        .env("BRIDGE_TOKEN", AUTH_TOKEN)
-        .env("PAYLOAD_FILE", payload_file)
-        .env("TEST_ROBOT", "ops")
-        .env("SCREENSHOT", screenshot)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the browser script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    crate::browser::run(
+        "status_page.mjs",
+        &[
+            ("BRIDGE_URL", url.as_ref()),
+            ("BRIDGE_TOKEN", AUTH_TOKEN.as_ref()),
+            ("PAYLOAD_FILE", payload_file.as_os_str()),
+            ("TEST_ROBOT", "ops".as_ref()),
+            ("SCREENSHOT", screenshot.as_os_str()),
+        ],
+    )
 }
 
 #[tokio::test]

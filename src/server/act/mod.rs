@@ -349,7 +349,10 @@ fn html(status: StatusCode, page: &ActPage, remember: Option<&str>) -> Reply {
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it a browser posts the form with `Origin: null`
+    // (https://fetch.spec.whatwg.org/#serializing-a-request-origin), which the
+    // cross-origin guard refuses. `same-origin` still sends the link to no other site.
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert(
         "x-content-type-options",
