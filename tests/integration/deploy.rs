@@ -3,7 +3,8 @@
 //! rendered ConfigMap passes `check` with exactly the credentials the manifests provide,
 //! the replicas never add up to more than DingTalk's 20 messages a minute per robot
 //! (each with its own rate window, or sharing one through Redis with `cluster:`), the
-//! Redis of components/redis never evicts the bridge's keys, and the Dockerfile (which
+//! Redis of components/redis never evicts the bridge's keys, the Ingress of
+//! components/actions-ingress exposes only the action pages, and the Dockerfile (which
 //! cannot be built here) agrees with the manifests.
 //!
 //! Needs `python3` with kubernetes-validate, `kubectl`, and `node` with
@@ -250,6 +251,49 @@ fn production_with_the_prometheus_operator_component_validates() {
         output.contains("endpoint scheme is http, but the bridge serves HTTPS"),
         "{output}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// components/actions-ingress on the production overlay: valid, its Ingress routes only
+/// `/act/` to the bridge's Service, and the NetworkPolicy lets the Ingress controller in
+/// beside Alertmanager and Prometheus.
+#[test]
+fn the_actions_ingress_exposes_only_the_action_pages() {
+    let (dir, kubernetes) = temp_kustomization_dir("deploy-production-actions");
+    let text = format!(
+        "resources:\n  - {kubernetes}/overlays/production\n\
+         components:\n  - {kubernetes}/components/actions-ingress\n"
+    );
+    std::fs::write(dir.join("kustomization.yaml"), text).unwrap();
+    let (success, output) = validator(&[&dir]);
+    assert!(success, "{output}");
+    assert!(output.contains("ok      Ingress/"), "{output}");
+
+    let objects = render(dir.to_str().unwrap());
+    let ingress = find(&objects, "Ingress", "alertmanager-dingtalk-actions").expect("the Ingress");
+    let rules = ingress["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{ingress}");
+    let paths = rules[0]["http"]["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 1, "{ingress}");
+    assert_eq!(paths[0]["path"], "/act/");
+    assert_eq!(paths[0]["pathType"], "Prefix");
+    let service = find(&objects, "Service", "alertmanager-dingtalk").expect("the Service");
+    let backend = &paths[0]["backend"]["service"];
+    assert_eq!(backend["name"], "alertmanager-dingtalk");
+    assert_eq!(
+        backend["port"]["number"],
+        service["spec"]["ports"][0]["port"]
+    );
+    assert!(ingress["spec"].get("defaultBackend").is_none(), "{ingress}");
+
+    let policy = find(&objects, "NetworkPolicy", "alertmanager-dingtalk").expect("the policy");
+    let ingress_rules = policy["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress_rules.len(), 2, "{policy}");
+    assert_eq!(
+        ingress_rules[1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "ingress-nginx"
+    );
+    assert_eq!(ingress_rules[1]["ports"][0]["port"], 8060);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -564,7 +608,7 @@ fn the_redis_component_never_evicts_the_bridges_keys() {
 }
 
 #[test]
-fn production_lets_only_alertmanager_and_prometheus_in_and_the_bridge_out_to_dns_dingtalk_and_redis()
+fn production_lets_only_alertmanager_and_prometheus_in_and_the_bridge_out_to_dns_dingtalk_alertmanager_and_redis()
  {
     for directory in ["overlays/production", "overlays/production-with-redis"] {
         let objects = render(directory);

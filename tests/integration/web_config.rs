@@ -226,6 +226,11 @@ async fn basic_auth_takes_exporter_toolkit_hashes_and_a_broken_file_keeps_the_la
         200,
         "an excluded path"
     );
+    // The action pages need no bearer token, but they are behind basic auth (this bridge
+    // has no actions: configured, hence 404 once in).
+    assert_eq!(get("/act/a.b", None).await.unwrap().status(), 401);
+    let action_page = get("/act/a.b", Some(("alice", "alice123"))).await.unwrap();
+    assert_eq!(action_page.status(), 404);
     // A webhook with basic auth is accepted: it stands for the bearer token.
     let webhook = https
         .post(url("/alertmanager"))
