@@ -14,6 +14,7 @@ mod act;
 pub mod api;
 pub mod auth;
 mod conn;
+mod html;
 mod listen;
 mod page;
 mod web;

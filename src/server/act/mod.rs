@@ -3,19 +3,17 @@
 //! its silences) and a form; only the form's `POST` acts, and only with the form token of
 //! the same link. A link that is not the bridge's is 403, an expired one 410, and both
 //! show nothing of any group. Server-rendered HTML (`act.html`, minijinja, HTML-escaped),
-//! no script, no external asset, a strict Content-Security-Policy and no `Referer` (the
-//! address is the capability). The link's token is never logged or shown.
-
-use std::sync::OnceLock;
+//! no script, no external asset, a strict Content-Security-Policy, and no `Referer` to
+//! another site (the address is the capability). The link's token is never logged or
+//! shown.
 
 use hyper::StatusCode;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
+use hyper::header::{CACHE_CONTROL, COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use minijinja::Environment;
-use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
+use super::html::HtmlPage;
 use super::{Reply, reply};
 use crate::act::{Act, ActError, AlertmanagerClient, Done, GroupState, Link, LinkError};
 use crate::config::ActionsConfig;
@@ -328,21 +326,8 @@ fn cookie_name(headers: &HeaderMap) -> String {
 /// `page` as HTML with `status`, and the headers of a capability page; with `remember`,
 /// a cookie with the name given.
 fn html(status: StatusCode, page: &ActPage, remember: Option<&str>) -> Reply {
-    let html = match render(page) {
-        Ok(html) => html,
-        Err(error) => {
-            return reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the action page did not render: {error}"),
-            );
-        }
-    };
-    let mut response = reply(status, html);
+    let mut response = ACT_PAGE.answer(status, page);
     let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
@@ -371,18 +356,5 @@ fn html(status: StatusCode, page: &ActPage, remember: Option<&str>) -> Reply {
     response
 }
 
-/// `act.html` filled in with `page`; the template is compiled once.
-fn render(page: &ActPage) -> Result<String, String> {
-    static ENV: OnceLock<Result<Environment<'static>, String>> = OnceLock::new();
-    let env = ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        // The name ends in `.html`, so every value is HTML-escaped.
-        env.add_template("act.html", include_str!("act.html"))
-            .map_err(|e| e.to_string())?;
-        Ok(env)
-    });
-    let env = env.as_ref().map_err(Clone::clone)?;
-    env.get_template("act.html")
-        .and_then(|template| template.render(Value::from(Serde(page))))
-        .map_err(|e| e.to_string())
-}
+/// The action page's template.
+static ACT_PAGE: HtmlPage = HtmlPage::new("the action page", "act.html", include_str!("act.html"));

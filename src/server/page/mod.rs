@@ -11,21 +11,18 @@ mod samples;
 mod view;
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use hyper::StatusCode;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 use jiff::Timestamp;
-use minijinja::Environment;
-use minijinja::value::{Serde, Value};
 
+use super::html::HtmlPage;
 use super::{Reply, reply};
 use crate::app::App;
 use crate::ingest;
 use crate::snapshot::Snapshot;
 use crate::tools::preview;
 use crate::tools::probe;
-use view::{PageView, TestView};
+use view::TestView;
 
 /// What a request to the page asked for beyond the status.
 #[derive(Default)]
@@ -112,34 +109,8 @@ fn page(app: &App, snapshot: &Snapshot, asked: Asked) -> Reply {
         view.chosen_sample = sample;
         view.payload = payload;
     }
-    match render(&view) {
-        Ok(html) => {
-            let mut response = reply(status, html);
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            response
-        }
-        Err(error) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the status page did not render: {error}"),
-        ),
-    }
+    PAGE.answer(status, &view)
 }
 
-/// `page.html` filled in with `view`; the template is compiled once.
-fn render(view: &PageView) -> Result<String, String> {
-    static ENV: OnceLock<Result<Environment<'static>, String>> = OnceLock::new();
-    let env = ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        // The name ends in `.html`, so every value is HTML-escaped unless marked `safe`.
-        env.add_template("page.html", include_str!("page.html"))
-            .map_err(|e| e.to_string())?;
-        Ok(env)
-    });
-    let env = env.as_ref().map_err(Clone::clone)?;
-    env.get_template("page.html")
-        .and_then(|page| page.render(Value::from(Serde(view))))
-        .map_err(|e| e.to_string())
-}
+/// The status page's template.
+static PAGE: HtmlPage = HtmlPage::new("the status page", "page.html", include_str!("page.html"));
