@@ -136,11 +136,7 @@ impl AlertmanagerClient {
         &self,
         matchers: &[(String, String)],
     ) -> Result<Vec<Silence>, AlertmanagerError> {
-        let filter = filter(matchers);
-        let body = self
-            .call(reqwest::Method::GET, "api/v2/silences", &filter, None)
-            .await?;
-        serde_json::from_slice(&body).map_err(|e| bad_answer(&e))
+        self.list("api/v2/silences", matchers).await
     }
 
     /// The alerts `matchers` select, firing or not.
@@ -148,9 +144,17 @@ impl AlertmanagerClient {
         &self,
         matchers: &[(String, String)],
     ) -> Result<Vec<Alert>, AlertmanagerError> {
-        let filter = filter(matchers);
+        self.list("api/v2/alerts", matchers).await
+    }
+
+    /// What `GET path` lists under the `filter` of `matchers`.
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        matchers: &[(String, String)],
+    ) -> Result<Vec<T>, AlertmanagerError> {
         let body = self
-            .call(reqwest::Method::GET, "api/v2/alerts", &filter, None)
+            .call(reqwest::Method::GET, path, &filter(matchers), None)
             .await?;
         serde_json::from_slice(&body).map_err(|e| bad_answer(&e))
     }

@@ -161,33 +161,32 @@ fn mac(key: &Secret, data: &[u8]) -> Vec<u8> {
 
 /// `1h`, `30m`, `1d`, `1d 12h`.
 fn short(seconds: u64) -> String {
-    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
-    let parts = [(days, "d"), (hours, "h"), (minutes, "m")];
+    in_units(seconds, ["d", "h", "m", "s"], " ")
+}
+
+/// `1小时`, `30分钟`, `1天`, `1天12小时`.
+fn short_zh(seconds: u64) -> String {
+    in_units(seconds, ["天", "小时", "分钟", "秒"], "")
+}
+
+/// `seconds` in days, hours and minutes (`units`, then the unit of seconds for less than
+/// a minute), the parts joined by `separator`.
+fn in_units(seconds: u64, units: [&str; 4], separator: &str) -> String {
+    let [day, hour, minute, second] = units;
+    let parts = [
+        (seconds / 86_400, day),
+        (seconds / 3600 % 24, hour),
+        (seconds / 60 % 60, minute),
+    ];
     let shown: Vec<String> = parts
         .iter()
         .filter(|(n, _)| *n > 0)
         .map(|(n, unit)| format!("{n}{unit}"))
         .collect();
     if shown.is_empty() {
-        format!("{seconds}s")
+        format!("{seconds}{second}")
     } else {
-        shown.join(" ")
-    }
-}
-
-/// `1小时`, `30分钟`, `1天`, `1天12小时`.
-fn short_zh(seconds: u64) -> String {
-    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
-    let parts = [(days, "天"), (hours, "小时"), (minutes, "分钟")];
-    let shown: String = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if shown.is_empty() {
-        format!("{seconds}秒")
-    } else {
-        shown
+        shown.join(separator)
     }
 }
 

@@ -120,16 +120,8 @@ impl Checker {
                 None
             }
         };
-        let link_ttl = self.check(
-            &at.key("link_ttl"),
-            duration(raw.link_ttl.as_deref().unwrap_or("7d")),
-        );
-        if link_ttl.is_some_and(|ttl| ttl.is_zero()) {
-            self.error(
-                &at.key("link_ttl"),
-                "actions.link_ttl must be longer than 0",
-            );
-        }
+        let link_ttl =
+            self.positive_duration(&at.key("link_ttl"), raw.link_ttl.as_deref().unwrap_or("7d"));
         let silence_durations =
             self.silence_durations(&at.key("silence_durations"), raw.silence_durations);
         Some(Some(ActionsConfig {
@@ -194,16 +186,8 @@ impl Checker {
                 None
             }
         };
-        let timeout = self.check(
-            &at.key("timeout"),
-            duration(raw.timeout.as_deref().unwrap_or("10s")),
-        );
-        if timeout.is_some_and(|t| t.is_zero()) {
-            self.error(
-                &at.key("timeout"),
-                "alertmanager.timeout must be longer than 0",
-            );
-        }
+        let timeout =
+            self.positive_duration(&at.key("timeout"), raw.timeout.as_deref().unwrap_or("10s"));
         (urls.len() == raw.urls.len() && !urls.is_empty()).then_some(())?;
         Some(AlertmanagerConfig {
             urls,

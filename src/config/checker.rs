@@ -1,11 +1,14 @@
 //! The validation state every part of the config is checked with: [`Checker`] collects
 //! errors with their `file:line:column` positions instead of stopping at the first, and
-//! offers the checks the parts share (a value, a key, a file, a credential inline or in a
-//! file). What is checked lives beside it: the whole file in `check.rs`, robots in
-//! `robots.rs`, strategies in `strategies.rs`, and so on, each as an `impl Checker`.
+//! offers the checks the parts share (a value, a key, a positive duration, a file, a
+//! credential inline or in a file). What is checked lives beside it: the whole file in
+//! `check.rs`, robots in `robots.rs`, strategies in `strategies.rs`, and so on, each as
+//! an `impl Checker`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use super::values::duration;
 use super::{ConfigError, Path, Segment, SourceMap};
 
 /// Validation state: collects errors with their positions while building the validated types.
@@ -28,6 +31,16 @@ impl Checker {
     /// Records `result`'s error at `path`, passing its value on.
     pub(super) fn check<T>(&mut self, path: &Path, result: Result<T, String>) -> Option<T> {
         result.map_err(|message| self.error(path, message)).ok()
+    }
+
+    /// The duration `text` at `path`, which must be longer than zero.
+    pub(super) fn positive_duration(&mut self, path: &Path, text: &str) -> Option<Duration> {
+        let parsed = self.check(path, duration(text))?;
+        if parsed.is_zero() {
+            self.error(path, format!("{path} must be longer than 0s"));
+            return None;
+        }
+        Some(parsed)
     }
 
     pub(super) fn unknown_key(&mut self, path: &Path) {

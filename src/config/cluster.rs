@@ -12,7 +12,6 @@ use url::Url;
 use super::Path;
 use super::checker::Checker;
 use super::raw::RawCluster;
-use super::values::duration;
 use crate::dingtalk::Robot;
 
 /// The key prefix when `cluster.key_prefix` is not given.
@@ -108,13 +107,10 @@ impl Checker {
             Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
             None => Some(1),
         };
-        let timeout = self.check(
+        let timeout = self.positive_duration(
             &at.key("timeout"),
-            duration(raw.timeout.as_deref().unwrap_or("500ms")),
+            raw.timeout.as_deref().unwrap_or("500ms"),
         );
-        if timeout.is_some_and(|t| t.is_zero()) {
-            self.error(&at.key("timeout"), "cluster.timeout must be longer than 0");
-        }
         Some(Some(ClusterConfig {
             redis_url: redis_url?,
             key_prefix,

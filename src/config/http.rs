@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::Path;
 use super::checker::Checker;
 use super::raw::RawHttp;
-use super::values::duration;
 
 /// `http:`, with defaults sized for Alertmanager: a few keep-alive connections per
 /// Alertmanager (its client reuses them), requests of a few hundred bytes of headers,
@@ -60,16 +59,9 @@ impl Checker {
             1024,
             defaults.max_header_bytes,
         );
-        let mut timeout = |key: &str, value: Option<String>, default: Duration| {
-            let Some(text) = value else {
-                return Some(default);
-            };
-            let parsed = self.check(&at.key(key), duration(&text))?;
-            if parsed.is_zero() {
-                self.error(&at.key(key), format!("http.{key} must be longer than 0s"));
-                return None;
-            }
-            Some(parsed)
+        let mut timeout = |key: &str, value: Option<String>, default: Duration| match value {
+            Some(text) => self.positive_duration(&at.key(key), &text),
+            None => Some(default),
         };
         let read_timeout = timeout("read_timeout", raw.read_timeout, defaults.read_timeout);
         let idle_timeout = timeout("idle_timeout", raw.idle_timeout, defaults.idle_timeout);
