@@ -5,7 +5,8 @@
 //!
 //! - [`fake_dingtalk`] — an in-process fake of DingTalk's robot API on loopback that
 //!   answers like the real one (errcodes, signing, keywords, rate limit, size limit) and
-//!   injects faults; it records what it was sent, or only counts it under load.
+//!   injects faults; it records what it was sent, or only counts it under load. Its
+//!   Stream mode pushes robot messages over a WebSocket and takes session replies.
 //! - [`bridge`] — the bridge binary as a child process: start, restart, signals, its JSON
 //!   log, HTTP to it, its offline subcommands.
 //! - [`daemon`] — other real servers the end-to-end tests start (Alertmanager,
@@ -32,7 +33,10 @@ pub mod webhook;
 
 pub use bridge::{Bridge, CommandOutput, http, run_command};
 pub use daemon::{Daemon, installed};
-pub use fake_dingtalk::{Counts, FakeApp, FakeDingTalk, FakeRobot, Mode, Request};
+pub use fake_dingtalk::{
+    BotMessage, Counts, FakeApp, FakeDingTalk, FakeRobot, Mode, Request, SessionReply, StreamAck,
+    StreamOpen,
+};
 pub use redis::Redis;
 pub use scratch::{free_port, temp_dir};
 pub use webhook::{payload, payload_since, webhook_body};

@@ -1,6 +1,6 @@
-//! In-process fake of the DingTalk custom-robot API (`POST /robot/send`) and of the
-//! OpenAPI calls of application robots (`openapi.rs`) for tests and benchmarks over
-//! loopback.
+//! In-process fake of the DingTalk custom-robot API (`POST /robot/send`), of the
+//! OpenAPI calls of application robots (`openapi.rs`) and of their Stream mode
+//! (`stream.rs`) for tests and benchmarks over loopback.
 //!
 //! [`FakeDingTalk`] listens on `127.0.0.1` and answers like the real service: always
 //! HTTP 200 with `{"errcode":N,"errmsg":"..."}`, checking in order the Content-Type
@@ -14,7 +14,9 @@
 //! callback.
 //!
 //! `rules.rs` holds DingTalk's webhook checks and `openapi.rs` its OpenAPI (no I/O),
-//! `server.rs` the listening and serving.
+//! `server.rs` the listening and serving. `stream.rs` is Stream mode: the gateway's
+//! connection open, its WebSocket (on a port of its own) pushing robot messages, pings
+//! and disconnects and recording the acks, and the session webhooks robot messages carry.
 //! The fake knows DingTalk, never the bridge: what it checks is what DingTalk documents
 //! or was seen to do.
 
@@ -31,12 +33,15 @@ use tokio::task::JoinHandle;
 use openapi::{GROUP_PATH, OpenApi, TOKEN_PATH};
 use rules::{Answer, Call, MAX_MESSAGE_BYTES, RobotState};
 use server::{accept_loop, bind};
+use stream::StreamState;
 
 pub use openapi::{FakeApp, MAX_MSG_PARAM_BYTES};
+pub use stream::{BOT_MESSAGE_TOPIC, BotMessage, SessionReply, StreamAck, StreamOpen};
 
 mod openapi;
 mod rules;
 mod server;
+mod stream;
 
 /// Path of the robot API on the fake server.
 const PATH: &str = "/robot/send";
@@ -226,6 +231,8 @@ type OnDelivered = Box<dyn Fn(&Request) + Send + Sync>;
 pub struct FakeDingTalk {
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    /// The accept loop of Stream mode's WebSocket.
+    stream_accept: JoinHandle<()>,
 }
 
 impl FakeDingTalk {
@@ -252,6 +259,11 @@ impl FakeDingTalk {
         let addr = listener
             .local_addr()
             .expect("local address of the fake DingTalk server");
+        let stream_listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind the fake DingTalk's Stream port on 127.0.0.1");
+        let stream_addr = stream_listener
+            .local_addr()
+            .expect("local address of the fake DingTalk's Stream port");
         let robots = robots
             .into_iter()
             .map(|robot| (robot.token.clone(), RobotState::new(robot)))
@@ -267,13 +279,19 @@ impl FakeDingTalk {
                 connections: 0,
                 robots,
                 openapi: OpenApi::default(),
+                stream: StreamState::new(stream_addr),
                 requests: Vec::new(),
                 counts: Counts::default(),
                 last_activity: Instant::now(),
             }),
         });
         let accept = tokio::spawn(accept_loop(Arc::clone(&shared)));
-        FakeDingTalk { shared, accept }
+        let stream_accept = tokio::spawn(stream::accept_loop(Arc::clone(&shared), stream_listener));
+        FakeDingTalk {
+            shared,
+            accept,
+            stream_accept,
+        }
     }
 
     /// The robot endpoint, `http://127.0.0.1:PORT/robot/send`.
@@ -439,7 +457,12 @@ impl FakeDingTalk {
 impl Drop for FakeDingTalk {
     fn drop(&mut self) {
         self.accept.abort();
-        self.shared.lock().listener = None;
+        self.stream_accept.abort();
+        {
+            let mut state = self.shared.lock();
+            state.listener = None;
+            state.stream.close_all();
+        }
         // Closes open connections and releases hanging requests without an answer.
         self.shared.mode.send_replace(Mode::Refuse);
     }
@@ -465,6 +488,7 @@ struct State {
     connections: usize,
     robots: HashMap<String, RobotState>,
     openapi: OpenApi,
+    stream: StreamState,
     /// Every request so far, in arrival order; always empty for a fake that only counts.
     requests: Vec<Request>,
     counts: Counts,
@@ -520,6 +544,9 @@ impl Shared {
     fn evaluate(&self, call: &Call) -> Answer {
         let mut state = self.lock();
         let now = Instant::now();
+        if let Some(answer) = stream::answer(&mut state, call) {
+            return answer;
+        }
         if let Some(answer) = state.openapi.answer(call, now) {
             return answer;
         }
@@ -555,5 +582,7 @@ fn summary(requests: &[Request]) -> String {
 
 #[cfg(test)]
 mod openapi_tests;
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

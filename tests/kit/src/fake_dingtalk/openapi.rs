@@ -93,6 +93,14 @@ impl OpenApi {
         self.apps.insert(state.app.app_key.clone(), state);
     }
 
+    /// Whether an application with this key and secret is known (Stream mode's
+    /// `clientId` and `clientSecret` are the AppKey and AppSecret).
+    pub(super) fn authenticates(&self, app_key: &str, app_secret: &str) -> bool {
+        self.apps
+            .get(app_key)
+            .is_some_and(|state| state.app.app_secret == app_secret)
+    }
+
     /// Makes every token given out so far invalid, as if DingTalk had revoked them.
     pub(super) fn revoke_tokens(&mut self) {
         self.tokens.clear();
@@ -210,7 +218,7 @@ impl OpenApi {
 }
 
 /// Method and Content-Type, as any OpenAPI call needs them.
-fn check_request(call: &Call) -> Result<(), Answer> {
+pub(super) fn check_request(call: &Call) -> Result<(), Answer> {
     if call.method != Method::POST {
         return Err(error(
             StatusCode::METHOD_NOT_ALLOWED,
