@@ -100,5 +100,6 @@ fn robot(msgtype: MsgType) -> Robot {
         },
         rate_limit: RateLimit::DINGTALK,
         msgtype,
+        commands: None,
     }
 }

@@ -19,6 +19,7 @@ use crate::deliver::Delivery;
 use crate::metrics::Metrics;
 use crate::queue::{DurableStore, MemoryStore, Queue, QueueError, Store};
 use crate::snapshot::{ConfigHandle, Pinned, Snapshot, SnapshotError};
+use crate::stream::Streams;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +64,11 @@ pub struct App {
     pub delivery: Arc<Delivery>,
     /// Duplicate suppression.
     pub dedup: Arc<Dedup>,
-    /// Acting on groups from their messages' links: acknowledgements, silences.
+    /// Acting on groups from their messages' links and commands: acknowledgements,
+    /// silences.
     pub act: Arc<Act>,
+    /// The Stream connections commands arrive on.
+    pub streams: Arc<Streams>,
     /// The service's metrics.
     pub metrics: Arc<Metrics>,
     ready: AtomicBool,
@@ -93,6 +97,8 @@ impl App {
             queue.clone(),
             metrics.clone(),
         ));
+        let act = Arc::new(Act::new(Arc::new(acks), metrics.clone()));
+        let streams = Streams::new(config.clone(), act.clone(), metrics.clone());
         let app = Arc::new(App {
             config_file,
             pinned,
@@ -103,7 +109,8 @@ impl App {
             config,
             delivery,
             dedup: Arc::new(Dedup::new(metrics.duplicates_suppressed.clone())),
-            act: Arc::new(Act::new(Arc::new(acks), metrics.clone())),
+            act,
+            streams,
             metrics,
             ready: AtomicBool::new(false),
         });
@@ -116,6 +123,7 @@ impl App {
                 .share_with_cluster(app.config.clone()),
         );
         tokio::spawn(share_acks(app.act.clone(), app.config.clone()));
+        app.streams.apply();
         for (robot, pending) in queue.depths() {
             tracing::info!(message = "Resuming delivery of queued messages.", %robot, pending);
             app.delivery.wake(&robot);
@@ -191,6 +199,7 @@ impl App {
         }
         warn_about(&snapshot.config);
         self.config.replace(snapshot);
+        self.streams.apply();
         self.loaded(Ok(()));
         tracing::info!(message = "Configuration reloaded.", summary = %reloaded.summary);
         Ok(reloaded)

@@ -33,7 +33,9 @@
 //! probe, migrate).
 //!
 //! Actions flow back through [`act`]: a message's signed links, opened in a browser,
-//! acknowledge the alert group or silence it in Alertmanager.
+//! acknowledge the alert group or silence it in Alertmanager; and commands written to a
+//! robot of an application arrive over [`stream`] (DingTalk's Stream mode) and are done
+//! by [`act::commands`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -53,4 +55,5 @@ pub mod render;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+pub mod stream;
 pub mod tools;

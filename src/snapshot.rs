@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub config: Config,
     /// Sends to DingTalk with the configured timeout and proxy.
     pub sender: Arc<dyn Sender>,
+    /// The same client, for what only it does: Stream connections and replies.
+    pub dingtalk: dingtalk::Client,
     /// The Redis shared with other replicas, with `cluster:`.
     pub cluster: Option<Arc<Cluster>>,
     /// The Alertmanagers that actions make silences in, with `actions:`.
@@ -66,14 +68,15 @@ impl Snapshot {
             }
         };
         let alertmanager = config
-            .actions
+            .alertmanager
             .as_ref()
-            .map(|actions| AlertmanagerClient::new(&actions.alertmanager).map(Arc::new))
+            .map(|alertmanager| AlertmanagerClient::new(alertmanager).map(Arc::new))
             .transpose()
             .map_err(SnapshotError::Alertmanager)?;
         Ok(Snapshot {
             config,
-            sender: Arc::new(client),
+            sender: Arc::new(client.clone()),
+            dingtalk: client,
             cluster,
             alertmanager,
         })

@@ -66,14 +66,18 @@ pub async fn notification(
     notification: &Notification,
     direct_robot: Option<&str>,
 ) -> Result<Accepted, AcceptError> {
-    let group = snapshot
-        .config
-        .actions
-        .is_some()
-        .then(|| link::group_id(&notification.group_key));
-    let acknowledged = group
-        .as_deref()
-        .and_then(|group| act.acks.get(group))
+    // A link acknowledges the group under its `groupKey`, a command under its receiver
+    // and labels (Alertmanager's API names no `groupKey`).
+    let groups = snapshot.config.acknowledges().then(|| {
+        [
+            link::group_id(&notification.group_key),
+            link::labels_group_id(&notification.receiver, &notification.group_labels),
+        ]
+    });
+    let acknowledged = groups
+        .iter()
+        .flatten()
+        .find_map(|group| act.acks.get(group))
         .map(|ack| (ack.by, ack.at));
     let accepted = match mode {
         DeliveryMode::Queued => queued::accept(
@@ -101,10 +105,11 @@ pub async fn notification(
         accepted,
         Accepted::Queued(1..) | Accepted::Passed(Passed::Delivered { .. })
     );
-    if let Some(group) = group.filter(|_| sent && notification.status == Status::Resolved)
-        && let Err(error) = act.acks.clear(&group, snapshot.cluster.as_deref()).await
-    {
-        tracing::error!(message = "Cannot forget the acknowledgement of a resolved group.", %group, %error);
+    let resolved = sent && notification.status == Status::Resolved;
+    for group in groups.iter().flatten().filter(|_| resolved) {
+        if let Err(error) = act.acks.clear(group, snapshot.cluster.as_deref()).await {
+            tracing::error!(message = "Cannot forget the acknowledgement of a resolved group.", %group, %error);
+        }
     }
     Ok(accepted)
 }

@@ -119,16 +119,20 @@ pub fn plan_direct(
 }
 
 /// What the messages of `notification` offer people to do, with `actions:` in `config`:
-/// its links (minted at `now`), and who acknowledged the group.
+/// its links (minted at `now`); and who acknowledged the group (by a link or a command).
 fn actions(
     config: &Config,
     notification: &Notification,
     acknowledged: Option<(String, Timestamp)>,
     now: Timestamp,
 ) -> Option<Arc<Actions>> {
-    let actions = config.actions.as_ref()?;
-    let links = link::links(actions, notification, now)
-        .into_iter()
+    if config.actions.is_none() && acknowledged.is_none() {
+        return None;
+    }
+    let links = config
+        .actions
+        .iter()
+        .flat_map(|actions| link::links(actions, notification, now))
         .map(|(action, url)| ActionLink {
             label: action.label(),
             label_zh: action.label_zh(),

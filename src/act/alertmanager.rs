@@ -4,8 +4,8 @@
 //! passed over, a 4xx answer is final (the others would say the same). Paths and fields as
 //! in Alertmanager's `api/v2/openapi.yaml` (github.com/prometheus/alertmanager):
 //! `GET /api/v2/silences`, `POST /api/v2/silences` (`postableSilence`, answered with a
-//! `silenceID`), `DELETE /api/v2/silence/{silenceID}`, `GET /api/v2/alerts`, each list
-//! filtered by `filter` matchers.
+//! `silenceID`), `GET` and `DELETE /api/v2/silence/{silenceID}`, `GET /api/v2/alerts`,
+//! each list filtered by `filter` matchers, and `GET /api/v2/alerts/groups`.
 
 use std::time::Duration;
 
@@ -59,6 +59,18 @@ fn equal() -> bool {
     true
 }
 
+impl Matcher {
+    /// `name="value"`.
+    pub fn equal(name: &str, value: &str) -> Self {
+        Matcher {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            is_regex: false,
+            is_equal: true,
+        }
+    }
+}
+
 /// An alert as Alertmanager lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -70,6 +82,40 @@ pub struct Alert {
     pub annotations: std::collections::BTreeMap<String, String>,
     /// Since when it fires.
     pub starts_at: Timestamp,
+    /// Whether it is silenced or inhibited (`suppressed`) or not (`active`).
+    #[serde(default)]
+    pub status: AlertStatus,
+}
+
+/// The `status` of an alert.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertStatus {
+    /// `active`, `suppressed` or `unprocessed`.
+    #[serde(default)]
+    pub state: String,
+    /// The silences that silence it.
+    #[serde(default)]
+    pub silenced_by: Vec<String>,
+}
+
+/// An alert group as Alertmanager's dispatcher has it: one receiver's alerts with the same
+/// values of the route's `group_by` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AlertGroup {
+    /// The values of the `group_by` labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The receiver.
+    pub receiver: Receiver,
+    /// Its alerts that have not resolved.
+    pub alerts: Vec<Alert>,
+}
+
+/// A receiver, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Receiver {
+    /// Its name.
+    pub name: String,
 }
 
 /// Why a call failed everywhere.
@@ -147,6 +193,18 @@ impl AlertmanagerClient {
         self.list("api/v2/alerts", matchers).await
     }
 
+    /// The alert groups of every receiver, with their alerts that have not resolved.
+    pub async fn alert_groups(&self) -> Result<Vec<AlertGroup>, AlertmanagerError> {
+        self.list("api/v2/alerts/groups", &[]).await
+    }
+
+    /// Silence `id`, whatever its state.
+    pub async fn silence(&self, id: &str) -> Result<Silence, AlertmanagerError> {
+        let path = format!("api/v2/silence/{}", encode(id));
+        let body = self.call(reqwest::Method::GET, &path, &[], None).await?;
+        serde_json::from_slice(&body).map_err(|e| bad_answer(&e))
+    }
+
     /// What `GET path` lists under the `filter` of `matchers`.
     async fn list<T: serde::de::DeserializeOwned>(
         &self,
@@ -162,7 +220,7 @@ impl AlertmanagerClient {
     /// Makes a silence of `matchers` from `now` for `length`; returns its id.
     pub async fn create_silence(
         &self,
-        matchers: &[(String, String)],
+        matchers: Vec<Matcher>,
         now: Timestamp,
         length: Duration,
         created_by: &str,
@@ -173,15 +231,6 @@ impl AlertmanagerClient {
                 jiff::SignedDuration::try_from(length).unwrap_or(jiff::SignedDuration::MAX),
             )
             .unwrap_or(Timestamp::MAX);
-        let matchers: Vec<Matcher> = matchers
-            .iter()
-            .map(|(name, value)| Matcher {
-                name: name.clone(),
-                value: value.clone(),
-                is_regex: false,
-                is_equal: true,
-            })
-            .collect();
         let silence = serde_json::json!({
             "matchers": matchers,
             "startsAt": now,

@@ -98,6 +98,20 @@ pub fn group_id(group_key: &str) -> String {
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The id of the alert group of `receiver` whose `group_by` labels have `labels`: what a
+/// command knows of a group, from Alertmanager's API (which does not name the `groupKey`).
+/// Messages look an acknowledgement up under this id too.
+pub fn labels_group_id<'a>(
+    receiver: &str,
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> String {
+    let mut key = format!("receiver {receiver:?}");
+    for (name, value) in labels {
+        key.push_str(&format!(" {name}={value:?}"));
+    }
+    group_id(&key)
+}
+
 impl Link {
     /// The link's token, `{payload}.{signature}`, signed with `key`.
     pub fn token(&self, key: &Secret) -> String {

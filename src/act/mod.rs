@@ -12,6 +12,7 @@
 
 pub mod acks;
 pub mod alertmanager;
+pub mod commands;
 pub mod link;
 
 use std::collections::HashMap;
@@ -95,6 +96,8 @@ pub struct Act {
     pub acks: Arc<Acks>,
     metrics: Arc<Metrics>,
     pressing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The robot messages whose commands this replica did.
+    handled: Mutex<commands::Handled>,
 }
 
 impl Act {
@@ -104,6 +107,7 @@ impl Act {
             acks,
             metrics,
             pressing: Mutex::default(),
+            handled: Mutex::default(),
         }
     }
 
@@ -222,8 +226,13 @@ impl Act {
             said => format!("{said} (from DingTalk through alertmanager-dingtalk, {marker})"),
         };
         let length = Duration::from_secs(seconds);
+        let matchers = link
+            .matchers
+            .iter()
+            .map(|(name, value)| alertmanager::Matcher::equal(name, value))
+            .collect();
         let id = alertmanager
-            .create_silence(&link.matchers, now, length, by, &comment)
+            .create_silence(matchers, now, length, by, &comment)
             .await?;
         let until = now
             .checked_add(jiff::SignedDuration::from_secs(

@@ -77,6 +77,22 @@ impl Cluster {
         Some(value.as_deref() == Some("queued"))
     }
 
+    /// Takes robot message `msg_id` for this replica for `ttl`: `Some(false)` when a
+    /// replica took it before, `None` when Redis cannot be reached.
+    pub async fn claim_message(&self, msg_id: &str, ttl: Duration) -> Option<bool> {
+        let mut connection = self.reachable_connection().await?;
+        let mut set = redis::cmd("SET");
+        set.arg(self.claim_key(&format!("robot message {msg_id}")))
+            .arg(&process().replica)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl).max(1));
+        let taken = self
+            .run(set.query_async::<Option<String>>(&mut connection))
+            .await?;
+        Some(taken.is_some())
+    }
+
     fn claim_key(&self, identity: &str) -> String {
         let hash = Sha256::digest(identity.as_bytes());
         let mut key = format!("{}:claim:", self.config.key_prefix);

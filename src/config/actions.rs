@@ -74,7 +74,7 @@ impl Checker {
         &mut self,
         top: &Path,
         external_url: Option<String>,
-        alertmanager: Option<RawAlertmanager>,
+        alertmanager: Option<Option<AlertmanagerConfig>>,
         actions: Option<RawActions>,
     ) -> Option<Option<ActionsConfig>> {
         let at = top.key("actions");
@@ -92,10 +92,7 @@ impl Checker {
         }
         let external = top.key("external_url");
         let external_url = external_url.and_then(|text| self.check(&external, http_url(&text)));
-        let alertmanager = match alertmanager {
-            Some(raw) => self.alertmanager(&top.key("alertmanager"), raw),
-            None => None,
-        };
+        let alertmanager = alertmanager.flatten();
         let Some(raw) = actions else {
             return Some(None);
         };
@@ -156,7 +153,12 @@ impl Checker {
         (durations.len() == texts.len() && !texts.is_empty()).then_some(durations)
     }
 
-    fn alertmanager(&mut self, at: &Path, raw: RawAlertmanager) -> Option<AlertmanagerConfig> {
+    /// `alertmanager:`, which actions and commands act through.
+    pub(super) fn alertmanager(
+        &mut self,
+        at: &Path,
+        raw: RawAlertmanager,
+    ) -> Option<AlertmanagerConfig> {
         let mut urls = Vec::new();
         for (index, text) in raw.urls.iter().enumerate() {
             if let Some(url) = self.check(&at.key("urls").index(index), http_url(text)) {

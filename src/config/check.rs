@@ -98,7 +98,10 @@ impl Checker {
             None => Some(DEFAULT_MAX_PENDING_IN_MEMORY),
         };
         let cluster = self.cluster(&top.key("cluster"), raw.cluster);
-        let actions = self.actions(&top, raw.external_url, raw.alertmanager, raw.actions);
+        let alertmanager = raw
+            .alertmanager
+            .map(|am| self.alertmanager(&top.key("alertmanager"), am));
+        let actions = self.actions(&top, raw.external_url, alertmanager.clone(), raw.actions);
         let keywords = raw
             .keywords
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
@@ -115,6 +118,16 @@ impl Checker {
 
         if let Some(Some(cluster)) = &cluster {
             self.check_shares(&top, &robots, cluster.replicas);
+        }
+        if alertmanager.is_none() {
+            for (name, _) in robots.iter().filter(|(_, r)| r.commands.is_some()) {
+                self.error(
+                    &top.key("robots").key(name).key("commands"),
+                    format!(
+                        "robot `{name}` takes commands, which need `alertmanager.urls`: the Alertmanagers to list alerts and make silences in"
+                    ),
+                );
+            }
         }
 
         let mut sources = Vec::new();
@@ -203,6 +216,7 @@ impl Checker {
             http: http?,
             bearer_token: bearer_token?,
             timezone: timezone?,
+            api_url: api_url?,
             timeout: timeout?,
             proxy_url: proxy_url?,
             shutdown_timeout: shutdown_timeout?,
@@ -213,6 +227,7 @@ impl Checker {
             passthrough_max_wait: passthrough_max_wait?,
             max_pending: max_pending?,
             cluster: cluster?,
+            alertmanager: alertmanager.map(|am| am.ok_or(())).transpose().ok()?,
             actions: actions?,
             robots,
             strategies,

@@ -33,6 +33,7 @@ pub use cluster::{ClusterConfig, DEFAULT_KEY_PREFIX, RedisUrl};
 pub use env::{EnvError, expand as expand_env};
 pub use http::HttpLimits;
 pub use source_map::{Path, Position, Segment, SourceMap};
+pub use values::duration as parse_duration;
 
 use crate::dingtalk::{MsgType, Robot, Secret};
 use crate::render::Renderer;
@@ -62,6 +63,9 @@ pub struct Config {
     pub bearer_token: Option<BearerToken>,
     /// Zone times in messages are shown in.
     pub timezone: TimeZone,
+    /// `dingtalk.api_url`: replies to commands go only to session webhooks under its
+    /// scheme, host and port.
+    pub api_url: Url,
     /// Timeout of one request to DingTalk.
     pub timeout: Duration,
     /// Proxy for requests to DingTalk, if configured.
@@ -82,7 +86,9 @@ pub struct Config {
     pub max_pending: usize,
     /// The Redis replicas share, if any.
     pub cluster: Option<ClusterConfig>,
-    /// Links in messages that act on alerts, and the Alertmanagers they act on, if any.
+    /// The Alertmanagers actions and commands act through, if any.
+    pub alertmanager: Option<AlertmanagerConfig>,
+    /// Links in messages that act on alerts, if any.
     pub actions: Option<ActionsConfig>,
     /// Robots by name.
     pub robots: BTreeMap<String, Arc<Robot>>,
@@ -134,6 +140,11 @@ impl Config {
             }
         }
         warnings
+    }
+
+    /// Whether groups can be acknowledged: by links (`actions:`) or by commands.
+    pub fn acknowledges(&self) -> bool {
+        self.actions.is_some() || self.robots.values().any(|robot| robot.commands.is_some())
     }
 
     /// A one-line summary for `check` and the start-up log.

@@ -159,6 +159,8 @@ pub(super) struct RawRobot {
     pub mention: Mention,
     pub rate_limit: Option<String>,
     pub msgtype: MsgType,
+    pub commands: bool,
+    pub command_users: Option<Vec<String>>,
 }
 
 /// One entry of `strategies:`.

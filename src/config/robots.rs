@@ -11,7 +11,7 @@ use super::checker::Checker;
 use super::raw::RawRobot;
 use super::values::split_webhook;
 use crate::dingtalk::RateLimit;
-use crate::dingtalk::{App, AppRobot, Endpoint, Robot, Secret, Webhook};
+use crate::dingtalk::{App, AppRobot, Commands, Endpoint, Robot, Secret, Webhook};
 
 /// The `dingtalk:` addresses robots are sent to, where they are valid.
 #[derive(Clone, Copy)]
@@ -63,6 +63,7 @@ impl Checker {
             _ => Endpoint::Webhook(self.webhook(at, name, &raw, urls.api_url)?),
         };
 
+        let commands = self.commands(at, name, &raw, &endpoint);
         let rate_limit = match &raw.rate_limit {
             Some(text) => self.check(&at.key("rate_limit"), RateLimit::from_str(text))?,
             None => RateLimit::DINGTALK,
@@ -81,7 +82,58 @@ impl Checker {
             mention: raw.mention,
             rate_limit,
             msgtype: raw.msgtype,
+            commands,
         })
+    }
+
+    /// `commands` and `command_users`: only for a robot of an application, which receives
+    /// messages through Stream mode.
+    fn commands(
+        &mut self,
+        at: &Path,
+        name: &str,
+        raw: &RawRobot,
+        endpoint: &Endpoint,
+    ) -> Option<Commands> {
+        if raw.command_users.is_some() && !raw.commands {
+            self.error(
+                &at.key("command_users"),
+                format!("robot `{name}` has `command_users` but not `commands: true`"),
+            );
+        }
+        if !raw.commands {
+            return None;
+        }
+        if matches!(endpoint, Endpoint::Webhook(_)) {
+            self.error(
+                &at.key("commands"),
+                format!(
+                    "robot `{name}` is a webhook robot, which receives nothing: commands need a \
+                     robot of an application (`app_key`, `app_secret`, `open_conversation_id`) \
+                     in Stream mode"
+                ),
+            );
+            return None;
+        }
+        let users: Vec<String> = raw
+            .command_users
+            .iter()
+            .flatten()
+            .map(|user| user.trim().to_owned())
+            .collect();
+        if let Some(index) = users.iter().position(String::is_empty) {
+            self.error(
+                &at.key("command_users").index(index),
+                "an empty staff id in `command_users`",
+            );
+        }
+        if raw.command_users.as_ref().is_some_and(Vec::is_empty) {
+            self.error(
+                &at.key("command_users"),
+                "`command_users` is empty, which would let nobody command; leave it out to let every member of the group",
+            );
+        }
+        Some(Commands { users })
     }
 
     /// A webhook robot: exactly one way of giving the token, and the optional secret.

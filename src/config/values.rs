@@ -47,7 +47,7 @@ pub(super) fn http_url(text: &str) -> Result<Url, String> {
 
 /// A duration such as `5s`, `1m30s`, `24h`, or, as Alertmanager's and Prometheus'
 /// durations allow, `7d` and `2w` (a day taken as 24 hours).
-pub(super) fn duration(text: &str) -> Result<Duration, String> {
+pub fn duration(text: &str) -> Result<Duration, String> {
     let exact = jiff::SignedDuration::from_str(text).ok();
     let in_days = || {
         let span = jiff::Span::from_str(text).ok()?;

@@ -16,6 +16,9 @@ use super::{Message, MsgType, Secret};
 pub const TOKEN_PATH: &str = "/v1.0/oauth2/accessToken";
 /// Path of the group-message call under `dingtalk.openapi_url` (`robot_1_0` `OrgGroupSend`).
 pub const GROUP_MESSAGE_PATH: &str = "/v1.0/robot/groupMessages/send";
+/// Path of the call that opens a Stream connection (see [`super::stream`]) under
+/// `dingtalk.openapi_url`.
+pub const STREAM_OPEN_PATH: &str = "/v1.0/gateway/connections/open";
 /// The longest `msgParam` the group-message call takes, in bytes ("the robot sends a group
 /// message", open.dingtalk.com/document/orgapp/the-robot-sends-a-group-message). A longer
 /// one is never sent: it fails as [`SendError::TooLong`](super::SendError::TooLong) and its

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use url::Url;
 
-use super::app::{App, GROUP_MESSAGE_PATH, TOKEN_PATH};
+use super::app::{App, GROUP_MESSAGE_PATH, STREAM_OPEN_PATH, TOKEN_PATH};
 use super::token::Tokens;
 use super::{Call, Endpoint, Robot, Secret, SendError, SendFuture, Sender, Webhook};
 
@@ -120,6 +120,50 @@ impl Client {
         }
     }
 
+    /// A Stream connection of `app` subscribed to `subscriptions` (type and topic): the
+    /// gateway's endpoint and the connection's ticket ([`super::stream`]).
+    pub async fn open_stream(
+        &self,
+        app: &App,
+        subscriptions: &[(&str, &str)],
+    ) -> Result<(String, Secret), SendError> {
+        let subscriptions: Vec<_> = subscriptions
+            .iter()
+            .map(|(kind, topic)| serde_json::json!({ "type": kind, "topic": topic }))
+            .collect();
+        let body = serde_json::json!({
+            "clientId": app.app_key,
+            "clientSecret": app.app_secret.expose(),
+            "subscriptions": subscriptions,
+            "ua": concat!("alertmanager-dingtalk/", env!("CARGO_PKG_VERSION")),
+        });
+        let request = self
+            .http
+            .post(app.url(STREAM_OPEN_PATH))
+            .body(body.to_string());
+        let (status, bytes) = self.exchange(request).await?;
+        #[derive(Deserialize)]
+        struct Opened {
+            endpoint: String,
+            ticket: String,
+        }
+        match serde_json::from_slice::<Opened>(&bytes) {
+            Ok(opened) if (200..300).contains(&status) && !opened.ticket.is_empty() => {
+                Ok((opened.endpoint, Secret::new(opened.ticket)))
+            }
+            _ => Err(openapi_error(Call::StreamOpen, status, &bytes)),
+        }
+    }
+
+    /// POSTs `body` to a message's `sessionWebhook`: a reply in its conversation. The
+    /// answer is a webhook's (`errcode`).
+    pub async fn reply(&self, session_webhook: &Url, body: String) -> Result<(), SendError> {
+        let (status, bytes) = self
+            .exchange(self.http.post(session_webhook.clone()).body(body))
+            .await?;
+        classify(status, &bytes)
+    }
+
     /// A new access token of `app` and how long it lasts.
     async fn fetch_token(&self, app: &App) -> Result<(Secret, Duration), SendError> {
         let body = serde_json::json!({
@@ -223,7 +267,11 @@ fn openapi_error(call: Call, status: u16, body: &[u8]) -> SendError {
             message: answer.message,
             request_id: answer.requestid,
         },
-        // The token's answer is not quoted: it may hold a token in a shape not understood.
+        // These answers are not quoted: they may hold a token or ticket in a shape not
+        // understood.
+        Err(_) if (200..300).contains(&status) && call == Call::StreamOpen => {
+            SendError::BadAnswer("a connection answer without endpoint and ticket".into())
+        }
         Err(_) if (200..300).contains(&status) && call == Call::AccessToken => {
             SendError::BadAnswer("an access-token answer without accessToken and expireIn".into())
         }

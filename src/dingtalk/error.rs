@@ -66,6 +66,8 @@ pub enum Call {
     AccessToken,
     /// `POST /v1.0/robot/groupMessages/send`.
     GroupMessage,
+    /// `POST /v1.0/gateway/connections/open`: a Stream connection's endpoint and ticket.
+    StreamOpen,
 }
 
 /// DingTalk's answer to a group message sent with a token it does not take (expired or
@@ -132,6 +134,7 @@ impl fmt::Display for Call {
         f.write_str(match self {
             Call::AccessToken => "access-token",
             Call::GroupMessage => "group-message",
+            Call::StreamOpen => "stream-open",
         })
     }
 }

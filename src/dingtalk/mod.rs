@@ -17,7 +17,9 @@ mod cause;
 mod client;
 mod error;
 mod limits;
+pub mod markdown;
 pub mod sign;
+pub mod stream;
 pub mod token;
 
 use std::fmt;
@@ -84,6 +86,23 @@ pub struct Robot {
     pub rate_limit: RateLimit,
     /// Message type to send.
     pub msgtype: MsgType,
+    /// Whether people may command the bridge through this robot, and who: robots of an
+    /// application only (Stream mode).
+    pub commands: Option<Commands>,
+}
+
+/// Who may command the bridge through a robot ([`stream`]): members of the robot's group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commands {
+    /// The staff ids (userid) allowed; empty: every member of the group.
+    pub users: Vec<String>,
+}
+
+impl Commands {
+    /// Whether the person with `staff_id` may give commands.
+    pub fn allows(&self, staff_id: &str) -> bool {
+        self.users.is_empty() || self.users.iter().any(|user| user == staff_id)
+    }
 }
 
 /// The two kinds of DingTalk group robot.

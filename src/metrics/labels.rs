@@ -80,6 +80,13 @@ pub struct RedisLabels {
     pub redis: String,
 }
 
+/// Label set of an application.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    /// Its AppKey.
+    pub app: String,
+}
+
 /// Label set of an action taken from a message's link.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabels {

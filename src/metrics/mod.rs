@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 mod labels;
 
 pub use labels::{
-    ActionLabels, BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels, MessageLabels,
+    ActionLabels, AppLabels, BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels, MessageLabels,
     OutcomeLabels, RedisLabels, RobotLabels, StatusLabels, StrategyLabels,
 };
 
@@ -59,6 +59,8 @@ pub struct Metrics {
     pub robot_paused: Family<RobotLabels, Gauge>,
     /// With `cluster:`, 1 while Redis answers, 0 while each replica sends on its share.
     pub cluster_redis_up: Family<RedisLabels, Gauge>,
+    /// 1 while the Stream connection of an application that takes commands is open.
+    pub stream_connected: Family<AppLabels, Gauge>,
     /// 1 if the last config load succeeded.
     pub config_last_reload_successful: Gauge,
     /// Unix time of the last successful config load.
@@ -96,6 +98,7 @@ impl Metrics {
             actions: Family::default(),
             robot_paused: Family::default(),
             cluster_redis_up: Family::default(),
+            stream_connected: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
         };
@@ -191,6 +194,11 @@ impl Metrics {
             "cluster_redis_up",
             "With cluster:, 1 while the shared Redis answers; 0 while each replica sends on its own share of every robot's rate_limit",
             m.cluster_redis_up.clone(),
+        );
+        r.register(
+            "stream_connected",
+            "1 while the Stream connection of an application whose robots take commands is open, 0 while it is being opened again",
+            m.stream_connected.clone(),
         );
         r.register(
             "config_last_reload_successful",
@@ -296,6 +304,22 @@ impl Metrics {
                 redis: redis.to_owned(),
             })
             .clone()
+    }
+
+    /// The `stream_connected` gauge of application `app_key`.
+    pub fn stream_connected(&self, app_key: &str) -> Gauge {
+        self.stream_connected
+            .get_or_create(&AppLabels {
+                app: app_key.to_owned(),
+            })
+            .clone()
+    }
+
+    /// Removes the `stream_connected` series of `app_key`: no robot of it takes commands.
+    pub fn forget_stream(&self, app_key: &str) {
+        self.stream_connected.remove(&AppLabels {
+            app: app_key.to_owned(),
+        });
     }
 
     /// Removes the `cluster_redis_up` series: no `cluster:` any more.

@@ -15,7 +15,7 @@ pub struct Extras {
     pub mention: Mention,
     /// The message type, if not the robot's.
     pub msgtype: Option<MsgType>,
-    /// Links that act on the group, and who acknowledged it, with `actions:`.
+    /// Links that act on the group (with `actions:`), and who acknowledged it.
     pub actions: Option<Arc<Actions>>,
 }
 

@@ -110,7 +110,9 @@ impl Renderer {
         env.set_syntax(syntax);
         env.set_fuel(Some(FUEL));
         // Replaces minijinja's HTML `escape`, of no use in DingTalk markdown.
-        env.add_filter("escape", |value: &str| view::escape_markdown(value));
+        env.add_filter("escape", |value: &str| {
+            crate::dingtalk::markdown::escape(value)
+        });
         let builtin = [
             (BUILTIN, BUILTIN_TITLE, BUILTIN_TEXT),
             (DEFAULT_TEMPLATE, BUILTIN_TITLE, BUILTIN_TEXT),

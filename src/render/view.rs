@@ -193,26 +193,6 @@ impl<'a> AlertView<'a> {
     }
 }
 
-/// `value`, text from scraped targets such as a label value, made inert in DingTalk
-/// markdown: line breaks become spaces, so it cannot start a heading, list, quote or line
-/// of its own, and `[ ] < > @` become their fullwidth forms `［ ］ ＜ ＞ ＠`, so it
-/// cannot open a link, an image, an HTML tag or a mention, whatever markdown dialect
-/// reads it (DingTalk documents no escape syntax). The `escape` filter of templates.
-pub(super) fn escape_markdown(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| match c {
-            '\n' | '\r' | '\t' => ' ',
-            '[' => '［',
-            ']' => '］',
-            '<' => '＜',
-            '>' => '＞',
-            '@' => '＠',
-            other => other,
-        })
-        .collect()
-}
-
 /// `d` in at most two units: `45s`, `12m`, `3h 5m`, `2d 4h` (`0s` when negative).
 pub(super) fn short_duration(d: SignedDuration) -> String {
     let seconds = d.as_secs().max(0);

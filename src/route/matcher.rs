@@ -112,6 +112,16 @@ impl Matcher {
         &self.name
     }
 
+    /// Its operator.
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The value or regex, unquoted.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
     /// Whether the labels satisfy this matcher; a missing label counts as "".
     pub fn matches(&self, labels: &LabelSet) -> bool {
         let actual = labels.get(&self.name).map_or("", String::as_str);

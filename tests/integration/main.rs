@@ -11,6 +11,7 @@ mod prometheus;
 
 mod app_robots;
 mod cluster;
+mod commands;
 mod delivery;
 mod deploy;
 mod diagnosis;

@@ -15,6 +15,7 @@ mod auth;
 mod backoff;
 mod causes;
 mod coalesce;
+mod commands;
 mod config;
 mod dedup;
 mod delivery;
@@ -66,6 +67,7 @@ fn robot(keywords: &[&str], mobiles: &[&str]) -> Robot {
         },
         rate_limit: RateLimit::DINGTALK,
         msgtype: MsgType::Markdown,
+        commands: None,
     }
 }
 

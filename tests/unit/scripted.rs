@@ -235,6 +235,9 @@ fn runtime(config: Config, dingtalk: &Arc<Scripted>) -> Snapshot {
     Snapshot {
         config,
         sender: dingtalk.clone(),
+        // Never called: every send goes through `sender`.
+        dingtalk: alertmanager_dingtalk::dingtalk::Client::new(Duration::from_secs(1), None)
+            .expect("a client"),
         cluster: None,
         alertmanager: None,
     }

@@ -32,6 +32,7 @@ fn robot_at(webhook: Webhook) -> Robot {
         mention: Mention::default(),
         rate_limit: RateLimit::DINGTALK,
         msgtype: MsgType::Markdown,
+        commands: None,
     }
 }
 

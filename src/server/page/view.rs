@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{markdown, samples};
 use crate::app::App;
+use crate::dingtalk::stream::StreamState;
 use crate::dingtalk::{Button, MsgType};
 use crate::metrics::{HeldLabels, StrategyLabels};
 use crate::route::Held;
@@ -32,7 +33,9 @@ pub(super) struct PageView {
     queue_dir: Option<String>,
     robots: Vec<RobotView>,
     cluster: Option<ClusterView>,
-    /// With `actions:`, the open acknowledgements.
+    /// The Stream connections commands arrive on.
+    streams: Vec<StreamView>,
+    /// With `actions:` or commands, the open acknowledgements.
     acknowledgements: Option<Vec<AckView>>,
     strategies: Vec<StrategyView>,
     samples: Vec<(&'static str, &'static str)>,
@@ -41,6 +44,13 @@ pub(super) struct PageView {
     pub(super) preview: Option<PreviewView>,
     pub(super) preview_error: Option<String>,
     test: Option<TestView>,
+}
+
+#[derive(Serialize)]
+struct StreamView {
+    app_key: String,
+    connected: bool,
+    state: String,
 }
 
 #[derive(Serialize)]
@@ -166,7 +176,26 @@ pub(super) fn status(
             key_prefix: cluster.config().key_prefix.clone(),
             replicas: cluster.config().replicas,
         }),
-        acknowledgements: snapshot.config.actions.as_ref().map(|_| {
+        streams: app
+            .streams
+            .states()
+            .into_iter()
+            .map(|(app_key, state)| StreamView {
+                app_key,
+                connected: matches!(state, StreamState::Connected(_)),
+                state: match state {
+                    StreamState::Connecting => "connecting".to_owned(),
+                    StreamState::Connected(since) => {
+                        format!("connected since {}", local(since, snapshot))
+                    }
+                    StreamState::Down { error, retry_at } => format!(
+                        "down: {error}; trying again at {}",
+                        local(retry_at, snapshot)
+                    ),
+                },
+            })
+            .collect(),
+        acknowledgements: snapshot.config.acknowledges().then(|| {
             app.act
                 .acks
                 .all()
