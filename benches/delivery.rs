@@ -12,6 +12,7 @@ use alertmanager_dingtalk::config::Config;
 use alertmanager_dingtalk::deliver::digest;
 use alertmanager_dingtalk::dingtalk::{self, Endpoint, MESSAGE_BUDGET, MsgType, sign};
 use alertmanager_dingtalk::queue::Envelope;
+use alertmanager_dingtalk::render::Handling;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use common::{SIZES, config, notification, now};
@@ -76,7 +77,7 @@ fn pending(config: &Config, sizes: &[usize]) -> Vec<Envelope> {
                 config,
                 &notification(n),
                 ROBOT,
-                None,
+                Handling::default(),
                 jiff::Timestamp::UNIX_EPOCH,
             )
             .expect("a configured robot");

@@ -16,6 +16,7 @@ use crate::act::{Acks, Act};
 use crate::cluster;
 use crate::config::{self, Config, ConfigErrors, DeliveryMode};
 use crate::deliver::Delivery;
+use crate::deliver::cards::Cards;
 use crate::metrics::Metrics;
 use crate::queue::{DurableStore, MemoryStore, Queue, QueueError, Store};
 use crate::snapshot::{ConfigHandle, Pinned, Snapshot, SnapshotError};
@@ -33,6 +34,9 @@ pub enum StartError {
     /// The acknowledgements could not be read.
     #[error(transparent)]
     Acks(#[from] AckError),
+    /// The cards could not be read.
+    #[error("cards: {0}")]
+    Cards(String),
 }
 
 /// What a successful reload did.
@@ -86,19 +90,24 @@ impl App {
         cluster::init();
         let pinned = Pinned::of(&config, listen_override);
         let queue = Arc::new(Queue::new(open_store(&config)?)?);
-        let acks = match &config.queue_dir {
-            Some(dir) => Acks::open(dir)?,
-            None => Acks::in_memory(),
+        let (acks, cards) = match &config.queue_dir {
+            Some(dir) => (
+                Acks::open(dir)?,
+                Cards::open(dir).map_err(StartError::Cards)?,
+            ),
+            None => (Acks::in_memory(), Cards::in_memory()),
         };
         let metrics = Arc::new(Metrics::new());
         let config = Arc::new(ConfigHandle::new(Snapshot::new(config, None, &metrics)?));
         let delivery = Arc::new(Delivery::new(
             config.clone(),
             queue.clone(),
+            Arc::new(cards),
             metrics.clone(),
         ));
         let act = Arc::new(Act::new(Arc::new(acks), metrics.clone()));
-        let streams = Streams::new(config.clone(), act.clone(), metrics.clone());
+        let redraw = (delivery.clone(), pinned.mode);
+        let streams = Streams::new(config.clone(), act.clone(), redraw, metrics.clone());
         let app = Arc::new(App {
             config_file,
             pinned,

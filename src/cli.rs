@@ -185,7 +185,7 @@ pub async fn test_robot(
     let handle = Arc::new(ConfigHandle::new(snapshot));
     let queue = Queue::new(Arc::new(MemoryStore::default()))
         .map_err(|e| TestRobotError::Start(e.to_string()))?;
-    let delivery = Delivery::new(handle.clone(), Arc::new(queue), metrics);
+    let delivery = Delivery::new(handle.clone(), Arc::new(queue), Arc::default(), metrics);
     let snapshot = handle.snapshot();
     Ok(probe::send(
         &delivery,

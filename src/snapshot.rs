@@ -15,6 +15,7 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::config::{Config, DeliveryMode};
 use crate::dingtalk::{self, ClientError, Sender};
 use crate::metrics::Metrics;
+use crate::metrics::quota::Calls;
 
 /// A configuration together with the sender and the cluster built from it.
 pub struct Snapshot {
@@ -26,8 +27,10 @@ pub struct Snapshot {
     pub dingtalk: dingtalk::Client,
     /// The Redis shared with other replicas, with `cluster:`.
     pub cluster: Option<Arc<Cluster>>,
-    /// The Alertmanagers that actions make silences in, with `actions:`.
+    /// The Alertmanagers that actions and commands act through, with `alertmanager:`.
     pub alertmanager: Option<Arc<AlertmanagerClient>>,
+    /// Counts OpenAPI calls against `dingtalk.monthly_call_quota`.
+    pub calls: Calls,
 }
 
 /// Why a configuration could not be put in force.
@@ -73,12 +76,17 @@ impl Snapshot {
             .map(|alertmanager| AlertmanagerClient::new(alertmanager).map(Arc::new))
             .transpose()
             .map_err(SnapshotError::Alertmanager)?;
+        let month = previous.map(|p| p.calls.month()).unwrap_or_default();
+        let calls = Calls::new(metrics, month, config.monthly_call_quota, cluster.clone());
+        let counting = calls.clone();
+        let client = client.counting(Arc::new(move |call| counting.count(call)));
         Ok(Snapshot {
             config,
             sender: Arc::new(client.clone()),
             dingtalk: client,
             cluster,
             alertmanager,
+            calls,
         })
     }
 }

@@ -17,10 +17,14 @@ use jiff::Timestamp;
 use tokio::task::JoinHandle;
 use url::Url;
 
+use crate::accept::refresh;
 use crate::act::Act;
 use crate::act::commands::{Commander, Reply};
+use crate::config::DeliveryMode;
+use crate::deliver::Delivery;
 use crate::dingtalk::stream::{BotMessage, StreamState};
 use crate::dingtalk::{self, App, Endpoint, markdown};
+use crate::ingest::Notification;
 use crate::metrics::Metrics;
 use crate::snapshot::{ConfigHandle, Snapshot};
 
@@ -29,6 +33,9 @@ pub struct Streams {
     running: Mutex<BTreeMap<String, Running>>,
     config: Arc<ConfigHandle>,
     act: Arc<Act>,
+    /// Where cards drawn again after a command go.
+    delivery: Arc<Delivery>,
+    mode: DeliveryMode,
     metrics: Arc<Metrics>,
 }
 
@@ -46,11 +53,19 @@ impl Drop for Running {
 
 impl Streams {
     /// No connection yet: [`Streams::apply`] opens those the configuration asks for.
-    pub fn new(config: Arc<ConfigHandle>, act: Arc<Act>, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// Commands act through `act`; the cards they change go through `delivery` in `mode`.
+    pub fn new(
+        config: Arc<ConfigHandle>,
+        act: Arc<Act>,
+        (delivery, mode): (Arc<Delivery>, DeliveryMode),
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Streams {
             running: Mutex::default(),
             config,
             act,
+            delivery,
+            mode,
             metrics,
         })
     }
@@ -155,6 +170,19 @@ impl Streams {
         };
         let keyword = robot.keywords.first().map_or("", String::as_str);
         reply_to(&snapshot, &message, &by, keyword, &reply).await;
+        if let Some(changed) = reply.changed {
+            let matches = |n: &Notification| changed.matches(n);
+            let (delivery, act) = (&self.delivery, &self.act);
+            refresh::cards(
+                delivery,
+                act,
+                &snapshot,
+                self.mode,
+                matches,
+                changed.silenced(),
+            )
+            .await;
+        }
     }
 }
 

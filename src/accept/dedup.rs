@@ -44,9 +44,17 @@ pub enum Taken {
 }
 
 /// What duplicate suppression compares: the notification, and the robot of the drop-in
-/// path if any.
+/// path if any: `{robot}#{groupKey}|{status}|{alerts}` ([`Notification::identity`]).
 pub fn identity(notification: &Notification, direct_robot: Option<&str>) -> String {
     format!("{}#{}", direct_robot.unwrap_or(""), notification.identity())
+}
+
+/// The group part of an [`identity`], `{robot}#{groupKey}`: a notification is a duplicate
+/// only of its group's last one, so that a group that changes back (fires, resolves,
+/// fires again as before) is never swallowed. (A `groupKey` may hold `|`; the status and
+/// the alerts, the last two parts, do not.)
+pub fn group_of(identity: &str) -> &str {
+    identity.rsplitn(3, '|').nth(2).unwrap_or(identity)
 }
 
 /// Duplicate suppression within `delivery.dedup_window` (a zero window turns it off); a
@@ -140,12 +148,15 @@ impl Dedup {
     }
 }
 
-/// Identities accepted recently, oldest first.
+/// Identities accepted recently, oldest first, each its group's last.
 #[derive(Debug, Default)]
 pub struct RecentNotifications {
-    accepted: HashMap<Digest, Instant>,
+    /// Each identity with when it was accepted and its group.
+    accepted: HashMap<Digest, (Instant, Digest)>,
     /// Insertion order, for expiry; may hold entries already removed from `accepted`.
     order: VecDeque<(Digest, Instant)>,
+    /// Each group's last identity ([`group_of`]), while it is remembered.
+    last: HashMap<Digest, Digest>,
 }
 
 impl RecentNotifications {
@@ -167,14 +178,26 @@ impl RecentNotifications {
         if self.order.len() >= CAPACITY {
             self.forget_oldest();
         }
-        self.accepted.insert(key, now);
+        let group = digest(group_of(identity));
+        self.accepted.insert(key, (now, group));
         self.order.push_back((key, now));
+        // The group's state before this one is not a duplicate any more.
+        if let Some(previous) = self.last.insert(group, key)
+            && previous != key
+        {
+            self.accepted.remove(&previous);
+        }
         true
     }
 
     /// Forgets `identity`, so that it is new again.
     pub fn remove(&mut self, identity: &str) {
-        self.accepted.remove(&digest(identity));
+        let key = digest(identity);
+        if let Some((_, group)) = self.accepted.remove(&key)
+            && self.last.get(&group) == Some(&key)
+        {
+            self.last.remove(&group);
+        }
     }
 
     /// How many identities are remembered.
@@ -200,9 +223,11 @@ impl RecentNotifications {
     fn forget_oldest(&mut self) {
         if let Some((key, at)) = self.order.pop_front()
             // Removed and recorded again since: the newer entry stays.
-            && self.accepted.get(&key) == Some(&at)
+            && self.accepted.get(&key).is_some_and(|(accepted, _)| *accepted == at)
+            && let Some((_, group)) = self.accepted.remove(&key)
+            && self.last.get(&group) == Some(&key)
         {
-            self.accepted.remove(&key);
+            self.last.remove(&group);
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod passthrough;
 pub mod plan;
 pub mod queued;
+pub mod refresh;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::deliver::Delivery;
 use crate::ingest::{Notification, Status};
 use crate::metrics::{HeldLabels, Metrics, StatusLabels, StrategyLabels};
 use crate::queue::QueueError;
+use crate::render::Handling;
 use crate::snapshot::Snapshot;
 use dedup::Dedup;
 use passthrough::Passed;
@@ -66,19 +68,10 @@ pub async fn notification(
     notification: &Notification,
     direct_robot: Option<&str>,
 ) -> Result<Accepted, AcceptError> {
-    // A link acknowledges the group under its `groupKey`, a command under its receiver
-    // and labels (Alertmanager's API names no `groupKey`).
-    let groups = snapshot.config.acknowledges().then(|| {
-        [
-            link::group_id(&notification.group_key),
-            link::labels_group_id(&notification.receiver, &notification.group_labels),
-        ]
-    });
-    let acknowledged = groups
-        .iter()
-        .flatten()
-        .find_map(|group| act.acks.get(group))
-        .map(|ack| (ack.by, ack.at));
+    let handling = Handling {
+        acknowledged: acknowledgement(act, snapshot, notification),
+        silenced: None,
+    };
     let accepted = match mode {
         DeliveryMode::Queued => queued::accept(
             delivery,
@@ -86,7 +79,7 @@ pub async fn notification(
             snapshot,
             notification,
             direct_robot,
-            acknowledged,
+            handling.clone(),
         )
         .await
         .map(Accepted::Queued),
@@ -96,7 +89,7 @@ pub async fn notification(
             snapshot,
             notification,
             direct_robot,
-            acknowledged,
+            handling.clone(),
         )
         .await
         .map(Accepted::Passed),
@@ -106,12 +99,75 @@ pub async fn notification(
         Accepted::Queued(1..) | Accepted::Passed(Passed::Delivered { .. })
     );
     let resolved = sent && notification.status == Status::Resolved;
+    let groups = snapshot
+        .config
+        .acknowledges()
+        .then(|| ack_groups(notification));
     for group in groups.iter().flatten().filter(|_| resolved) {
         if let Err(error) = act.acks.clear(group, snapshot.cluster.as_deref()).await {
             tracing::error!(message = "Cannot forget the acknowledgement of a resolved group.", %group, %error);
         }
     }
     Ok(accepted)
+}
+
+/// The ids a group is acknowledged under: a link acknowledges it under its `groupKey`, a
+/// command under its receiver and labels (Alertmanager's API names no `groupKey`).
+fn ack_groups(notification: &Notification) -> [String; 2] {
+    [
+        link::group_id(&notification.group_key),
+        link::labels_group_id(&notification.receiver, &notification.group_labels),
+    ]
+}
+
+/// Who acknowledged the group of `notification`, and when, if anyone did.
+fn acknowledgement(
+    act: &Act,
+    snapshot: &Snapshot,
+    notification: &Notification,
+) -> Option<(String, Timestamp)> {
+    if !snapshot.config.acknowledges() {
+        return None;
+    }
+    ack_groups(notification)
+        .iter()
+        .find_map(|group| act.acks.get(group))
+        .map(|ack| (ack.by, ack.at))
+}
+
+/// Keeps `notification` as what the cards among `planned` are drawn from, on a task of
+/// its own (the webhook's answer does not wait for it).
+fn remember_cards(
+    delivery: &Arc<Delivery>,
+    snapshot: &Snapshot,
+    notification: &Notification,
+    planned: &[PlannedMessage],
+) {
+    let robots = &snapshot.config.robots;
+    let sources: Vec<(String, String)> = planned
+        .iter()
+        .filter(|m| {
+            robots
+                .get(&m.robot)
+                .is_some_and(|r| r.sends_cards(&m.message))
+        })
+        .filter(|m| !m.summary.group_key.is_empty())
+        .map(|m| (m.robot.clone(), m.strategy.clone()))
+        .collect();
+    if sources.is_empty() {
+        return;
+    }
+    let (delivery, cluster) = (delivery.clone(), snapshot.cluster.clone());
+    let notification = notification.clone();
+    tokio::spawn(async move {
+        for (robot, strategy) in sources {
+            let cluster = cluster.as_deref();
+            delivery
+                .cards
+                .remember(&robot, &strategy, &notification, cluster)
+                .await;
+        }
+    });
 }
 
 /// Why a notification was not accepted.
@@ -130,14 +186,15 @@ pub enum AcceptError {
 }
 
 /// Routes and renders `notification` (or, with `direct_robot`, renders all of it for
-/// that robot), counting what routing did.
+/// that robot), counting what routing did, and keeping it for the cards it is shown on.
 fn messages(
-    metrics: &Metrics,
-    config: &Config,
+    delivery: &Arc<Delivery>,
+    snapshot: &Snapshot,
     notification: &Notification,
     direct_robot: Option<&str>,
-    acknowledged: Option<(String, Timestamp)>,
+    handling: Handling,
 ) -> Result<Vec<PlannedMessage>, AcceptError> {
+    let (metrics, config) = (&delivery.metrics, &snapshot.config);
     for alert in &notification.alerts {
         metrics
             .alerts_received
@@ -146,18 +203,19 @@ fn messages(
             })
             .inc();
     }
-    match direct_robot {
-        Some(robot) => Ok(vec![
-            plan::plan_direct(config, notification, robot, acknowledged, Timestamp::now())
+    let planned = match direct_robot {
+        Some(robot) => vec![
+            plan::plan_direct(config, notification, robot, handling, Timestamp::now())
                 .ok_or_else(|| AcceptError::UnknownRobot(robot.to_owned()))?,
-        ]),
+        ],
         None => {
-            let plan =
-                plan::plan_acknowledged(config, notification, acknowledged, Timestamp::now());
+            let plan = plan::plan_handled(config, notification, handling, Timestamp::now());
             count_routes(metrics, config, notification, &plan);
-            Ok(plan.messages)
+            plan.messages
         }
-    }
+    };
+    remember_cards(delivery, snapshot, notification, &planned);
+    Ok(planned)
 }
 
 fn count_routes(

@@ -2,19 +2,19 @@
 //! answered, through the same gates and [`deliver::send`] as the queue's workers, and the
 //! webhook gets DingTalk's verdict, so Alertmanager owns the retries. Nothing is queued.
 
+use std::sync::Arc;
 use std::time::Duration;
-
-use jiff::Timestamp;
 
 use tokio::time::Instant;
 
 use super::{AcceptError, messages};
 use crate::accept::dedup::{self, Dedup};
-use crate::deliver::{self, Delivery, Failure};
+use crate::deliver::cards::CardGroup;
+use crate::deliver::{self, Delivery, Failure, Post};
 use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot};
-use crate::ingest::Notification;
+use crate::ingest::{Notification, Status};
 use crate::limit;
-use crate::render;
+use crate::render::{self, Handling};
 use crate::snapshot::Snapshot;
 
 /// What became of a notification sent at once.
@@ -52,14 +52,14 @@ pub enum Passed {
 
 /// Sends the messages of `notification` (or, with `direct_robot`, all of it to that robot)
 /// now, within the robots' rate windows, and says what DingTalk made of them; the messages
-/// say who `acknowledged` the group.
+/// say how people are `handling` the group.
 pub async fn send_now(
-    delivery: &Delivery,
+    delivery: &Arc<Delivery>,
     dedup: &Dedup,
     snapshot: &Snapshot,
     notification: &Notification,
     direct_robot: Option<&str>,
-    acknowledged: Option<(String, Timestamp)>,
+    handling: Handling,
 ) -> Result<Passed, AcceptError> {
     let config = &snapshot.config;
     let identity = dedup::identity(notification, direct_robot);
@@ -76,24 +76,22 @@ pub async fn send_now(
         dedup.duplicate(&identity);
         return Ok(Passed::Duplicate);
     }
-    let planned = messages(
-        &delivery.metrics,
-        config,
-        notification,
-        direct_robot,
-        acknowledged,
-    )?;
+    let planned = messages(delivery, snapshot, notification, direct_robot, handling)?;
     let mut delivered = 0;
     for message in &planned {
         let Some(robot) = config.robots.get(&message.robot) else {
             continue;
         };
         let alerts = message.summary.alerts.len();
+        let card = robot.sends_cards(&message.message).then(|| CardGroup {
+            group_key: &message.summary.group_key,
+            resolved: message.summary.status == Status::Resolved,
+        });
         let sent = send_message(
             delivery,
             snapshot,
             robot,
-            &message.message,
+            (&message.message, card),
             &message.strategy,
             alerts,
         );
@@ -106,7 +104,8 @@ pub async fn send_now(
     // duplicate.
     dedup.remember(&identity, config.dedup_window);
     if let Some(cluster) = cluster {
-        cluster.confirm(&identity, config.dedup_window).await;
+        let group = dedup::group_of(&identity);
+        cluster.confirm(&identity, group, config.dedup_window).await;
     }
     Ok(Passed::Delivered {
         messages: delivered,
@@ -120,7 +119,7 @@ pub async fn send_message(
     delivery: &Delivery,
     snapshot: &Snapshot,
     robot: &Robot,
-    message: &Message,
+    (message, card): (&Message, Option<CardGroup<'_>>),
     strategy: &str,
     alerts: usize,
 ) -> Result<(), Passed> {
@@ -147,6 +146,10 @@ pub async fn send_message(
         });
     };
     let mut message = render::shorten(message, robot, gate.size_budget(robot));
+    let post = match card {
+        Some(group) => Post::Card(&delivery.cards, group),
+        None => Post::Message,
+    };
     loop {
         let reserved = limit::reserve(&lane, snapshot, robot, Some(deadline))
             .await
@@ -157,7 +160,7 @@ pub async fn send_message(
             snapshot.cluster.as_deref(),
             robot,
             &delivery.metrics,
-            &message,
+            (&message, post),
         )
         .await;
         match sent {

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::dingtalk::Message;
 use crate::ingest::{Notification, Status};
 use crate::queue::GroupSummary;
-use crate::render::{ActionLink, Actions, Extras};
+use crate::render::{ActionLink, Actions, Extras, Handling};
 use crate::route::{self, Routes};
 
 /// Strategy name used for messages sent through `/dingtalk/{robot}/send`.
@@ -41,17 +41,17 @@ pub struct Plan {
 
 /// Routes and renders `notification` with `config` at time `now`.
 pub fn plan(config: &Config, notification: &Notification, now: Timestamp) -> Plan {
-    plan_acknowledged(config, notification, None, now)
+    plan_handled(config, notification, Handling::default(), now)
 }
 
-/// Like [`plan`], for a group that `acknowledged` says who took on, and when.
-pub fn plan_acknowledged(
+/// Like [`plan`], for a group whose messages say how people `handling` it.
+pub fn plan_handled(
     config: &Config,
     notification: &Notification,
-    acknowledged: Option<(String, Timestamp)>,
+    handling: Handling,
     now: Timestamp,
 ) -> Plan {
-    let actions = actions(config, notification, acknowledged, now);
+    let actions = actions(config, notification, handling, now);
     let routes = route::route(&config.strategies, &notification.alerts, now);
     let messages = routes
         .messages
@@ -93,13 +93,13 @@ pub fn plan_direct(
     config: &Config,
     notification: &Notification,
     robot: &str,
-    acknowledged: Option<(String, Timestamp)>,
+    handling: Handling,
     now: Timestamp,
 ) -> Option<PlannedMessage> {
     let robot_config = config.robots.get(robot)?;
     let all: Vec<usize> = (0..notification.alerts.len()).collect();
     let extras = Extras {
-        actions: actions(config, notification, acknowledged, now),
+        actions: actions(config, notification, handling, now),
         ..Extras::default()
     };
     let message = config.renderer.render(
@@ -123,10 +123,10 @@ pub fn plan_direct(
 fn actions(
     config: &Config,
     notification: &Notification,
-    acknowledged: Option<(String, Timestamp)>,
+    handling: Handling,
     now: Timestamp,
 ) -> Option<Arc<Actions>> {
-    if config.actions.is_none() && acknowledged.is_none() {
+    if config.actions.is_none() && handling == Handling::default() {
         return None;
     }
     let links = config
@@ -139,10 +139,7 @@ fn actions(
             url,
         })
         .collect();
-    Some(Arc::new(Actions {
-        links,
-        acknowledged,
-    }))
+    Some(Arc::new(Actions { links, handling }))
 }
 
 fn summarize(notification: &Notification, alerts: &[usize], message: &Message) -> GroupSummary {

@@ -17,6 +17,7 @@ use crate::cluster::Cluster;
 use crate::deliver::Delivery;
 use crate::ingest::Notification;
 use crate::queue::{Envelope, QueueError};
+use crate::render::Handling;
 use crate::snapshot::Snapshot;
 
 /// Routes, renders and durably queues `notification` (or, with `direct_robot`, all of it
@@ -28,7 +29,7 @@ pub async fn accept(
     snapshot: &Snapshot,
     notification: &Notification,
     direct_robot: Option<&str>,
-    acknowledged: Option<(String, Timestamp)>,
+    handling: Handling,
 ) -> Result<usize, AcceptError> {
     let config = &snapshot.config;
     let identity = dedup::identity(notification, direct_robot);
@@ -50,13 +51,7 @@ pub async fn accept(
         },
         None => None,
     };
-    let planned = match messages(
-        &delivery.metrics,
-        config,
-        notification,
-        direct_robot,
-        acknowledged,
-    ) {
+    let planned = match messages(delivery, snapshot, notification, direct_robot, handling) {
         Ok(planned) => planned,
         Err(error) => {
             forget(dedup, &identity, shared.as_ref()).await;
@@ -131,7 +126,35 @@ async fn commit(
         delivery.wake(&robot);
     }
     if let Some(shared) = shared {
-        shared.cluster.confirm(&identity, shared.window).await;
+        let group = dedup::group_of(&identity);
+        shared
+            .cluster
+            .confirm(&identity, group, shared.window)
+            .await;
+    }
+    Ok(())
+}
+
+/// Queues `planned` again, with no duplicate claim (a card drawn again), and wakes their
+/// robots' workers.
+pub(super) async fn requeue(
+    delivery: &Arc<Delivery>,
+    snapshot: &Snapshot,
+    planned: Vec<PlannedMessage>,
+) -> Result<(), String> {
+    let robots: Vec<String> = planned.iter().map(|m| m.robot.clone()).collect();
+    let accepted_at = Timestamp::now();
+    let envelopes = planned
+        .into_iter()
+        .map(|m| envelope(delivery, m, accepted_at))
+        .collect();
+    delivery
+        .queue
+        .push(envelopes, snapshot.config.max_pending)
+        .await
+        .map_err(|e| e.to_string())?;
+    for robot in robots {
+        delivery.wake(&robot);
     }
     Ok(())
 }

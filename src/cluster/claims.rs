@@ -40,17 +40,30 @@ impl Cluster {
         }
     }
 
-    /// Marks `identity` queued for `window`: a duplicate for every replica.
-    pub async fn confirm(&self, identity: &str, window: Duration) {
+    /// Marks `identity` queued for `window`: a duplicate for every replica, as its group's
+    /// last notification; the group's one before (`group`, see `accept::dedup::group_of`)
+    /// is a duplicate no more.
+    pub async fn confirm(&self, identity: &str, group: &str, window: Duration) {
         let Some(mut connection) = self.reachable_connection().await else {
             return;
         };
+        let claim = self.claim_key(identity);
+        let window = millis(window).max(1);
         let mut set = redis::cmd("SET");
-        set.arg(self.claim_key(identity))
-            .arg("queued")
-            .arg("PX")
-            .arg(millis(window).max(1));
+        set.arg(&claim).arg("queued").arg("PX").arg(window);
         self.run(set.query_async::<()>(&mut connection)).await;
+        let mut last = redis::cmd("SET");
+        last.arg(self.claim_key(&format!("last of {group}")))
+            .arg(&claim)
+            .arg("PX")
+            .arg(window)
+            .arg("GET");
+        let previous: Option<Option<String>> = self.run(last.query_async(&mut connection)).await;
+        if let Some(Some(previous)) = previous.filter(|p| p.as_deref() != Some(claim.as_str())) {
+            let mut forget = redis::cmd("DEL");
+            forget.arg(previous);
+            self.run(forget.query_async::<i64>(&mut connection)).await;
+        }
     }
 
     /// Drops this replica's pending claim of `identity`: it was not queued.

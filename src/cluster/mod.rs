@@ -21,6 +21,7 @@
 //! and a replica that dies in between leaves a pending claim that expires.
 
 mod acks;
+mod cards;
 mod claims;
 mod connection;
 mod scripts;

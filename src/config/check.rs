@@ -12,12 +12,13 @@ use jiff::tz::TimeZone;
 use super::BearerToken;
 use super::checker::Checker;
 use super::raw::{RawAuth, RawConfig};
-use super::robots::RobotUrls;
+use super::robots::{CARDS_NEED_APPS, RobotUrls};
 use super::values::{duration, http_url, time_zone};
 use super::{
     Config, DEFAULT_API_URL, DEFAULT_KEYWORD, DEFAULT_MAX_PENDING_DURABLE,
     DEFAULT_MAX_PENDING_IN_MEMORY, DEFAULT_OPENAPI_URL, Path,
 };
+use crate::dingtalk::{Endpoint, MsgType};
 use crate::render::{Renderer, TemplatePart, TemplateSource};
 
 impl Checker {
@@ -51,6 +52,13 @@ impl Checker {
             &dingtalk.key("timeout"),
             duration(raw.dingtalk.timeout.as_deref().unwrap_or("5s")),
         );
+        let monthly_call_quota = raw.dingtalk.monthly_call_quota;
+        if monthly_call_quota == Some(0) {
+            self.error(
+                &dingtalk.key("monthly_call_quota"),
+                "dingtalk.monthly_call_quota must be at least 1 (leave it out for no quota)",
+            );
+        }
         let proxy_url = match raw.dingtalk.proxy_url.as_deref().filter(|p| !p.is_empty()) {
             Some(proxy) => self
                 .check(&dingtalk.key("proxy_url"), http_url(proxy))
@@ -194,6 +202,19 @@ impl Checker {
         let mut names = BTreeSet::new();
         for (index, raw_strategy) in raw.strategies.into_iter().enumerate() {
             let at = top.key("strategies").index(index);
+            let webhook_robot = raw_strategy.robots.iter().find(|name| {
+                robots
+                    .get(*name)
+                    .is_some_and(|robot| matches!(robot.endpoint, Endpoint::Webhook(_)))
+            });
+            if let (Some(MsgType::Card), Some(robot)) = (raw_strategy.msgtype, webhook_robot) {
+                self.error(
+                    &at.key("msgtype"),
+                    format!(
+                        "robot `{robot}` of this strategy is a webhook robot: {CARDS_NEED_APPS}"
+                    ),
+                );
+            }
             if !raw_strategy.name.is_empty() && !names.insert(raw_strategy.name.clone()) {
                 self.error(
                     &at.key("name"),
@@ -217,6 +238,7 @@ impl Checker {
             bearer_token: bearer_token?,
             timezone: timezone?,
             api_url: api_url?,
+            monthly_call_quota,
             timeout: timeout?,
             proxy_url: proxy_url?,
             shutdown_timeout: shutdown_timeout?,

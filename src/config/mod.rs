@@ -66,6 +66,9 @@ pub struct Config {
     /// `dingtalk.api_url`: replies to commands go only to session webhooks under its
     /// scheme, host and port.
     pub api_url: Url,
+    /// `dingtalk.monthly_call_quota`: the OpenAPI calls a month the organisation may make,
+    /// warned of at 80 %.
+    pub monthly_call_quota: Option<u64>,
     /// Timeout of one request to DingTalk.
     pub timeout: Duration,
     /// Proxy for requests to DingTalk, if configured.

@@ -58,6 +58,7 @@ pub(super) struct RawDingTalk {
     pub openapi_url: Option<String>,
     pub timeout: Option<String>,
     pub proxy_url: Option<String>,
+    pub monthly_call_quota: Option<u64>,
 }
 
 /// `delivery:`

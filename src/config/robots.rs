@@ -11,7 +11,10 @@ use super::checker::Checker;
 use super::raw::RawRobot;
 use super::values::split_webhook;
 use crate::dingtalk::RateLimit;
-use crate::dingtalk::{App, AppRobot, Commands, Endpoint, Robot, Secret, Webhook};
+use crate::dingtalk::{App, AppRobot, Commands, Endpoint, MsgType, Robot, Secret, Webhook};
+
+/// Why `msgtype: card` is refused for a webhook robot.
+pub(super) const CARDS_NEED_APPS: &str = "`msgtype: card` needs a robot of an application (DingTalk's interactive cards are sent through the OpenAPI); use `actionCard` for a webhook robot";
 
 /// The `dingtalk:` addresses robots are sent to, where they are valid.
 #[derive(Clone, Copy)]
@@ -64,6 +67,12 @@ impl Checker {
         };
 
         let commands = self.commands(at, name, &raw, &endpoint);
+        if raw.msgtype == MsgType::Card && matches!(endpoint, Endpoint::Webhook(_)) {
+            self.error(
+                &at.key("msgtype"),
+                format!("robot `{name}` is a webhook robot: {CARDS_NEED_APPS}"),
+            );
+        }
         let rate_limit = match &raw.rate_limit {
             Some(text) => self.check(&at.key("rate_limit"), RateLimit::from_str(text))?,
             None => RateLimit::DINGTALK,

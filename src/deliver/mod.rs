@@ -9,7 +9,9 @@
 //! the metrics. No lock the API or a scrape reads is held across I/O; it knows nothing of
 //! HTTP requests.
 
+pub mod cards;
 pub mod digest;
+mod outgoing;
 mod send;
 pub mod supersede;
 mod worker;
@@ -22,13 +24,14 @@ use jiff::Timestamp;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use send::{Failure, send};
+pub use send::{Failure, Post, send};
 pub use worker::backoff;
 
 use crate::limit::{Gate, Gates};
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::snapshot::{ConfigHandle, Snapshot};
+use cards::Cards;
 
 /// The parts the delivery workers share, and the workers themselves.
 pub struct Delivery {
@@ -40,16 +43,25 @@ pub struct Delivery {
     pub metrics: Arc<Metrics>,
     /// Every robot's gate.
     pub gates: Arc<Gates>,
+    /// The cards of robots that send cards.
+    pub cards: Arc<Cards>,
     workers: Mutex<BTreeMap<String, JoinHandle<()>>>,
 }
 
 impl Delivery {
-    /// Delivery over `queue` with the configuration of `config`; no worker runs yet.
-    pub fn new(config: Arc<ConfigHandle>, queue: Arc<Queue>, metrics: Arc<Metrics>) -> Self {
+    /// Delivery over `queue` and `cards` with the configuration of `config`; no worker
+    /// runs yet.
+    pub fn new(
+        config: Arc<ConfigHandle>,
+        queue: Arc<Queue>,
+        cards: Arc<Cards>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Delivery {
             config,
             queue,
             metrics,
+            cards,
             gates: Arc::default(),
             workers: Mutex::default(),
         }

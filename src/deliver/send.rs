@@ -7,6 +7,7 @@
 use jiff::Timestamp;
 use tokio::time::Instant;
 
+use super::cards::{CardGroup, Cards};
 use crate::cluster::Cluster;
 use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot, SendError, Sender};
 use crate::limit::{LastError, Reserved};
@@ -25,33 +26,43 @@ pub struct Failure {
     pub budget: usize,
 }
 
-/// Sends `message` to `robot` through `sender` on the slot `reserved`, and records
-/// DingTalk's answer: in the gate (success, last error, pause, size budget), in the
-/// metrics, and a pause in `cluster` for every replica.
+/// How a message goes out.
+#[derive(Debug, Clone, Copy)]
+pub enum Post<'a> {
+    /// As a message of its own.
+    Message,
+    /// As its group's card, sent or updated ([`Cards::post`]).
+    Card(&'a Cards, CardGroup<'a>),
+}
+
+/// Sends `message` to `robot` through `sender` on the slot `reserved`, as `post` says, and
+/// records DingTalk's answer: in the gate (success, last error, pause, size budget), in
+/// the metrics, and a pause in `cluster` for every replica.
 pub async fn send(
     reserved: Reserved<'_, '_>,
     sender: &dyn Sender,
     cluster: Option<&Cluster>,
     robot: &Robot,
     metrics: &Metrics,
-    message: &Message,
+    (message, post): (&Message, Post<'_>),
 ) -> Result<(), Failure> {
     let gate = reserved.gate();
-    let result = match robot.body(message) {
-        Ok(body) => {
-            let started = Instant::now();
-            let result = sender.send(robot, body).await;
-            metrics
-                .send_duration
-                .get_or_create(&RobotLabels {
-                    robot: robot.name.clone(),
-                })
-                .observe(started.elapsed().as_secs_f64());
-            result
-        }
-        // Longer than the robot's API takes: not sent, and handled as DingTalk's "too long".
-        Err(too_long) => Err(too_long),
+    let started = Instant::now();
+    let result = match post {
+        Post::Card(cards, group) => cards.post(sender, cluster, robot, message, group).await,
+        Post::Message => match robot.body(message) {
+            Ok(body) => sender.send(robot, body).await,
+            // Longer than the robot's API takes: not sent, and handled as DingTalk's "too
+            // long".
+            Err(too_long) => Err(too_long),
+        },
     };
+    metrics
+        .send_duration
+        .get_or_create(&RobotLabels {
+            robot: robot.name.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
     let Err(error) = result else {
         gate.succeeded(Timestamp::now());
         metrics.set_paused(&robot.name, false);

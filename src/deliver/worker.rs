@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use tokio::time::Instant;
 
+use super::outgoing::Outgoing;
 use super::supersede::{self, Line};
 use super::{Delivery, Failure, digest};
 
-use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot};
+use crate::dingtalk::{MIN_BUDGET, Retry, Robot};
 use crate::limit::{self, Gate, Take};
 use crate::metrics::RobotLabels;
 use crate::queue::{Envelope, QueueError};
@@ -42,36 +42,6 @@ pub fn backoff(attempt: u32, jitter: f64) -> Duration {
 
 fn jittered_backoff(attempt: u32) -> Duration {
     backoff(attempt, 0.5 + fastrand::f64() / 2.0)
-}
-
-/// Messages chosen for one send.
-struct Outgoing {
-    /// The queued messages it covers.
-    envelopes: Vec<Envelope>,
-    message: Message,
-    strategy: String,
-    /// How many of `envelopes` a newer state of their group supersedes.
-    superseded: usize,
-}
-
-impl Outgoing {
-    /// One line: a group's newest message with the older ones it supersedes.
-    fn line(line: Line, zone: &TimeZone, robot: &Robot, budget: usize) -> Self {
-        Outgoing {
-            message: line.message(zone, robot, budget),
-            strategy: line.latest.strategy.clone(),
-            superseded: line.superseded.len(),
-            envelopes: line.into_envelopes(),
-        }
-    }
-
-    fn ids(&self) -> Vec<u64> {
-        self.envelopes.iter().map(|m| m.id).collect()
-    }
-
-    fn alerts(&self) -> usize {
-        self.envelopes.iter().map(|m| m.summary.alerts.len()).sum()
-    }
 }
 
 /// Delivers `robot`'s queue until the task is aborted.
@@ -158,7 +128,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
             snapshot.cluster.as_deref(),
             &robot_config,
             &delivery.metrics,
-            &send.message,
+            (&send.message, send.post(&delivery.cards)),
         )
         .await;
         drop(lane);
@@ -256,6 +226,7 @@ async fn choose(
         strategy: "digest".to_owned(),
         message: digest.message,
         superseded,
+        card: None,
         envelopes,
     }))
 }

@@ -81,7 +81,7 @@ fn sample(msgtype: MsgType, message: &Message) -> (&'static str, serde_json::Val
     let buttons = &message.buttons;
     match msgtype {
         MsgType::Text => ("sampleText", serde_json::json!({ "content": message.text })),
-        MsgType::ActionCard if buttons.len() == 1 => (
+        MsgType::ActionCard | MsgType::Card if buttons.len() == 1 => (
             "sampleActionCard",
             serde_json::json!({
                 "title": message.title,
@@ -91,7 +91,7 @@ fn sample(msgtype: MsgType, message: &Message) -> (&'static str, serde_json::Val
             }),
         ),
         // sampleActionCard2 to 5: two to five buttons, one under the other.
-        MsgType::ActionCard if (2..=5).contains(&buttons.len()) => {
+        MsgType::ActionCard | MsgType::Card if (2..=5).contains(&buttons.len()) => {
             let mut param = serde_json::json!({ "title": message.title, "text": message.text });
             for (n, button) in (1..).zip(buttons) {
                 param[format!("actionTitle{n}")] = button.title.as_str().into();
@@ -105,7 +105,7 @@ fn sample(msgtype: MsgType, message: &Message) -> (&'static str, serde_json::Val
             };
             (key, param)
         }
-        MsgType::Markdown | MsgType::ActionCard => (
+        MsgType::Markdown | MsgType::ActionCard | MsgType::Card => (
             "sampleMarkdown",
             serde_json::json!({ "title": message.title, "text": message.text }),
         ),

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::app::{App, GROUP_MESSAGE_PATH, STREAM_OPEN_PATH, TOKEN_PATH};
+use super::card::{self, CardCall};
 use super::token::Tokens;
 use super::{Call, Endpoint, Robot, Secret, SendError, SendFuture, Sender, Webhook};
 
@@ -19,11 +20,23 @@ const TOKEN_HEADER: &str = "x-acs-dingtalk-access-token";
 
 /// One HTTP client shared by every robot, so connections to DingTalk are pooled, with the
 /// access tokens of applications.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     tokens: Arc<Tokens>,
+    counted: Option<OnCall>,
 }
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is told of every OpenAPI call the client makes (to count it).
+pub type OnCall = Arc<dyn Fn(Call) + Send + Sync>;
 
 /// Errors building the HTTP client from configuration.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +63,22 @@ impl Client {
         Ok(Client {
             http,
             tokens: Arc::default(),
+            counted: None,
         })
+    }
+
+    /// The same client, telling `on_call` of every OpenAPI call.
+    pub fn counting(self, on_call: OnCall) -> Self {
+        Client {
+            counted: Some(on_call),
+            ..self
+        }
+    }
+
+    fn count(&self, call: Call) {
+        if let Some(on_call) = &self.counted {
+            on_call(call);
+        }
     }
 
     /// POSTs `body` to `robot`, a webhook signed at `now_ms`; success is `errcode == 0`,
@@ -58,7 +86,7 @@ impl Client {
     pub async fn post(&self, robot: &Robot, body: String, now_ms: i64) -> Result<(), SendError> {
         match &robot.endpoint {
             Endpoint::Webhook(webhook) => self.post_webhook(webhook, body, now_ms).await,
-            Endpoint::App(robot) => self.post_app(&robot.app, body).await,
+            Endpoint::App(robot) => self.post_app(&robot.app, Call::GroupMessage, body).await,
         }
     }
 
@@ -74,13 +102,29 @@ impl Client {
         classify(status, &bytes)
     }
 
-    /// Sends with the application's token; when DingTalk rejects the token, fetches
-    /// another (one fetch however many sends were rejected at once) and sends once more.
-    async fn post_app(&self, app: &App, body: String) -> Result<(), SendError> {
-        // Kept for a second send without copying it.
+    /// Sends or updates card `body` of `robot` ([`super::card`]), with its application's
+    /// token as a group message is sent.
+    pub async fn card(&self, robot: &Robot, body: String, call: CardCall) -> Result<(), SendError> {
+        let Endpoint::App(app_robot) = &robot.endpoint else {
+            return Err(SendError::BadAnswer(
+                "cards are for robots of an application".into(),
+            ));
+        };
+        let api = match call {
+            CardCall::Send => Call::CardSend,
+            CardCall::Update => Call::CardUpdate,
+        };
+        self.post_app(&app_robot.app, api, body).await
+    }
+
+    /// Makes OpenAPI call `api` with the application's token; when DingTalk rejects the
+    /// token, fetches another (one fetch however many calls were rejected at once) and
+    /// calls once more.
+    async fn post_app(&self, app: &App, api: Call, body: String) -> Result<(), SendError> {
+        // Kept for a second call without copying it.
         let body = Bytes::from(body);
         let token = self.tokens.get(app, None, || self.fetch_token(app)).await?;
-        match self.post_group_message(app, &token, body.clone()).await {
+        match self.call_with_token(app, api, &token, body.clone()).await {
             Err(error) if error.token_rejected() => {
                 tracing::info!(
                     message = "DingTalk rejected the access token; fetching another.",
@@ -90,23 +134,26 @@ impl Client {
                     .tokens
                     .get(app, Some(&token), || self.fetch_token(app))
                     .await?;
-                self.post_group_message(app, &token, body).await
+                self.call_with_token(app, api, &token, body).await
             }
             outcome => outcome,
         }
     }
 
-    async fn post_group_message(
+    async fn call_with_token(
         &self,
         app: &App,
+        api: Call,
         token: &Secret,
         body: Bytes,
     ) -> Result<(), SendError> {
-        let request = self
-            .http
-            .post(app.url(GROUP_MESSAGE_PATH))
-            .header(TOKEN_HEADER, token.expose())
-            .body(body);
+        let request = match api {
+            Call::CardSend => self.http.post(app.url(card::SEND_PATH)),
+            Call::CardUpdate => self.http.put(app.url(card::UPDATE_PATH)),
+            _ => self.http.post(app.url(GROUP_MESSAGE_PATH)),
+        };
+        let request = request.header(TOKEN_HEADER, token.expose()).body(body);
+        self.count(api);
         let (status, bytes) = self.exchange(request).await?;
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -116,7 +163,7 @@ impl Client {
         }
         match serde_json::from_slice::<Sent>(&bytes) {
             Ok(_) if (200..300).contains(&status) => Ok(()),
-            _ => Err(openapi_error(Call::GroupMessage, status, &bytes)),
+            _ => Err(openapi_error(api, status, &bytes)),
         }
     }
 
@@ -141,6 +188,7 @@ impl Client {
             .http
             .post(app.url(STREAM_OPEN_PATH))
             .body(body.to_string());
+        self.count(Call::StreamOpen);
         let (status, bytes) = self.exchange(request).await?;
         #[derive(Deserialize)]
         struct Opened {
@@ -171,6 +219,7 @@ impl Client {
             "appSecret": app.app_secret.expose(),
         });
         let request = self.http.post(app.url(TOKEN_PATH)).body(body.to_string());
+        self.count(Call::AccessToken);
         let (status, bytes) = self.exchange(request).await?;
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -210,6 +259,10 @@ impl Client {
 impl Sender for Client {
     fn send<'a>(&'a self, robot: &'a Robot, body: String) -> SendFuture<'a> {
         Box::pin(self.post(robot, body, Timestamp::now().as_millisecond()))
+    }
+
+    fn card<'a>(&'a self, robot: &'a Robot, body: String, call: CardCall) -> SendFuture<'a> {
+        Box::pin(Client::card(self, robot, body, call))
     }
 }
 

@@ -68,6 +68,10 @@ pub enum Call {
     GroupMessage,
     /// `POST /v1.0/gateway/connections/open`: a Stream connection's endpoint and ticket.
     StreamOpen,
+    /// `POST /v1.0/im/v1.0/robot/interactiveCards/send`: a new card.
+    CardSend,
+    /// `PUT /v1.0/im/robots/interactiveCards`: a card updated.
+    CardUpdate,
 }
 
 /// DingTalk's answer to a group message sent with a token it does not take (expired or
@@ -78,7 +82,11 @@ impl SendError {
     /// Whether DingTalk refused the access token a group message carried: the client then
     /// fetches another and sends once more.
     pub(super) fn token_rejected(&self) -> bool {
-        matches!(self, SendError::OpenApi { call: Call::GroupMessage, code, .. } if code == INVALID_TOKEN)
+        matches!(
+            self,
+            SendError::OpenApi { call: Call::GroupMessage | Call::CardSend | Call::CardUpdate, code, .. }
+                if code == INVALID_TOKEN
+        )
     }
 
     /// The label used for this failure in the `dingtalk_errors_total` metric.
@@ -135,6 +143,8 @@ impl fmt::Display for Call {
             Call::AccessToken => "access-token",
             Call::GroupMessage => "group-message",
             Call::StreamOpen => "stream-open",
+            Call::CardSend => "card-send",
+            Call::CardUpdate => "card-update",
         })
     }
 }

@@ -13,6 +13,7 @@
 //! credential can only reach a log through [`Secret::expose`].
 
 pub mod app;
+pub mod card;
 mod cause;
 mod client;
 mod error;
@@ -31,7 +32,7 @@ use url::Url;
 
 pub use app::{App, AppRobot};
 pub use cause::{Answer, CAUSES, Cause};
-pub use client::{Client, ClientError, classify};
+pub use client::{Client, ClientError, OnCall, classify};
 pub use error::{Call, Retry, SendError};
 pub use limits::{
     MAX_BUTTON_BYTES, MAX_MESSAGE_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES, MESSAGE_BUDGET,
@@ -43,6 +44,10 @@ pub use limits::{
 pub trait Sender: Send + Sync {
     /// POSTs `body` (from [`Robot::body`]) to `robot`; success is DingTalk's acceptance.
     fn send<'a>(&'a self, robot: &'a Robot, body: String) -> SendFuture<'a>;
+
+    /// Sends or updates the card `body` (from [`card::body`]) of `robot`, a robot of an
+    /// application.
+    fn card<'a>(&'a self, robot: &'a Robot, body: String, call: card::CardCall) -> SendFuture<'a>;
 }
 
 /// The answer to [`Sender::send`].
@@ -209,6 +214,13 @@ impl Robot {
         }
     }
 
+    /// Whether `message` goes as its group's card: a robot of an application whose
+    /// messages (or this one's strategy) are cards.
+    pub fn sends_cards(&self, message: &Message) -> bool {
+        matches!(self.endpoint, Endpoint::App(_))
+            && message.msgtype.unwrap_or(self.msgtype) == MsgType::Card
+    }
+
     /// The keyword to name in hints and to add to messages that lack one.
     pub fn primary_keyword(&self) -> &str {
         self.keywords.first().map_or("", String::as_str)
@@ -231,6 +243,10 @@ pub enum MsgType {
     /// an action card notifies nobody it mentions.
     #[serde(rename = "actionCard")]
     ActionCard,
+    /// For a robot of an application: an interactive card (DingTalk's `StandardCard`),
+    /// sent once per alert group and updated in place as the group changes ([`card`]). A
+    /// message that covers no one group (a digest, a test message) goes as an action card.
+    Card,
 }
 
 /// Who a message mentions (`@`).
@@ -360,6 +376,8 @@ fn encode_as(msgtype: MsgType, message: &Message) -> String {
             })
         }
         MsgType::ActionCard => return encode_as(MsgType::Markdown, message),
+        // Only robots of an application take cards; `check` refuses them for webhooks.
+        MsgType::Card => return encode_as(MsgType::ActionCard, message),
     };
     body.to_string()
 }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 pub type LabelSet = BTreeMap<String, String>;
 
 /// One webhook notification: a group of alerts that Alertmanager notifies together.
-#[derive(Debug, Clone, Deserialize)]
+/// Serialized as it was read (a card's group is kept so its card can be drawn again).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     /// Payload version; Alertmanager has sent "4" since 0.6.
@@ -49,7 +50,7 @@ pub struct Notification {
 }
 
 /// One alert of a notification.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     /// Whether this alert fires or has resolved.

@@ -80,6 +80,14 @@ pub struct RedisLabels {
     pub redis: String,
 }
 
+/// Label set of an OpenAPI call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// Which API: `access-token`, `group-message`, `card-send`, `card-update`,
+    /// `stream-open`.
+    pub api: String,
+}
+
 /// Label set of an application.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AppLabels {

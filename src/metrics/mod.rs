@@ -1,4 +1,5 @@
-//! The service's own metrics, all prefixed `alertmanager_dingtalk_`.
+//! The service's own metrics, all prefixed `alertmanager_dingtalk_`; [`quota`] counts
+//! OpenAPI calls against DingTalk's monthly quota.
 //!
 //! Served in the Prometheus text format (0.0.4), which every Prometheus and `promtool`
 //! read, or in OpenMetrics when the scraper asks for it.
@@ -14,10 +15,11 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 mod labels;
+pub mod quota;
 
 pub use labels::{
-    ActionLabels, AppLabels, BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels, MessageLabels,
-    OutcomeLabels, RedisLabels, RobotLabels, StatusLabels, StrategyLabels,
+    ActionLabels, ApiLabels, AppLabels, BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels,
+    MessageLabels, OutcomeLabels, RedisLabels, RobotLabels, StatusLabels, StrategyLabels,
 };
 
 /// Every metric the service exports.
@@ -61,6 +63,12 @@ pub struct Metrics {
     pub cluster_redis_up: Family<RedisLabels, Gauge>,
     /// 1 while the Stream connection of an application that takes commands is open.
     pub stream_connected: Family<AppLabels, Gauge>,
+    /// OpenAPI calls made, by API.
+    pub openapi_calls: Family<ApiLabels, Counter>,
+    /// With `dingtalk.monthly_call_quota`, the OpenAPI calls of this month (UTC).
+    pub openapi_month_calls: Gauge,
+    /// 1 once this month's calls reached 80 % of `dingtalk.monthly_call_quota`.
+    pub openapi_quota_warning: Gauge,
     /// 1 if the last config load succeeded.
     pub config_last_reload_successful: Gauge,
     /// Unix time of the last successful config load.
@@ -99,6 +107,9 @@ impl Metrics {
             robot_paused: Family::default(),
             cluster_redis_up: Family::default(),
             stream_connected: Family::default(),
+            openapi_calls: Family::default(),
+            openapi_month_calls: Gauge::default(),
+            openapi_quota_warning: Gauge::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
         };
@@ -199,6 +210,21 @@ impl Metrics {
             "stream_connected",
             "1 while the Stream connection of an application whose robots take commands is open, 0 while it is being opened again",
             m.stream_connected.clone(),
+        );
+        r.register(
+            "openapi_calls",
+            "OpenAPI calls to DingTalk, by API (access-token, group-message, card-send, card-update, stream-open)",
+            m.openapi_calls.clone(),
+        );
+        r.register(
+            "openapi_month_calls",
+            "With dingtalk.monthly_call_quota: the OpenAPI calls of this month (UTC), of every replica with cluster:, access tokens not counted",
+            m.openapi_month_calls.clone(),
+        );
+        r.register(
+            "openapi_quota_warning",
+            "1 once this month's OpenAPI calls reached 80% of dingtalk.monthly_call_quota",
+            m.openapi_quota_warning.clone(),
         );
         r.register(
             "config_last_reload_successful",

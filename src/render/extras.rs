@@ -24,8 +24,17 @@ pub struct Extras {
 pub struct Actions {
     /// Acknowledge, then one silence per duration.
     pub links: Vec<ActionLink>,
-    /// Who acknowledged the group, and when.
+    /// Who acknowledged or silenced the group.
+    pub handling: Handling,
+}
+
+/// How people are handling a group, as its messages show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handling {
+    /// Who acknowledged it, and when.
     pub acknowledged: Option<(String, Timestamp)>,
+    /// Who silenced it, and until when: shown on a card updated when it was silenced.
+    pub silenced: Option<(String, Timestamp)>,
 }
 
 /// One link that acts on a group.

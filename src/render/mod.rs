@@ -31,7 +31,7 @@ use attempts::{Attempt, Attempts, LimitedOutput, map_entries};
 use fit::alerts_that_fit;
 use view::GroupView;
 
-pub use extras::{ActionLink, Actions, Extras};
+pub use extras::{ActionLink, Actions, Extras, Handling};
 
 /// Name of the built-in template, which a config may override.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -200,7 +200,7 @@ impl Renderer {
             .collect();
         let actions = extras.actions.as_deref();
         let buttons = match extras.msgtype.unwrap_or(robot.msgtype) {
-            MsgType::ActionCard => {
+            MsgType::ActionCard | MsgType::Card => {
                 view::buttons(notification, &alerts, robot.primary_keyword(), actions)
             }
             MsgType::Markdown | MsgType::Text => Vec::new(),

@@ -34,6 +34,9 @@ pub(super) struct GroupView {
     actions: Vec<ActionView>,
     /// Who acknowledged the group, and when (`by`, `at`), if anyone did.
     acknowledged: Option<AcknowledgedView>,
+    /// Who silenced the group, and until when (`by`, `at`), on a card updated when it
+    /// was silenced.
+    silenced: Option<AcknowledgedView>,
     /// When the message is rendered: firing alerts' durations run to here.
     #[serde(skip)]
     pub(super) now: Timestamp,
@@ -75,6 +78,7 @@ impl GroupView {
             keyword: keyword.to_owned(),
             actions: Vec::new(),
             acknowledged: None,
+            silenced: None,
             now,
         }
     }
@@ -98,16 +102,15 @@ impl GroupView {
                 })
                 .collect();
         }
-        self.acknowledged = actions
-            .acknowledged
-            .as_ref()
-            .map(|(by, at)| AcknowledgedView {
-                by: by.clone(),
-                at: at
-                    .to_zoned_datetime(timezone.clone())
-                    .strftime("%Y-%m-%d %H:%M %Z")
-                    .to_string(),
-            });
+        let shown = |(by, at): &(String, Timestamp)| AcknowledgedView {
+            by: by.clone(),
+            at: at
+                .to_zoned_datetime(timezone.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string(),
+        };
+        self.acknowledged = actions.handling.acknowledged.as_ref().map(shown);
+        self.silenced = actions.handling.silenced.as_ref().map(shown);
         self
     }
 
@@ -130,7 +133,7 @@ struct ActionView {
     url: String,
 }
 
-/// Who acknowledged the group, as templates see it.
+/// Who acknowledged (or silenced) the group, and when (until when), as templates see it.
 #[derive(Serialize)]
 struct AcknowledgedView {
     by: String,

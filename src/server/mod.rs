@@ -225,7 +225,7 @@ async fn act_on(call: Call) -> Reply {
         return act::show(&app.act, &snapshot, &segment, request.headers()).await;
     }
     match read_form(&snapshot, request).await {
-        Ok(form) => act::perform(&app.act, &snapshot, &segment, &form).await,
+        Ok(form) => act::perform(&app, &snapshot, &segment, &form).await,
         Err(refused) => refused,
     }
 }

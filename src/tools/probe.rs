@@ -43,12 +43,19 @@ pub fn message(robot: &Robot, text: &str) -> Message {
 /// Sends the test message with `text` to `robot` under `snapshot`, through `delivery`.
 pub async fn send(delivery: &Delivery, snapshot: &Snapshot, robot: &Robot, text: &str) -> Probe {
     let message = message(robot, text);
-    let outcome =
-        match passthrough::send_message(delivery, snapshot, robot, &message, "test-robot", 0).await
-        {
-            Ok(()) => Passed::Delivered { messages: 1 },
-            Err(refused) => refused,
-        };
+    let outcome = match passthrough::send_message(
+        delivery,
+        snapshot,
+        robot,
+        (&message, None),
+        "test-robot",
+        0,
+    )
+    .await
+    {
+        Ok(()) => Passed::Delivered { messages: 1 },
+        Err(refused) => refused,
+    };
     let credentials = match robot.app_note() {
         Some(app) => format!(" ({app})"),
         None if robot.is_signed() => " (signed)".to_owned(),

@@ -125,6 +125,17 @@ impl Alertmanager {
         Alertmanager { daemon }
     }
 
+    /// Sends to `webhook_url` from now on: the config rewritten and reloaded
+    /// (`POST /-/reload`), the alerts kept.
+    pub async fn notify_to(&self, webhook_url: &str) {
+        let config = render_config(webhook_url, "");
+        std::fs::write(self.daemon.dir().join("alertmanager.yml"), config).unwrap();
+        match http(self.daemon.port, "POST", "/-/reload", "").await {
+            Ok((200, _)) => {}
+            other => panic!("reloading Alertmanager: {other:?}\n{}", self.log()),
+        }
+    }
+
     /// Base URL of the Alertmanager API, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.daemon.port)

@@ -10,6 +10,7 @@ mod browser;
 mod prometheus;
 
 mod app_robots;
+mod cards;
 mod cluster;
 mod commands;
 mod delivery;

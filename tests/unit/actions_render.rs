@@ -6,6 +6,7 @@ use alertmanager_dingtalk::accept::plan;
 use alertmanager_dingtalk::act::link::{Action, Link, group_id};
 use alertmanager_dingtalk::config::Config;
 use alertmanager_dingtalk::ingest::{self, Notification};
+use alertmanager_dingtalk::render::Handling;
 use jiff::Timestamp;
 
 use crate::config::check_ok;
@@ -97,12 +98,11 @@ fn the_chinese_template_names_them_in_chinese_and_both_say_who_acknowledged() {
         ),
         ("default-zh", "已认领：Bob ＜b＞（2026-12-06 16:00 CST）"),
     ] {
-        let plan = plan::plan_acknowledged(
-            &config("", template),
-            &notification,
-            acknowledged.clone(),
-            now(),
-        );
+        let handling = Handling {
+            acknowledged: acknowledged.clone(),
+            silenced: None,
+        };
+        let plan = plan::plan_handled(&config("", template), &notification, handling, now());
         let text = &plan.messages[0].message.text;
         assert!(text.contains(said), "{template}: {text}");
     }

@@ -168,6 +168,7 @@ fn msgtype_name(msgtype: MsgType) -> &'static str {
         MsgType::Markdown => "markdown",
         MsgType::Text => "text",
         MsgType::ActionCard => "actionCard",
+        MsgType::Card => "card",
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use alertmanager_dingtalk::accept::dedup::{CAPACITY, RecentNotifications};
+use alertmanager_dingtalk::accept::dedup::{CAPACITY, RecentNotifications, group_of};
 use alertmanager_dingtalk::ingest;
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -95,4 +95,37 @@ fn a_flap_is_no_duplicate_and_an_ha_copy_is() {
     assert_eq!(notification("g", &two).identity(), copy.identity());
     let other_group = notification("h", &[("fp1", "firing", "2026-12-06T08:00:00Z")]);
     assert_ne!(other_group.identity(), identities[0]);
+}
+
+#[test]
+fn a_notification_is_a_duplicate_only_of_its_groups_last_one() {
+    let start = Instant::now();
+    let at = |seconds: u64| start + Duration::from_secs(seconds);
+    // Identities as `dedup::identity` writes them; this groupKey holds a `|` itself.
+    let firing = r#"#{}:{alertname=~"A|B"}|firing|fp-a:firing:1"#;
+    let resolved = r#"#{}:{alertname=~"A|B"}|resolved|fp-a:resolved:1"#;
+    let other_group = "#{}:{alertname=\"C\"}|firing|fp-c:firing:1";
+    assert_eq!(group_of(firing), r#"#{}:{alertname=~"A|B"}"#);
+    let mut recent = RecentNotifications::default();
+    assert!(recent.insert(firing, WINDOW, at(0)));
+    assert!(
+        !recent.insert(firing, WINDOW, at(1)),
+        "a copy of the group's last one"
+    );
+    assert!(recent.insert(other_group, WINDOW, at(2)));
+    assert!(recent.insert(resolved, WINDOW, at(3)));
+    assert!(
+        recent.insert(firing, WINDOW, at(4)),
+        "fires again as before: the group's last one is the resolved one"
+    );
+    assert!(recent.insert(resolved, WINDOW, at(5)), "and resolves again");
+    assert!(
+        !recent.insert(resolved, WINDOW, at(6)),
+        "whose copy is a duplicate"
+    );
+    assert!(
+        !recent.insert(other_group, WINDOW, at(7)),
+        "other groups keep theirs"
+    );
+    assert_eq!(recent.len(), 2, "one identity per group");
 }

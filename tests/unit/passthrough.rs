@@ -7,6 +7,7 @@ use std::time::Duration;
 use alertmanager_dingtalk::accept::passthrough::{Passed, send_now};
 use alertmanager_dingtalk::dingtalk::{Retry, SendError};
 use alertmanager_dingtalk::ingest::{self, Notification};
+use alertmanager_dingtalk::render::Handling;
 use tokio::time::Instant;
 
 use crate::scripted::{Harness, Scripted, config, too_long};
@@ -44,7 +45,7 @@ async fn send(harness: &Harness, notification: &Notification) -> Passed {
         &runtime,
         notification,
         None,
-        None,
+        Handling::default(),
     )
     .await
     .unwrap()

@@ -10,6 +10,7 @@ use std::time::Duration;
 use alertmanager_dingtalk::accept::dedup::Dedup;
 use alertmanager_dingtalk::config::Config;
 use alertmanager_dingtalk::deliver::Delivery;
+use alertmanager_dingtalk::dingtalk::card::CardCall;
 use alertmanager_dingtalk::dingtalk::{Mention, Message, Robot, SendError, SendFuture, Sender};
 use alertmanager_dingtalk::ingest::Status;
 use alertmanager_dingtalk::metrics::Metrics;
@@ -131,6 +132,11 @@ impl Sender for Scripted {
             answer
         })
     }
+
+    /// A card goes through the script like any message.
+    fn card<'a>(&'a self, robot: &'a Robot, body: String, _: CardCall) -> SendFuture<'a> {
+        self.send(robot, body)
+    }
 }
 
 /// DingTalk's answers, for scripts.
@@ -177,7 +183,7 @@ impl Harness {
         let queue = Arc::new(Queue::new(store).unwrap());
         Harness {
             dedup: Arc::new(Dedup::new(metrics.duplicates_suppressed.clone())),
-            delivery: Arc::new(Delivery::new(config, queue, metrics)),
+            delivery: Arc::new(Delivery::new(config, queue, Arc::default(), metrics)),
             dingtalk,
         }
     }
@@ -240,6 +246,12 @@ fn runtime(config: Config, dingtalk: &Arc<Scripted>) -> Snapshot {
             .expect("a client"),
         cluster: None,
         alertmanager: None,
+        calls: alertmanager_dingtalk::metrics::quota::Calls::new(
+            &alertmanager_dingtalk::metrics::Metrics::new(),
+            Arc::default(),
+            None,
+            None,
+        ),
     }
 }
 

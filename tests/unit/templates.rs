@@ -134,7 +134,7 @@ fn default_zh_speaks_chinese() {
         assert!(text.contains(part), "{part}: {text}");
     }
     let (title, text) = render("default-zh", &fixture("resolved_1.json"), &[]);
-    assert!(title.starts_with("[恢复]"), "{title}");
+    assert!(title.starts_with("[已恢复]"), "{title}");
     assert!(
         text.contains("结束时间: ") && text.contains("持续时间: "),
         "{text}"

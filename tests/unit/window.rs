@@ -10,6 +10,7 @@ use std::time::Duration;
 use alertmanager_dingtalk::accept::passthrough::send_now;
 use alertmanager_dingtalk::dingtalk::SendError;
 use alertmanager_dingtalk::ingest;
+use alertmanager_dingtalk::render::Handling;
 use proptest::prelude::*;
 use proptest::test_runner::RngAlgorithm;
 use tokio::time::Instant;
@@ -102,7 +103,7 @@ fn run(
                             &runtime,
                             &notification,
                             None,
-                            None,
+                            Handling::default(),
                         )
                         .await;
                     }));

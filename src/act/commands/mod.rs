@@ -24,6 +24,7 @@ use super::link::labels_group_id;
 use super::{Acknowledgement, Act, AlertmanagerClient, AlertmanagerError};
 use crate::cluster::Cluster;
 use crate::dingtalk::markdown;
+use crate::ingest::Notification;
 use crate::route::matcher::{Matcher as LabelMatcher, Op};
 
 /// The most groups `list` shows; it says how many more there are.
@@ -49,12 +50,14 @@ impl Commander {
 }
 
 /// What a command came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Reply {
     /// The `outcome` label of `actions_total`: `done`, `repeated`, `refused`, `failed`.
     pub outcome: &'static str,
     /// The reply's markdown.
     pub text: String,
+    /// How the command changed the handling of groups, if it did.
+    pub changed: Option<Changed>,
 }
 
 impl Reply {
@@ -62,6 +65,50 @@ impl Reply {
         Reply {
             outcome,
             text: text.into(),
+            changed: None,
+        }
+    }
+
+    fn changing(mut self, changed: Changed) -> Self {
+        self.changed = Some(changed);
+        self
+    }
+}
+
+/// How a command changed the handling of groups: what their cards must show.
+#[derive(Debug, Clone)]
+pub enum Changed {
+    /// The group with this id ([`labels_group_id`]) was acknowledged.
+    Acknowledged(String),
+    /// The groups with an alert that `matchers` select were silenced (by whom, until
+    /// when) or, with `None`, are no longer.
+    Silence {
+        /// What the silence matches.
+        matchers: Vec<LabelMatcher>,
+        /// Who silenced them, until when; `None` when the silence was expired.
+        silenced: Option<(String, Timestamp)>,
+    },
+}
+
+impl Changed {
+    /// Whether the group of `notification` is one that changed.
+    pub fn matches(&self, notification: &Notification) -> bool {
+        match self {
+            Changed::Acknowledged(group) => {
+                labels_group_id(&notification.receiver, &notification.group_labels) == *group
+            }
+            Changed::Silence { matchers, .. } => notification
+                .alerts
+                .iter()
+                .any(|alert| matchers.iter().all(|m| m.matches(&alert.labels))),
+        }
+    }
+
+    /// Who silenced the groups, until when.
+    pub fn silenced(&self) -> Option<(String, Timestamp)> {
+        match self {
+            Changed::Silence { silenced, .. } => silenced.clone(),
+            Changed::Acknowledged(_) => None,
         }
     }
 }
@@ -184,8 +231,9 @@ impl Act {
                         ),
                     ));
                 };
+                let id = labels_group_id(&group.receiver.name, &group.labels);
                 let ack = Acknowledgement {
-                    group: labels_group_id(&group.receiver.name, &group.labels),
+                    group: id.clone(),
                     by: by.name(),
                     at: now,
                     alerts: group.alerts.iter().map(super::alert_name).collect(),
@@ -198,7 +246,8 @@ impl Act {
                             describe(group),
                             markdown::escape(&ack.by)
                         ),
-                    ),
+                    )
+                    .changing(Changed::Acknowledged(id)),
                     Ok((ack, false)) => Reply::new(
                         "repeated",
                         format!(
@@ -211,16 +260,20 @@ impl Act {
                 }
             }
             Command::Silence { length, matchers } => {
-                let matchers = matchers.iter().map(api_matcher).collect();
+                let api = matchers.iter().map(api_matcher).collect();
                 let comment = "From DingTalk through alertmanager-dingtalk (a robot command).";
                 let id = alertmanager
-                    .create_silence(matchers, now, length, &by.name(), comment)
+                    .create_silence(api, now, length, &by.name(), comment)
                     .await?;
                 let until = now.checked_add(length).unwrap_or(Timestamp::MAX);
                 Reply::new(
                     "done",
                     format!("Silenced until {until:.0}: silence `{id}`."),
                 )
+                .changing(Changed::Silence {
+                    matchers,
+                    silenced: Some((by.name(), until)),
+                })
             }
             Command::Unsilence(id) => {
                 let silence = alertmanager.silence(&id).await?;
@@ -239,7 +292,11 @@ impl Act {
                     ));
                 }
                 alertmanager.expire_silence(&id).await?;
-                Reply::new("done", format!("Expired silence `{id}`."))
+                let matchers = silence.matchers.iter().filter_map(label_matcher).collect();
+                Reply::new("done", format!("Expired silence `{id}`.")).changing(Changed::Silence {
+                    matchers,
+                    silenced: None,
+                })
             }
         })
     }
@@ -300,6 +357,18 @@ fn describe(group: &AlertGroup) -> String {
         labels.join(", "),
         group.receiver.name
     ))
+}
+
+/// A matcher of Alertmanager's API as the bridge matches labels with it.
+fn label_matcher(matcher: &Matcher) -> Option<LabelMatcher> {
+    let op = match (matcher.is_regex, matcher.is_equal) {
+        (false, true) => "=",
+        (false, false) => "!=",
+        (true, true) => "=~",
+        (true, false) => "!~",
+    };
+    let value = matcher.value.replace('\\', "\\\\").replace('"', "\\\"");
+    LabelMatcher::parse(&format!("{}{op}\"{value}\"", matcher.name)).ok()
 }
 
 /// A matcher as Alertmanager's API takes it.

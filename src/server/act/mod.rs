@@ -7,6 +7,8 @@
 //! another site (the address is the capability). The link's token is never logged or
 //! shown.
 
+use std::sync::Arc;
+
 use hyper::StatusCode;
 use hyper::header::{CACHE_CONTROL, COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use jiff::Timestamp;
@@ -15,8 +17,12 @@ use serde::Serialize;
 
 use super::html::HtmlPage;
 use super::{Reply, reply};
+use crate::accept::refresh;
+use crate::act::link::group_id;
 use crate::act::{Act, ActError, AlertmanagerClient, Done, GroupState, Link, LinkError};
+use crate::app::App;
 use crate::config::ActionsConfig;
+use crate::ingest::Notification;
 use crate::snapshot::Snapshot;
 
 /// The cookie that remembers the name a person gave.
@@ -95,7 +101,13 @@ pub(super) async fn show(
 /// `POST /act/{link}` with the page's form: does what the link names (or, with
 /// `do=unsilence`, expires the group's silence `silence`), and shows the page again with
 /// the outcome.
-pub(super) async fn perform(act: &Act, snapshot: &Snapshot, token: &str, form: &[u8]) -> Reply {
+pub(super) async fn perform(
+    app: &Arc<App>,
+    snapshot: &Snapshot,
+    token: &str,
+    form: &[u8],
+) -> Reply {
+    let act = &*app.act;
     let (actions, alertmanager) = match configured(snapshot) {
         Ok(configured) => configured,
         Err(refused) => return *refused,
@@ -138,6 +150,9 @@ pub(super) async fn perform(act: &Act, snapshot: &Snapshot, token: &str, form: &
                 .await
         }
     };
+    if let Ok(done) = &done {
+        redraw(app, &link, done, name);
+    }
     let zone = &snapshot.config.timezone;
     let state = act.state(&link, alertmanager).await;
     let mut page = page(&link, actions, &state, name.to_owned(), zone);
@@ -156,6 +171,23 @@ pub(super) async fn perform(act: &Act, snapshot: &Snapshot, token: &str, form: &
         }
     };
     html(status, &page, Some(name))
+}
+
+/// Draws the group's cards again when `done` changed how it is handled (by `by`), on a
+/// task of its own: the page does not wait for DingTalk.
+fn redraw(app: &Arc<App>, link: &Link, done: &Done, by: &str) {
+    let silenced = match done {
+        Done::Acknowledged { new: false, .. } | Done::Silenced { new: false, .. } => return,
+        Done::Silenced { until, .. } => Some((by.to_owned(), *until)),
+        Done::Acknowledged { .. } | Done::Unsilenced { .. } => None,
+    };
+    let (app, group) = (app.clone(), link.group.clone());
+    tokio::spawn(async move {
+        let snapshot = app.config.snapshot();
+        let matches = |n: &Notification| group_id(&n.group_key) == group;
+        let mode = app.pinned().mode;
+        refresh::cards(&app.delivery, &app.act, &snapshot, mode, matches, silenced).await;
+    });
 }
 
 /// The actions configuration and the Alertmanager client, or the answer that there are

@@ -307,7 +307,7 @@ pub(super) fn preview(preview: preview::Preview) -> PreviewView {
             .map(|message| MessageView {
                 html: match message.msgtype {
                     MsgType::Text => None,
-                    MsgType::Markdown | MsgType::ActionCard => {
+                    MsgType::Markdown | MsgType::ActionCard | MsgType::Card => {
                         Some(markdown::to_html(&message.message.text))
                     }
                 },

@@ -5,8 +5,9 @@
 //!
 //! - [`fake_dingtalk`] — an in-process fake of DingTalk's robot API on loopback that
 //!   answers like the real one (errcodes, signing, keywords, rate limit, size limit) and
-//!   injects faults; it records what it was sent, or only counts it under load. Its
-//!   Stream mode pushes robot messages over a WebSocket and takes session replies.
+//!   injects faults; it records what it was sent, or only counts it under load. It keeps
+//!   the interactive cards application robots send and update; its Stream mode pushes
+//!   robot messages over a WebSocket and takes session replies.
 //! - [`bridge`] — the bridge binary as a child process: start, restart, signals, its JSON
 //!   log, HTTP to it, its offline subcommands.
 //! - [`daemon`] — other real servers the end-to-end tests start (Alertmanager,
@@ -34,8 +35,8 @@ pub mod webhook;
 pub use bridge::{Bridge, CommandOutput, http, run_command};
 pub use daemon::{Daemon, installed};
 pub use fake_dingtalk::{
-    BotMessage, Counts, FakeApp, FakeDingTalk, FakeRobot, Mode, Request, SessionReply, StreamAck,
-    StreamOpen,
+    BotMessage, Counts, FakeApp, FakeCard, FakeDingTalk, FakeRobot, Mode, Request, SessionReply,
+    StreamAck, StreamOpen,
 };
 pub use redis::Redis;
 pub use scratch::{free_port, temp_dir};

@@ -1,6 +1,7 @@
 //! In-process fake of the DingTalk custom-robot API (`POST /robot/send`), of the
-//! OpenAPI calls of application robots (`openapi.rs`) and of their Stream mode
-//! (`stream.rs`) for tests and benchmarks over loopback.
+//! OpenAPI calls of application robots (`openapi.rs`), of their interactive cards
+//! (`cards.rs`) and of their Stream mode (`stream.rs`) for tests and benchmarks over
+//! loopback.
 //!
 //! [`FakeDingTalk`] listens on `127.0.0.1` and answers like the real service: always
 //! HTTP 200 with `{"errcode":N,"errmsg":"..."}`, checking in order the Content-Type
@@ -13,10 +14,11 @@
 //! request, so memory stays flat: it counts them and hands each delivered one to a
 //! callback.
 //!
-//! `rules.rs` holds DingTalk's webhook checks and `openapi.rs` its OpenAPI (no I/O),
-//! `server.rs` the listening and serving. `stream.rs` is Stream mode: the gateway's
-//! connection open, its WebSocket (on a port of its own) pushing robot messages, pings
-//! and disconnects and recording the acks, and the session webhooks robot messages carry.
+//! `rules.rs` holds DingTalk's webhook checks, `openapi.rs` its OpenAPI and `cards.rs`
+//! its interactive cards (no I/O), `server.rs` the listening and serving. `stream.rs` is
+//! Stream mode: the gateway's connection open, its WebSocket (on a port of its own)
+//! pushing robot messages, pings and disconnects and recording the acks, and the session
+//! webhooks robot messages carry.
 //! The fake knows DingTalk, never the bridge: what it checks is what DingTalk documents
 //! or was seen to do.
 
@@ -30,14 +32,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use cards::{CARD_SEND_PATH, CARD_UPDATE_PATH, Cards};
 use openapi::{GROUP_PATH, OpenApi, TOKEN_PATH};
 use rules::{Answer, Call, MAX_MESSAGE_BYTES, RobotState};
 use server::{accept_loop, bind};
 use stream::StreamState;
 
+pub use cards::FakeCard;
 pub use openapi::{FakeApp, MAX_MSG_PARAM_BYTES};
 pub use stream::{BOT_MESSAGE_TOPIC, BotMessage, SessionReply, StreamAck, StreamOpen};
 
+mod cards;
 mod openapi;
 mod rules;
 mod server;
@@ -118,8 +123,8 @@ pub enum Mode {
     Http500,
     /// Answer HTTP 200 with this errcode and errmsg.
     Errcode(i64, String),
-    /// Answer group messages of application robots with this HTTP status and OpenAPI
-    /// `code`; other calls as in [`Mode::Normal`].
+    /// Answer group messages and interactive cards of application robots with this HTTP
+    /// status and OpenAPI `code`; other calls as in [`Mode::Normal`].
     OpenApiError(u16, String),
     /// Keep requests waiting until the mode changes, then answer per the new mode.
     Hang,
@@ -206,6 +211,16 @@ impl Request {
         self.path == TOKEN_PATH
     }
 
+    /// Whether it sent an interactive card (whatever the answer).
+    pub fn is_card_send(&self) -> bool {
+        self.path == CARD_SEND_PATH
+    }
+
+    /// Whether it updated an interactive card (whatever the answer).
+    pub fn is_card_update(&self) -> bool {
+        self.path == CARD_UPDATE_PATH
+    }
+
     /// The string at a JSON pointer in the body, "" if absent.
     fn str_at(&self, pointer: &str) -> &str {
         self.body
@@ -279,6 +294,7 @@ impl FakeDingTalk {
                 connections: 0,
                 robots,
                 openapi: OpenApi::default(),
+                cards: Cards::default(),
                 stream: StreamState::new(stream_addr),
                 requests: Vec::new(),
                 counts: Counts::default(),
@@ -444,6 +460,32 @@ impl FakeDingTalk {
         max
     }
 
+    /// Waits until `check` finds something in the state, looking again whenever a request
+    /// is recorded or answered; `None` on timeout.
+    async fn wait_for_state<T>(
+        &self,
+        timeout: Duration,
+        check: impl Fn(&State) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut notified = std::pin::pin!(self.shared.changed.notified());
+            notified.as_mut().enable();
+            let found = check(&self.shared.lock());
+            if found.is_some() {
+                return found;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
     /// Runs `read` on the recorded requests; panics for a fake that only counts.
     fn recorded<T>(&self, read: impl FnOnce(&[Request]) -> T) -> T {
         assert!(
@@ -488,6 +530,7 @@ struct State {
     connections: usize,
     robots: HashMap<String, RobotState>,
     openapi: OpenApi,
+    cards: Cards,
     stream: StreamState,
     /// Every request so far, in arrival order; always empty for a fake that only counts.
     requests: Vec<Request>,
@@ -547,6 +590,9 @@ impl Shared {
         if let Some(answer) = stream::answer(&mut state, call) {
             return answer;
         }
+        if let Some(answer) = cards::answer(&mut state, call, now) {
+            return answer;
+        }
         if let Some(answer) = state.openapi.answer(call, now) {
             return answer;
         }
@@ -580,6 +626,8 @@ fn summary(requests: &[Request]) -> String {
         .join("\n")
 }
 
+#[cfg(test)]
+mod cards_tests;
 #[cfg(test)]
 mod openapi_tests;
 #[cfg(test)]

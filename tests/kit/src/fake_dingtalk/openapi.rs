@@ -1,6 +1,8 @@
 //! DingTalk's OpenAPI for robots of internal applications, as the fake serves it beside
-//! the webhook: `POST /v1.0/oauth2/accessToken` and `POST /v1.0/robot/groupMessages/send`.
-//! No I/O here: the server hands in the parsed request and the time.
+//! the webhook: `POST /v1.0/oauth2/accessToken` and `POST /v1.0/robot/groupMessages/send`,
+//! and the checks of the token, the robot and its group, and the rate that the interactive
+//! cards of `cards.rs` share with group messages. No I/O here: the server hands in the
+//! parsed request and the time.
 //!
 //! Field names follow DingTalk's OpenAPI SDK (`alibabacloud-go/dingtalk`, `oauth2_1_0`
 //! `GetAccessTokenRequest`/`ResponseBody`, `robot_1_0` `OrgGroupSendRequest`). Errors are
@@ -39,13 +41,15 @@ pub struct FakeApp {
     pub expire_in: Duration,
     /// Its robots: robot code, and the groups (openConversationId) each is in.
     pub robots: Vec<(String, Vec<String>)>,
-    /// Group messages it may send per rolling second, all robots together.
+    /// Calls it may make per rolling second to each rate-limited API (group messages,
+    /// card sends, card updates: DingTalk counts per application and API), all robots
+    /// together.
     pub per_second: usize,
 }
 
 impl FakeApp {
-    /// An application with tokens of 7200 s (DingTalk's usual `expireIn`), 20 group
-    /// messages a second, and no robots.
+    /// An application with tokens of 7200 s (DingTalk's usual `expireIn`), 20 calls a
+    /// second to each API, and no robots.
     pub fn new(app_key: &str, app_secret: &str) -> Self {
         FakeApp {
             app_key: app_key.to_owned(),
@@ -81,14 +85,15 @@ pub(super) struct OpenApi {
 
 struct AppState {
     app: FakeApp,
-    sends: VecDeque<Instant>,
+    /// The recent calls to each rate-limited API, by its path.
+    calls: HashMap<&'static str, VecDeque<Instant>>,
 }
 
 impl OpenApi {
     pub(super) fn add(&mut self, app: FakeApp) {
         let state = AppState {
             app,
-            sends: VecDeque::new(),
+            calls: HashMap::new(),
         };
         self.apps.insert(state.app.app_key.clone(), state);
     }
@@ -142,8 +147,26 @@ impl OpenApi {
 
     fn group_message(&mut self, call: &Call, now: Instant) -> Result<Answer, Answer> {
         check_request(call)?;
-        let app_key = call
-            .header_token
+        let app_key = self.app_of(call, now)?;
+        let field = |name: &str| {
+            call.body
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        self.check_robot(&app_key, field("robotCode"), field("openConversationId"))?;
+        check_message(field("msgKey"), field("msgParam"))?;
+        let calls = self.admit(&app_key, GROUP_PATH, now)?;
+        Ok(Answer::OpenApi(
+            StatusCode::OK,
+            json!({ "processQueryKey": format!("fake-query-{calls}") }),
+        ))
+    }
+
+    /// The application whose access token the call carries in its header, if DingTalk
+    /// takes that token at `now`.
+    pub(super) fn app_of(&self, call: &Call, now: Instant) -> Result<String, Answer> {
+        call.header_token
             .as_deref()
             .and_then(|token| self.tokens.get(token))
             .filter(|(_, expires)| now < *expires)
@@ -154,14 +177,17 @@ impl OpenApi {
                     "InvalidAuthentication",
                     "不合法的access_token",
                 )
-            })?;
-        let field = |name: &str| {
-            call.body
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
-        let robot_code = field("robotCode");
+            })
+    }
+
+    /// Whether `robot_code` is a robot of application `app_key` in the group
+    /// `open_conversation_id`; `Err` carries DingTalk's answer when it is not.
+    pub(super) fn check_robot(
+        &self,
+        app_key: &str,
+        robot_code: &str,
+        open_conversation_id: &str,
+    ) -> Result<(), Answer> {
         let owner = self
             .apps
             .values()
@@ -181,7 +207,7 @@ impl OpenApi {
             ));
         }
         let in_group = owner.app.robots.iter().any(|(code, groups)| {
-            code == robot_code && groups.iter().any(|g| g == field("openConversationId"))
+            code == robot_code && groups.iter().any(|g| g == open_conversation_id)
         });
         if !in_group {
             return Err(error(
@@ -190,40 +216,53 @@ impl OpenApi {
                 "openConversationId 不合法",
             ));
         }
-        check_message(field("msgKey"), field("msgParam"))?;
+        Ok(())
+    }
+
+    /// Counts a call of application `app_key` to the API at path `api` against its
+    /// per-second limit, which DingTalk sets per application and API; the calls in the
+    /// current second, this one included, or the throttling answer.
+    pub(super) fn admit(
+        &mut self,
+        app_key: &str,
+        api: &'static str,
+        now: Instant,
+    ) -> Result<usize, Answer> {
         let state = self
             .apps
-            .get_mut(&app_key)
-            .expect("the token's application");
-        while state
-            .sends
+            .get_mut(app_key)
+            .expect("the application of a token given out");
+        let calls = state.calls.entry(api).or_default();
+        while calls
             .front()
             .is_some_and(|&at| now.duration_since(at) >= Duration::from_secs(1))
         {
-            state.sends.pop_front();
+            calls.pop_front();
         }
-        if state.sends.len() >= state.app.per_second {
+        if calls.len() >= state.app.per_second {
             return Err(error(
                 StatusCode::FORBIDDEN,
                 "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
                 "调用频率超过限制",
             ));
         }
-        state.sends.push_back(now);
-        Ok(Answer::OpenApi(
-            StatusCode::OK,
-            json!({ "processQueryKey": format!("fake-query-{}", state.sends.len()) }),
-        ))
+        calls.push_back(now);
+        Ok(calls.len())
     }
 }
 
-/// Method and Content-Type, as any OpenAPI call needs them.
+/// Method and body, as any OpenAPI call that is a POST needs them.
 pub(super) fn check_request(call: &Call) -> Result<(), Answer> {
-    if call.method != Method::POST {
+    check_call(call, &Method::POST)
+}
+
+/// The method the OpenAPI call takes, and a JSON body.
+pub(super) fn check_call(call: &Call, method: &Method) -> Result<(), Answer> {
+    if call.method != *method {
         return Err(error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
-            "POST only",
+            &format!("{method} only"),
         ));
     }
     if call.body.is_null() {

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::cards::{CARD_SEND_PATH, CARD_UPDATE_PATH};
 use super::openapi::{self, GROUP_PATH, TOKEN_HEADER};
 use super::rules::{Answer, Call};
 use super::{Mode, POLL_INTERVAL, Request, Shared};
@@ -138,7 +139,12 @@ async fn handle(
         Mode::Normal => shared.evaluate(&call),
         Mode::Http500 => Answer::Plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         Mode::Errcode(errcode, errmsg) => Answer::Json(errcode, errmsg.into()),
-        Mode::OpenApiError(status, code) if call.path == GROUP_PATH => {
+        Mode::OpenApiError(status, code)
+            if matches!(
+                call.path.as_str(),
+                GROUP_PATH | CARD_SEND_PATH | CARD_UPDATE_PATH
+            ) =>
+        {
             let status = StatusCode::from_u16(status).expect("an HTTP status");
             openapi::error(status, &code, "injected by the test")
         }

@@ -674,7 +674,7 @@ fn refusal(status: http::StatusCode, reason: &str) -> ErrorResponse {
 }
 
 /// 16 random hex digits (std's randomly keyed hasher: no generator needed).
-fn random_hex() -> String {
+pub(super) fn random_hex() -> String {
     format!("{:016x}", RandomState::new().hash_one(now_ms()))
 }
 
@@ -855,23 +855,8 @@ impl FakeDingTalk {
         timeout: Duration,
         check: impl Fn(&StreamState) -> Option<T>,
     ) -> Option<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let mut notified = std::pin::pin!(self.shared.changed.notified());
-            notified.as_mut().enable();
-            let found = check(&self.shared.lock().stream);
-            if found.is_some() {
-                return found;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::select! {
-                () = notified => {}
-                () = tokio::time::sleep(POLL_INTERVAL) => {}
-                () = tokio::time::sleep_until(deadline) => {}
-            }
-        }
+        self.wait_for_state(timeout, |state| check(&state.stream))
+            .await
     }
 }
 

@@ -1,0 +1,129 @@
+//! One kind of card record kept three ways: in memory, in a table of `cards.redb` (when
+//! there is a queue directory) and, with `cluster:`, in a Redis hash the replicas share.
+//! Redis is asked first when it answers; the file is written on tokio's blocking pool and
+//! a failure to write it is logged (memory and Redis still have the record).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cluster::Cluster;
+
+/// Records of one kind by key: see the module documentation.
+#[derive(Debug)]
+pub(super) struct Shelf<T> {
+    /// The table's and the Redis hash's name.
+    name: &'static str,
+    held: Mutex<HashMap<String, T>>,
+    file: Option<Arc<Database>>,
+}
+
+impl<T: Clone + Serialize + DeserializeOwned> Shelf<T> {
+    /// A shelf in memory only.
+    pub(super) fn in_memory(name: &'static str) -> Self {
+        Shelf {
+            name,
+            held: Mutex::default(),
+            file: None,
+        }
+    }
+
+    /// A shelf kept in table `name` of `database` too, read whole now (at start).
+    pub(super) fn open(name: &'static str, database: Arc<Database>) -> Result<Self, redb::Error> {
+        let table = TableDefinition::<&str, &[u8]>::new(name);
+        let txn = database.begin_write()?;
+        txn.open_table(table)?;
+        txn.commit()?;
+        let mut held = HashMap::new();
+        let txn = database.begin_read()?;
+        for entry in txn.open_table(table)?.iter()? {
+            let (key, value) = entry?;
+            if let Ok(record) = serde_json::from_slice::<T>(value.value()) {
+                held.insert(key.value().to_owned(), record);
+            }
+        }
+        drop(txn);
+        Ok(Shelf {
+            name,
+            held: Mutex::new(held),
+            file: Some(database),
+        })
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<String, T>> {
+        // Every critical section leaves the map consistent.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many records this replica holds.
+    pub(super) fn len(&self) -> usize {
+        self.held().len()
+    }
+
+    /// The record of `key`: Redis's when it answers, else this replica's.
+    pub(super) async fn get(&self, key: &str, cluster: Option<&Cluster>) -> Option<T> {
+        if let Some(cluster) = cluster
+            && let Some(shared) = cluster.hash_get(self.name, key).await
+        {
+            return shared.and_then(|json| serde_json::from_str(&json).ok());
+        }
+        self.held().get(key).cloned()
+    }
+
+    /// Every record: Redis's when it answers, else this replica's.
+    pub(super) async fn all(&self, cluster: Option<&Cluster>) -> Vec<T> {
+        if let Some(cluster) = cluster
+            && let Some(shared) = cluster.hash_all(self.name).await
+        {
+            return shared
+                .into_iter()
+                .filter_map(|(_, json)| serde_json::from_str(&json).ok())
+                .collect();
+        }
+        self.held().values().cloned().collect()
+    }
+
+    /// Sets (`Some`) or forgets the record of `key`: in Redis, in the file, in memory.
+    pub(super) async fn put(&self, key: &str, record: Option<&T>, cluster: Option<&Cluster>) {
+        let json = record.map(|record| serde_json::to_string(record).unwrap_or_default());
+        if let Some(cluster) = cluster {
+            let _ = cluster.hash_set(self.name, key, json.as_deref()).await;
+        }
+        if let Some(database) = self.file.clone() {
+            let (name, owned) = (self.name, key.to_owned());
+            let json = json.clone();
+            let written =
+                tokio::task::spawn_blocking(move || write(&database, name, &owned, json)).await;
+            if let Ok(Err(error)) | Err(error) = written.map_err(|e| e.to_string()) {
+                tracing::error!(message = "Cannot write to cards.redb.", table = name, %error);
+            }
+        }
+        match record {
+            Some(record) => self.held().insert(key.to_owned(), record.clone()),
+            None => self.held().remove(key),
+        };
+    }
+}
+
+fn write(database: &Database, name: &str, key: &str, json: Option<String>) -> Result<(), String> {
+    let written = (|| -> Result<(), redb::Error> {
+        let txn = database.begin_write()?;
+        {
+            let mut table = txn.open_table(TableDefinition::<&str, &[u8]>::new(name))?;
+            match &json {
+                Some(json) => {
+                    table.insert(key, json.as_bytes())?;
+                }
+                None => {
+                    table.remove(key)?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    })();
+    written.map_err(|e| e.to_string())
+}
