@@ -300,3 +300,56 @@ async fn a_group_that_fires_again_as_before_gets_a_new_card_and_a_copy_none() {
         .await;
     assert_eq!(suppressed, 1.0);
 }
+
+#[tokio::test]
+async fn openapi_calls_are_counted_and_the_quota_warns_at_80_percent() {
+    let dingtalk = dingtalk().await;
+    let quota = "dingtalk:\n  monthly_call_quota: 2\n";
+    // One `dingtalk:` section: the quota joins the one `config` writes.
+    let config = config(&dingtalk, quota).replacen("dingtalk:\n  openapi_url", "  openapi_url", 1);
+    let bridge = Bridge::start(BINARY, &config).await;
+    bridge
+        .post("/alertmanager", &disk_full("firing", &["db-1"]), None)
+        .await;
+    cards(&dingtalk, "a card", |c| c.len() == 1).await;
+    bridge
+        .wait_for_metric("alertmanager_dingtalk_openapi_month_calls", 1.0)
+        .await;
+    assert_eq!(
+        bridge
+            .metric("alertmanager_dingtalk_openapi_quota_warning")
+            .await,
+        0.0
+    );
+    assert!(!bridge.log().contains("80% of dingtalk.monthly_call_quota"));
+
+    bridge
+        .post(
+            "/alertmanager",
+            &disk_full("firing", &["db-1", "db-2"]),
+            None,
+        )
+        .await;
+    cards(&dingtalk, "the card updated", |c| {
+        c.len() == 1 && c[0].updates() == 1
+    })
+    .await;
+    bridge
+        .wait_for_metric("alertmanager_dingtalk_openapi_quota_warning", 1.0)
+        .await;
+    assert_eq!(
+        bridge
+            .metric("alertmanager_dingtalk_openapi_month_calls")
+            .await,
+        2.0
+    );
+    let calls = |api: &str| format!("alertmanager_dingtalk_openapi_calls_total{{api=\"{api}\"}}");
+    assert_eq!(bridge.metric(&calls("card-send")).await, 1.0);
+    assert_eq!(bridge.metric(&calls("card-update")).await, 1.0);
+    assert_eq!(
+        bridge.metric(&calls("access-token")).await,
+        1.0,
+        "counted, not in the month's"
+    );
+    assert!(bridge.log().contains("80% of dingtalk.monthly_call_quota"));
+}

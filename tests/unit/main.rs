@@ -13,6 +13,7 @@ mod actions_render;
 mod app_robots;
 mod auth;
 mod backoff;
+mod cards;
 mod causes;
 mod coalesce;
 mod commands;
