@@ -5,7 +5,8 @@
 //!
 //! Who may command: a message counts only when it was written in the group
 //! (`openConversationId`) of a robot of that application with `commands: true`, by a
-//! member listed in the robot's `command_users` (any member when it has none). Messages
+//! member of the organisation (one with a staff id; guests have none) listed in the
+//! robot's `command_users` (any member when it has none). Messages
 //! from other groups are logged, counted as refused, and get no reply. Replies go only to
 //! a session webhook under `dingtalk.api_url`'s origin: a message names where its reply
 //! goes, and the bridge posts nowhere else.
@@ -115,7 +116,7 @@ impl Streams {
     /// The connection of `app`, for good.
     async fn connection(self: Arc<Self>, app: App, state: Arc<Mutex<StreamState>>) {
         let gauge = self.metrics.stream_connected(&app.app_key);
-        let client = self.config.snapshot().dingtalk.clone();
+        let client = || self.config.snapshot().dingtalk.clone();
         let report = |new: StreamState| {
             gauge.set(i64::from(matches!(new, StreamState::Connected(_))));
             *state.lock().unwrap_or_else(PoisonError::into_inner) = new;
@@ -125,7 +126,7 @@ impl Streams {
             let app_key = app.app_key.clone();
             tokio::spawn(async move { streams.handle(&app_key, message).await });
         };
-        dingtalk::stream::run(&client, &app, on_message, report).await;
+        dingtalk::stream::run(client, &app, on_message, report).await;
     }
 
     /// Authorises, does and answers one robot message to application `app_key`.
@@ -159,7 +160,11 @@ impl Streams {
             .command(
                 &message.text.content,
                 &message.msg_id,
-                (&by, commands.allows(&by.staff_id)),
+                // Guests from outside the organisation have no staff id.
+                (
+                    &by,
+                    !by.staff_id.is_empty() && commands.allows(&by.staff_id),
+                ),
                 alertmanager,
                 snapshot.cluster.as_deref(),
                 Timestamp::now(),
@@ -205,12 +210,11 @@ async fn reply_to(
             return;
         }
     };
-    let text = format!(
-        "{}\n\n@{} · {}",
-        reply.text,
-        markdown::escape(&by.staff_id),
-        markdown::escape(keyword)
-    );
+    let mention = match by.staff_id.as_str() {
+        "" => String::new(),
+        staff_id => format!("@{} · ", markdown::escape(staff_id)),
+    };
+    let text = format!("{}\n\n{mention}{}", reply.text, markdown::escape(keyword));
     let title = format!("{keyword} alertmanager-dingtalk");
     let body = dingtalk::stream::reply_body(&title, &text, &by.staff_id);
     if let Err(error) = snapshot.dingtalk.reply(&webhook, body).await {

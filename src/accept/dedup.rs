@@ -23,8 +23,9 @@ use sha2::{Digest as _, Sha256};
 use crate::cluster::{Claim, Cluster};
 use crate::ingest::Notification;
 
-/// Most identities remembered: about 1 MiB. At 270 notifications a second every one is
-/// still remembered for a full minute; HA copies arrive within seconds of each other.
+/// Most identities remembered: about 2 MiB (each with its time and group, and each group's
+/// last). At 270 notifications a second every one is still remembered for a full minute;
+/// HA copies arrive within seconds of each other.
 pub const CAPACITY: usize = 16_384;
 
 /// How long a webhook waits for another replica to finish queueing the same notification.

@@ -83,7 +83,8 @@ pub async fn send_now(
             continue;
         };
         let alerts = message.summary.alerts.len();
-        let card = robot.sends_cards(&message.message).then(|| CardGroup {
+        let has_group = !message.summary.group_key.is_empty();
+        let card = (has_group && robot.sends_cards(&message.message)).then(|| CardGroup {
             group_key: &message.summary.group_key,
             resolved: message.summary.status == Status::Resolved,
         });

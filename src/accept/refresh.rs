@@ -45,6 +45,11 @@ pub async fn cards(
                 .messages
                 .into_iter()
                 .filter(|m| m.robot == source.robot && m.strategy == source.strategy)
+                // The robot may have stopped sending cards since (a reload).
+                .filter(|m| {
+                    let robot = snapshot.config.robots.get(&m.robot);
+                    robot.is_some_and(|robot| robot.sends_cards(&m.message))
+                })
                 .collect();
         drawn += planned.len();
         let outcome = match mode {

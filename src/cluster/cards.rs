@@ -46,6 +46,27 @@ impl Cluster {
             .map(|_| ())
     }
 
+    /// Sets `field` of hash `name` to `value` unless it has one: `Some(None)` when it was
+    /// set, `Some(Some(theirs))` with the value already there, `None` when Redis cannot be
+    /// reached.
+    pub async fn hash_set_first(
+        &self,
+        name: &str,
+        field: &str,
+        value: &str,
+    ) -> Option<Option<String>> {
+        let mut connection = self.reachable_connection().await?;
+        let mut set = redis::cmd("HSETNX");
+        set.arg(self.hash_key(name)).arg(field).arg(value);
+        if self.run(set.query_async::<i64>(&mut connection)).await? == 1 {
+            return Some(None);
+        }
+        let mut get = redis::cmd("HGET");
+        get.arg(self.hash_key(name)).arg(field);
+        self.run(get.query_async::<Option<String>>(&mut connection))
+            .await
+    }
+
     /// Counts one OpenAPI call in `month` (`2026-12`) for every replica; the month's calls
     /// so far, `None` when Redis cannot be reached.
     pub async fn count_call(&self, month: &str) -> Option<u64> {

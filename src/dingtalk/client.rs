@@ -49,7 +49,9 @@ impl Client {
     pub fn new(timeout: Duration, proxy: Option<&Url>) -> Result<Self, ClientError> {
         // reqwest is built without a default crypto provider; install ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // DingTalk's APIs do not redirect; a session webhook that does is not followed.
         let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .user_agent(concat!("alertmanager-dingtalk/", env!("CARGO_PKG_VERSION")));
         if let Some(proxy) = proxy {

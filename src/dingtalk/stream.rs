@@ -16,7 +16,9 @@
 //!
 //! [`run`] keeps one connection up for good: every failure (the open call, the handshake,
 //! a closed socket, two minutes without a frame or an answer to a ping) is logged, shown to
-//! the caller's `report` and followed by a new attempt after a growing, jittered pause.
+//! the caller's `report` and followed by a new attempt after a jittered pause that doubles
+//! up to a minute, and starts from a second again only after a connection stayed up for a
+//! minute; a `disconnect` is followed by a new connection after a second.
 //! The endpoint is used exactly as the gateway returns it (`wss://`, or `ws://` in tests).
 
 use std::sync::Arc;
@@ -43,13 +45,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After this long without a frame the client pings; after as long again it gives up on
 /// the connection.
 const IDLE: Duration = Duration::from_secs(60);
-/// The first pause before a new attempt, doubled after each failure up to [`MAX_PAUSE`].
+/// The first pause before a new attempt, doubled after each failure up to [`MAX_PAUSE`];
+/// the pause after a `disconnect`.
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const MAX_PAUSE: Duration = Duration::from_secs(60);
+/// How long a connection must have stayed up for the pauses to start from the first again.
+const STEADY: Duration = Duration::from_secs(60);
 
 /// What a person wrote to a robot: the `data` of a [`BOT_MESSAGE_TOPIC`] frame, with field
-/// names as in the SDKs' `BotCallbackDataModel`.
-#[derive(Debug, Clone, Deserialize)]
+/// names as in the SDKs' `BotCallbackDataModel`. No `Debug`: its `sessionWebhook` is a
+/// credential of sorts, and stays out of logs.
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BotMessage {
     /// The message's id: the same when DingTalk delivers it again.
@@ -73,7 +79,7 @@ pub struct BotMessage {
 }
 
 /// The `text` of a [`BotMessage`].
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub struct BotText {
     /// What was written, after the mention of the robot.
     #[serde(default)]
@@ -128,10 +134,11 @@ enum Ended {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Keeps a connection of `app` up, for good (stop it by dropping the future): hands each
+/// Keeps a connection of `app` up, for good (stop it by dropping the future), opening
+/// each with the client `client` gives then (the configuration in force): hands each
 /// robot message to `on_message`, and each change of state to `report`.
 pub async fn run(
-    client: &Client,
+    client: impl Fn() -> Client,
     app: &App,
     on_message: impl Fn(BotMessage),
     report: impl Fn(StreamState),
@@ -139,12 +146,17 @@ pub async fn run(
     let mut pause = FIRST_PAUSE;
     loop {
         report(StreamState::Connecting);
-        let ended = match connect(client, app).await {
+        let ended = match connect(&client(), app).await {
             Ok(socket) => {
+                let opened = tokio::time::Instant::now();
                 report(StreamState::Connected(Timestamp::now()));
                 tracing::info!(message = "Stream connection open.", app_key = %app.app_key);
-                pause = FIRST_PAUSE;
-                serve(socket, &on_message).await
+                let ended = serve(socket, &on_message).await;
+                // Only a connection that stayed up starts the pauses again from the first.
+                if opened.elapsed() >= STEADY {
+                    pause = FIRST_PAUSE;
+                }
+                ended
             }
             Err(error) => Ended::Failed(error),
         };
@@ -154,6 +166,7 @@ pub async fn run(
                     message = "The Stream gateway closes the connection; opening another.",
                     app_key = %app.app_key,
                 );
+                tokio::time::sleep(FIRST_PAUSE).await;
             }
             Ended::Failed(error) => {
                 // Jittered by up to a fifth, so replicas do not reconnect in step.
@@ -294,12 +307,17 @@ fn answer(frame: &Frame, on_message: &impl Fn(BotMessage)) -> (u16, String, bool
 }
 
 /// The body of a markdown reply to a message's `sessionWebhook` that mentions the writer
-/// (`atUserIds`, as the custom robot's `at` has it).
+/// (`atUserIds`, as the custom robot's `at` has it), if they have a staff id.
 pub fn reply_body(title: &str, text: &str, staff_id: &str) -> String {
+    let mentioned: &[&str] = if staff_id.is_empty() {
+        &[]
+    } else {
+        &[staff_id]
+    };
     serde_json::json!({
         "msgtype": "markdown",
         "markdown": { "title": title, "text": text },
-        "at": { "atUserIds": [staff_id] },
+        "at": { "atUserIds": mentioned },
     })
     .to_string()
 }

@@ -33,10 +33,10 @@ pub(super) struct GroupView {
     /// buttons instead): `label`, `label_zh`, `url`.
     actions: Vec<ActionView>,
     /// Who acknowledged the group, and when (`by`, `at`), if anyone did.
-    acknowledged: Option<AcknowledgedView>,
+    acknowledged: Option<HandledView>,
     /// Who silenced the group, and until when (`by`, `at`), on a card updated when it
     /// was silenced.
-    silenced: Option<AcknowledgedView>,
+    silenced: Option<HandledView>,
     /// When the message is rendered: firing alerts' durations run to here.
     #[serde(skip)]
     pub(super) now: Timestamp,
@@ -102,7 +102,7 @@ impl GroupView {
                 })
                 .collect();
         }
-        let shown = |(by, at): &(String, Timestamp)| AcknowledgedView {
+        let shown = |(by, at): &(String, Timestamp)| HandledView {
             by: by.clone(),
             at: at
                 .to_zoned_datetime(timezone.clone())
@@ -135,7 +135,7 @@ struct ActionView {
 
 /// Who acknowledged (or silenced) the group, and when (until when), as templates see it.
 #[derive(Serialize)]
-struct AcknowledgedView {
+struct HandledView {
     by: String,
     at: String,
 }

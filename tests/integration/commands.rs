@@ -251,9 +251,26 @@ async fn refused_commands_act_on_nothing() {
         "{unknown:?}"
     );
 
+    // What was written comes back inert: no link, no mention.
+    let markup = command(&dingtalk, "silence 1h [x](http://evil.example) @all").await;
+    assert!(
+        !markup.text().contains("[x](") && !markup.text().contains("@all"),
+        "{markup:?}"
+    );
+    assert!(markup.text().contains("［x］"), "{markup:?}");
+
     let outsider = BotMessage::new(GROUP, "silence 1h alertname=X").sender("Mallory", "mallory9");
     let refused = command_as(&dingtalk, outsider).await;
     assert!(refused.text().contains("may not command"), "{refused:?}");
+    // A guest from another organisation has no staff id.
+    let guest = BotMessage::new(GROUP, "silence 1h alertname=X").sender("Guest", "");
+    let refused = command_as(&dingtalk, guest).await;
+    assert!(refused.text().contains("may not command"), "{refused:?}");
+    assert_eq!(
+        refused.body["at"]["atUserIds"],
+        serde_json::json!([]),
+        "{refused:?}"
+    );
 
     // From a group no robot takes commands in: acknowledged to the gateway, no reply.
     let before = dingtalk.session_replies().len();
@@ -268,11 +285,11 @@ async fn refused_commands_act_on_nothing() {
             .code,
         200
     );
-    // The two bad commands and the message from elsewhere.
+    // The three bad commands and the message from elsewhere.
     bridge
         .wait_for_metric(
             "alertmanager_dingtalk_actions_total{action=\"unknown\",outcome=\"refused\"}",
-            3.0,
+            4.0,
         )
         .await;
     tokio::time::sleep(QUIET).await;
@@ -310,7 +327,7 @@ async fn refused_commands_act_on_nothing() {
     let refusals = bridge
         .metric("alertmanager_dingtalk_actions_total{action=\"silence\",outcome=\"refused\"}")
         .await;
-    assert_eq!(refusals, 1.0, "the outsider's");
+    assert_eq!(refusals, 2.0, "the outsider's and the guest's");
 }
 
 /// Waits until the `opened`th connection is open, and only it.

@@ -86,6 +86,9 @@ fn a_bad_command_says_what_is_wrong() {
         ("ack two", "takes the number"),
         ("unsilence", "takes one silence id"),
         ("unsilence a b", "takes one silence id"),
+        ("unsilence a`b", "takes one silence id"),
+        ("silence 31d alertname=X", "at most 30d"),
+        ("列表 x", "takes nothing after it"),
         ("list all", "takes nothing after it"),
     ] {
         let error = parse(text).expect_err(text);

@@ -173,13 +173,20 @@ impl Act {
                 (
                     action,
                     reply.unwrap_or_else(|e| {
-                        Reply::new("failed", format!("Alertmanager could not do it: {e}"))
+                        tracing::warn!(message = "A command failed in Alertmanager.", error = %e);
+                        Reply::new(
+                            "failed",
+                            "Alertmanager could not be reached or refused; nothing was done (the bridge's log says why).",
+                        )
                     }),
                 )
             }
             Err(wrong) => (
                 "unknown",
-                Reply::new("refused", format!("{wrong}.\n\n{USAGE}")),
+                Reply::new(
+                    "refused",
+                    format!("{}.\n\n{USAGE}", markdown::escape(&wrong)),
+                ),
             ),
         };
         self.metrics.action(action, reply.outcome);
@@ -256,7 +263,13 @@ impl Act {
                             markdown::escape(&ack.by)
                         ),
                     ),
-                    Err(error) => Reply::new("failed", format!("Could not record it: {error}")),
+                    Err(error) => {
+                        tracing::error!(message = "Cannot record an acknowledgement.", %error);
+                        Reply::new(
+                            "failed",
+                            "The acknowledgement could not be recorded; nothing was done.",
+                        )
+                    }
                 }
             }
             Command::Silence { length, matchers } => {

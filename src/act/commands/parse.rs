@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::config::parse_duration;
 use crate::route::matcher::{Matcher as LabelMatcher, Op};
 
+/// The longest silence a command makes.
+const MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);
 /// What `help` and every reply to a bad command say.
 pub(super) const USAGE: &str = "Commands (命令):\n\n\
 - `list` / `列表`: the alert groups that fire, numbered\n\
@@ -63,10 +65,14 @@ pub fn parse(text: &str) -> Result<Command, String> {
                 "`ack` takes the number `list` shows a group under, not {rest:?}"
             )),
         },
-        "unsilence" | "取消静默" if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+        "unsilence" | "取消静默"
+            if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
             Ok(Command::Unsilence(rest.to_owned()))
         }
-        "unsilence" | "取消静默" => Err("`unsilence` takes one silence id".to_owned()),
+        "unsilence" | "取消静默" => {
+            Err("`unsilence` takes one silence id (letters, digits and -)".to_owned())
+        }
         "silence" | "静默" => {
             let (length, matchers) = rest
                 .split_once(char::is_whitespace)
@@ -75,12 +81,18 @@ pub fn parse(text: &str) -> Result<Command, String> {
             if length < Duration::from_secs(60) {
                 return Err("a silence must last at least a minute".to_owned());
             }
+            if length > MAX_SILENCE {
+                return Err(
+                    "a silence made here lasts at most 30d; make a longer one in Alertmanager"
+                        .to_owned(),
+                );
+            }
             Ok(Command::Silence {
                 length,
                 matchers: matchers_of(matchers)?,
             })
         }
-        "list" => Err("`list` takes nothing after it".to_owned()),
+        "list" | "列表" => Err("`list` takes nothing after it".to_owned()),
         _ => Err(format!("there is no command {word:?}")),
     }
 }

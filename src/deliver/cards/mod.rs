@@ -21,7 +21,7 @@ use sha2::{Digest as _, Sha256};
 use crate::cluster::Cluster;
 use crate::dingtalk::card::{self, CardCall};
 use crate::dingtalk::{Endpoint, Message, Retry, Robot, SendError, Sender};
-use crate::ingest::Notification;
+use crate::ingest::{Notification, Status};
 
 mod shelf;
 
@@ -32,6 +32,9 @@ const FILE_NAME: &str = "cards.redb";
 /// The largest notification kept to draw its card again when the group is acknowledged
 /// or silenced; a larger group's card changes with its next notification only.
 const MAX_SOURCE_BYTES: usize = 256 * 1024;
+/// The most notifications a replica keeps for that: past it, new groups' cards change with
+/// their notifications only.
+const MAX_SOURCES: usize = 1000;
 
 /// The card of one group's episode on one robot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,12 +125,13 @@ impl Cards {
             notification: notification.clone(),
         };
         let small = serde_json::to_vec(&source).is_ok_and(|json| json.len() <= MAX_SOURCE_BYTES);
+        let room = self.sources.len() < MAX_SOURCES || self.sources.holds(&key);
         let open = notification
             .alerts
             .iter()
-            .any(|a| a.status == crate::ingest::Status::Firing);
+            .any(|a| a.status == Status::Firing);
         self.sources
-            .put(&key, (small && open).then_some(&source), cluster)
+            .put(&key, (small && open && room).then_some(&source), cluster)
             .await;
     }
 
@@ -160,7 +164,23 @@ impl Cards {
             )
         };
         let card = match self.cards.get(&key, cluster).await {
-            Some(card) if card.sent => match call(CardCall::Update, &card).await {
+            Some(card) => card,
+            // Of two replicas sending the group's first card at once, one sends it; the
+            // other updates it.
+            None => {
+                let new = Card::new();
+                match self.cards.put_first(&key, &new, cluster).await {
+                    Some(theirs) => theirs,
+                    None => {
+                        call(CardCall::Send, &new).await?;
+                        self.done(&key, new, group, cluster).await;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let card = if card.sent {
+            match call(CardCall::Update, &card).await {
                 Err(error) if error.retry() == Retry::Never => {
                     tracing::warn!(
                         message = "DingTalk refused to update a card; sending a new one.",
@@ -168,49 +188,43 @@ impl Cards {
                         card = %card.biz_id,
                         %error,
                     );
-                    self.send_new(&key, cluster, |card| call(CardCall::Send, card))
-                        .await?
+                    let new = Card::new();
+                    self.cards.put(&key, Some(&new), cluster).await;
+                    call(CardCall::Send, &new).await?;
+                    new
                 }
                 outcome => outcome.map(|()| card)?,
-            },
-            Some(card) => {
-                // Its send may have arrived: DingTalk keeps the first data of an id.
-                call(CardCall::Send, &card).await?;
-                call(CardCall::Update, &card).await?;
-                card
             }
-            None => {
-                self.send_new(&key, cluster, |card| call(CardCall::Send, card))
-                    .await?
-            }
+        } else {
+            // Its send may have arrived: DingTalk keeps the first data of an id.
+            call(CardCall::Send, &card).await?;
+            call(CardCall::Update, &card).await?;
+            card
         };
-        let sent = Card { sent: true, ..card };
-        self.cards
-            .put(&key, (!group.resolved).then_some(&sent), cluster)
-            .await;
-        if group.resolved {
-            self.sources.put(&key, None, cluster).await;
-        }
+        self.done(&key, card, group, cluster).await;
         Ok(())
     }
 
-    /// Records a new card under `key`, then sends it with `send`.
-    async fn send_new<F>(
-        &self,
-        key: &str,
-        cluster: Option<&Cluster>,
-        send: impl FnOnce(&Card) -> F,
-    ) -> Result<Card, SendError>
-    where
-        F: Future<Output = Result<(), SendError>>,
-    {
-        let card = Card {
+    /// After `card` of `key` went out: forgets it when the group resolved, else marks it
+    /// sent.
+    async fn done(&self, key: &str, card: Card, group: CardGroup<'_>, cluster: Option<&Cluster>) {
+        if group.resolved {
+            self.cards.put(key, None, cluster).await;
+            self.sources.put(key, None, cluster).await;
+        } else if !card.sent {
+            let sent = Card { sent: true, ..card };
+            self.cards.put(key, Some(&sent), cluster).await;
+        }
+    }
+}
+
+impl Card {
+    /// A new card, not sent yet, under a random id.
+    fn new() -> Self {
+        Card {
             biz_id: format!("amdt-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
             sent: false,
-        };
-        self.cards.put(key, Some(&card), cluster).await;
-        send(&card).await?;
-        Ok(card)
+        }
     }
 }
 

@@ -58,6 +58,11 @@ impl<T: Clone + Serialize + DeserializeOwned> Shelf<T> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether this replica holds a record of `key`.
+    pub(super) fn holds(&self, key: &str) -> bool {
+        self.held().contains_key(key)
+    }
+
     /// How many records this replica holds.
     pub(super) fn len(&self) -> usize {
         self.held().len()
@@ -84,6 +89,29 @@ impl<T: Clone + Serialize + DeserializeOwned> Shelf<T> {
                 .collect();
         }
         self.held().values().cloned().collect()
+    }
+
+    /// Sets the record of `key` unless there is one (here, or in Redis when it answers):
+    /// `None` when it was set, else the record already there.
+    pub(super) async fn put_first(
+        &self,
+        key: &str,
+        record: &T,
+        cluster: Option<&Cluster>,
+    ) -> Option<T> {
+        let json = serde_json::to_string(record).unwrap_or_default();
+        let theirs = match cluster {
+            Some(cluster) => match cluster.hash_set_first(self.name, key, &json).await {
+                Some(theirs) => theirs.and_then(|json| serde_json::from_str(&json).ok()),
+                None => self.held().get(key).cloned(),
+            },
+            None => self.held().get(key).cloned(),
+        };
+        if theirs.is_none() {
+            // Redis has it already: the file and memory follow.
+            self.put(key, Some(record), None).await;
+        }
+        theirs
     }
 
     /// Sets (`Some`) or forgets the record of `key`: in Redis, in the file, in memory.
