@@ -47,23 +47,12 @@ impl Cluster {
         let Some(mut connection) = self.reachable_connection().await else {
             return;
         };
-        let claim = self.claim_key(identity);
-        let window = millis(window).max(1);
-        let mut set = redis::cmd("SET");
-        set.arg(&claim).arg("queued").arg("PX").arg(window);
-        self.run(set.query_async::<()>(&mut connection)).await;
-        let mut last = redis::cmd("SET");
-        last.arg(self.claim_key(&format!("last of {group}")))
-            .arg(&claim)
-            .arg("PX")
-            .arg(window)
-            .arg("GET");
-        let previous: Option<Option<String>> = self.run(last.query_async(&mut connection)).await;
-        if let Some(Some(previous)) = previous.filter(|p| p.as_deref() != Some(claim.as_str())) {
-            let mut forget = redis::cmd("DEL");
-            forget.arg(previous);
-            self.run(forget.query_async::<i64>(&mut connection)).await;
-        }
+        let mut invocation = self.scripts.confirm.prepare_invoke();
+        invocation
+            .key(self.claim_key(identity))
+            .key(self.claim_key(&format!("last of {group}")))
+            .arg(millis(window).max(1));
+        let _: Option<i64> = self.run(invocation.invoke_async(&mut connection)).await;
     }
 
     /// Drops this replica's pending claim of `identity`: it was not queued.

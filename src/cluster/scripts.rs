@@ -107,12 +107,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 ";
 
+/// KEYS: claim, the last claim of its group. ARGV: window ms. Marks the notification
+/// queued, as its group's last; the group's claim before, if another, is dropped: it is no
+/// duplicate any more. (The dropped key is not in KEYS: standalone Redis only.)
+const CONFIRM: &str = r"
+redis.call('SET', KEYS[1], 'queued', 'PX', ARGV[1])
+local previous = redis.call('SET', KEYS[2], KEYS[1], 'PX', ARGV[1], 'GET')
+if previous and previous ~= KEYS[1] then redis.call('DEL', previous) end
+return 0
+";
+
 /// The compiled scripts; each is sent by its SHA1 and loaded again when Redis lost it.
 pub(super) struct Scripts {
     pub(super) register: Script,
     pub(super) reserve: Script,
     pub(super) pause: Script,
     pub(super) claim: Script,
+    pub(super) confirm: Script,
     pub(super) release: Script,
 }
 
@@ -123,6 +134,7 @@ impl Default for Scripts {
             reserve: Script::new(&format!("{PRELUDE}{RESERVE}")),
             pause: Script::new(PAUSE),
             claim: Script::new(CLAIM),
+            confirm: Script::new(CONFIRM),
             release: Script::new(RELEASE),
         }
     }
