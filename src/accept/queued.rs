@@ -59,12 +59,7 @@ pub async fn accept(
         }
     };
     let count = planned.len();
-    let robots: Vec<String> = planned.iter().map(|m| m.robot.clone()).collect();
-    let accepted_at = Timestamp::now();
-    let envelopes = planned
-        .into_iter()
-        .map(|m| envelope(delivery, m, accepted_at))
-        .collect();
+    let (envelopes, robots) = envelopes(delivery, planned);
     // A commit that writes a file, or tells Redis, must not stop halfway.
     let in_a_task = delivery.queue.commits_on_a_thread() || shared.is_some();
     let committed = commit(
@@ -142,12 +137,7 @@ pub(super) async fn requeue(
     snapshot: &Snapshot,
     planned: Vec<PlannedMessage>,
 ) -> Result<(), String> {
-    let robots: Vec<String> = planned.iter().map(|m| m.robot.clone()).collect();
-    let accepted_at = Timestamp::now();
-    let envelopes = planned
-        .into_iter()
-        .map(|m| envelope(delivery, m, accepted_at))
-        .collect();
+    let (envelopes, robots) = envelopes(delivery, planned);
     delivery
         .queue
         .push(envelopes, snapshot.config.max_pending)
@@ -164,6 +154,17 @@ async fn forget(dedup: &Dedup, identity: &str, shared: Option<&Shared>) {
     if let Some(shared) = shared {
         shared.cluster.release(identity).await;
     }
+}
+
+/// `planned` as envelopes accepted now, and the robots they go to.
+fn envelopes(delivery: &Delivery, planned: Vec<PlannedMessage>) -> (Vec<Envelope>, Vec<String>) {
+    let robots = planned.iter().map(|m| m.robot.clone()).collect();
+    let accepted_at = Timestamp::now();
+    let envelopes = planned
+        .into_iter()
+        .map(|m| envelope(delivery, m, accepted_at))
+        .collect();
+    (envelopes, robots)
 }
 
 fn envelope(delivery: &Delivery, message: PlannedMessage, accepted_at: Timestamp) -> Envelope {

@@ -238,3 +238,27 @@ async fn the_card_data_is_a_standard_card_with_the_message_and_its_buttons() {
     assert_eq!(button["url"]["all"], "https://bridge.example/act/x");
     assert_eq!(button["label"]["text"], "Acknowledge");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_card_changes_at_most_once_in_its_spacing() {
+    use alertmanager_dingtalk::deliver::cards::SPACING;
+    let (cards, dingtalk, robot) = (Cards::in_memory(), Recording::default(), robot());
+    let start = tokio::time::Instant::now();
+    let mut at = Vec::new();
+    for title in ["firing", "acknowledged", "silenced"] {
+        let message = message(title);
+        cards
+            .post(&dingtalk, None, &robot, &message, FIRING)
+            .await
+            .unwrap();
+        at.push(start.elapsed());
+    }
+    assert_eq!(
+        at[0],
+        std::time::Duration::ZERO,
+        "the first send waits for nothing"
+    );
+    assert_eq!(at[1], SPACING, "the first update waits for the spacing");
+    assert_eq!(at[2], SPACING * 2);
+    assert_eq!(dingtalk.calls().len(), 3);
+}

@@ -9,14 +9,18 @@
 //! `cluster:` in Redis, so that a replica updates the card another sent. A card whose send
 //! may have arrived is sent again under the same id (DingTalk does not overwrite a card
 //! sent twice) and then updated, so it shows the latest state; a card DingTalk refuses to
-//! update for good is replaced by a new one.
+//! update for good is replaced by a new one. A card changes at most once in [`SPACING`]
+//! per replica.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use redb::Database;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::dingtalk::card::{self, CardCall};
@@ -35,6 +39,8 @@ const MAX_SOURCE_BYTES: usize = 256 * 1024;
 /// The most notifications a replica keeps for that: past it, new groups' cards change with
 /// their notifications only.
 const MAX_SOURCES: usize = 1000;
+/// The least time between two changes of one card by a replica.
+pub const SPACING: Duration = Duration::from_secs(2);
 
 /// The card of one group's episode on one robot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +76,8 @@ pub struct CardGroup<'a> {
 pub struct Cards {
     cards: Shelf<Card>,
     sources: Shelf<Source>,
+    /// When each card was last sent or updated by this replica, to space its updates.
+    touched: Mutex<HashMap<String, Instant>>,
 }
 
 impl Default for Cards {
@@ -84,6 +92,7 @@ impl Cards {
         Cards {
             cards: Shelf::in_memory("cards"),
             sources: Shelf::in_memory("card-sources"),
+            touched: Mutex::default(),
         }
     }
 
@@ -96,6 +105,7 @@ impl Cards {
         Ok(Cards {
             cards: Shelf::open("cards", database.clone()).map_err(|e| fail(&e))?,
             sources: Shelf::open("card-sources", database).map_err(|e| fail(&e))?,
+            touched: Mutex::default(),
         })
     }
 
@@ -172,6 +182,7 @@ impl Cards {
                 match self.cards.put_first(&key, &new, cluster).await {
                     Some(theirs) => theirs,
                     None => {
+                        self.touched().insert(key.clone(), Instant::now());
                         call(CardCall::Send, &new).await?;
                         self.done(&key, new, group, cluster).await;
                         return Ok(());
@@ -179,6 +190,7 @@ impl Cards {
                 }
             }
         };
+        self.space(&key).await;
         let card = if card.sent {
             match call(CardCall::Update, &card).await {
                 Err(error) if error.retry() == Retry::Never => {
@@ -205,10 +217,27 @@ impl Cards {
         Ok(())
     }
 
+    /// Waits until card `key` was last touched [`SPACING`] ago, so that a card changes at
+    /// most once in that time (the newest state waits in the queue meanwhile, superseding
+    /// older ones); the card counts as touched from now.
+    async fn space(&self, key: &str) {
+        let last = self.touched().get(key).copied();
+        if let Some(last) = last {
+            tokio::time::sleep_until(last + SPACING).await;
+        }
+        self.touched().insert(key.to_owned(), Instant::now());
+    }
+
+    fn touched(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
+        // Every critical section leaves the map consistent.
+        self.touched.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// After `card` of `key` went out: forgets it when the group resolved, else marks it
     /// sent.
     async fn done(&self, key: &str, card: Card, group: CardGroup<'_>, cluster: Option<&Cluster>) {
         if group.resolved {
+            self.touched().remove(key);
             self.cards.put(key, None, cluster).await;
             self.sources.put(key, None, cluster).await;
         } else if !card.sent {

@@ -11,8 +11,7 @@ const GROUP: &str = "cidGroup==";
 const WAIT: Duration = Duration::from_secs(5);
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    super::test_client()
 }
 
 /// A fake with the application `KEY`, whose robot `KEY` is in `GROUP`, and another

@@ -10,8 +10,7 @@ const SECRET: &str = "app-secret";
 const GROUP: &str = "cidGroup==";
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    super::test_client()
 }
 
 async fn fake() -> FakeDingTalk {

@@ -20,8 +20,7 @@ const WAIT: Duration = Duration::from_secs(5);
 type Socket = WebSocketStream<TcpStream>;
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    super::test_client()
 }
 
 async fn fake() -> FakeDingTalk {
