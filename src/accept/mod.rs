@@ -21,6 +21,7 @@ use jiff::Timestamp;
 use crate::act::{Act, link};
 use crate::config::{Config, DeliveryMode};
 use crate::deliver::Delivery;
+use crate::deliver::cards::CardGroup;
 use crate::ingest::{Notification, Status};
 use crate::metrics::{HeldLabels, Metrics, StatusLabels, StrategyLabels};
 use crate::queue::QueueError;
@@ -68,8 +69,9 @@ pub async fn notification(
     notification: &Notification,
     direct_robot: Option<&str>,
 ) -> Result<Accepted, AcceptError> {
+    let groups = ack_groups(snapshot, notification);
     let handling = Handling {
-        acknowledged: acknowledgement(act, snapshot, notification),
+        acknowledged: acknowledgement(act, groups.as_ref()),
         silenced: None,
     };
     let accepted = match mode {
@@ -79,7 +81,7 @@ pub async fn notification(
             snapshot,
             notification,
             direct_robot,
-            handling.clone(),
+            handling,
         )
         .await
         .map(Accepted::Queued),
@@ -89,7 +91,7 @@ pub async fn notification(
             snapshot,
             notification,
             direct_robot,
-            handling.clone(),
+            handling,
         )
         .await
         .map(Accepted::Passed),
@@ -99,10 +101,6 @@ pub async fn notification(
         Accepted::Queued(1..) | Accepted::Passed(Passed::Delivered { .. })
     );
     let resolved = sent && notification.status == Status::Resolved;
-    let groups = snapshot
-        .config
-        .acknowledges()
-        .then(|| ack_groups(notification));
     for group in groups.iter().flatten().filter(|_| resolved) {
         if let Err(error) = act.acks.clear(group, snapshot.cluster.as_deref()).await {
             tracing::error!(message = "Cannot forget the acknowledgement of a resolved group.", %group, %error);
@@ -111,25 +109,22 @@ pub async fn notification(
     Ok(accepted)
 }
 
-/// The ids a group is acknowledged under: a link acknowledges it under its `groupKey`, a
+/// The ids the group of `notification` is acknowledged under, when anything in the
+/// configuration acknowledges groups: a link acknowledges it under its `groupKey`, a
 /// command under its receiver and labels (Alertmanager's API names no `groupKey`).
-fn ack_groups(notification: &Notification) -> [String; 2] {
-    [
-        link::group_id(&notification.group_key),
-        link::labels_group_id(&notification.receiver, &notification.group_labels),
-    ]
+fn ack_groups(snapshot: &Snapshot, notification: &Notification) -> Option<[String; 2]> {
+    snapshot.config.acknowledges().then(|| {
+        [
+            link::group_id(&notification.group_key),
+            link::labels_group_id(&notification.receiver, &notification.group_labels),
+        ]
+    })
 }
 
-/// Who acknowledged the group of `notification`, and when, if anyone did.
-fn acknowledgement(
-    act: &Act,
-    snapshot: &Snapshot,
-    notification: &Notification,
-) -> Option<(String, Timestamp)> {
-    if !snapshot.config.acknowledges() {
-        return None;
-    }
-    ack_groups(notification)
+/// Who acknowledged the group with the ids `groups` ([`ack_groups`]), and when, if anyone
+/// did.
+fn acknowledgement(act: &Act, groups: Option<&[String; 2]>) -> Option<(String, Timestamp)> {
+    groups?
         .iter()
         .find_map(|group| act.acks.get(group))
         .map(|ack| (ack.by, ack.at))
@@ -147,11 +142,9 @@ fn remember_cards(
     let sources: Vec<(String, String)> = planned
         .iter()
         .filter(|m| {
-            robots
-                .get(&m.robot)
-                .is_some_and(|r| r.sends_cards(&m.message))
+            let robot = robots.get(&m.robot);
+            robot.is_some_and(|r| CardGroup::of(r, &m.message, &m.summary).is_some())
         })
-        .filter(|m| !m.summary.group_key.is_empty())
         .map(|m| (m.robot.clone(), m.strategy.clone()))
         .collect();
     if sources.is_empty() {

@@ -12,7 +12,7 @@ use crate::accept::dedup::{self, Dedup};
 use crate::deliver::cards::CardGroup;
 use crate::deliver::{self, Delivery, Failure, Post};
 use crate::dingtalk::{MIN_BUDGET, Message, Retry, Robot};
-use crate::ingest::{Notification, Status};
+use crate::ingest::Notification;
 use crate::limit;
 use crate::render::{self, Handling};
 use crate::snapshot::Snapshot;
@@ -83,11 +83,7 @@ pub async fn send_now(
             continue;
         };
         let alerts = message.summary.alerts.len();
-        let has_group = !message.summary.group_key.is_empty();
-        let card = (has_group && robot.sends_cards(&message.message)).then(|| CardGroup {
-            group_key: &message.summary.group_key,
-            resolved: message.summary.status == Status::Resolved,
-        });
+        let card = CardGroup::of(robot, &message.message, &message.summary);
         let sent = send_message(
             delivery,
             snapshot,

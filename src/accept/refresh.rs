@@ -13,12 +13,12 @@ use jiff::Timestamp;
 
 use super::passthrough::send_message;
 use super::plan::{self, PlannedMessage};
-use super::{acknowledgement, queued};
+use super::{ack_groups, acknowledgement, queued};
 use crate::act::Act;
 use crate::config::DeliveryMode;
 use crate::deliver::Delivery;
 use crate::deliver::cards::CardGroup;
-use crate::ingest::{Notification, Status};
+use crate::ingest::Notification;
 use crate::render::Handling;
 use crate::snapshot::Snapshot;
 
@@ -37,7 +37,7 @@ pub async fn cards(
     for source in sources.iter().filter(|s| matches(&s.notification)) {
         let notification = &source.notification;
         let handling = Handling {
-            acknowledged: acknowledgement(act, snapshot, notification),
+            acknowledged: acknowledgement(act, ack_groups(snapshot, notification).as_ref()),
             silenced: silenced.clone(),
         };
         let planned: Vec<PlannedMessage> =
@@ -76,16 +76,13 @@ async fn send_now(
         let Some(robot) = snapshot.config.robots.get(&message.robot) else {
             continue;
         };
-        let card = CardGroup {
-            group_key: &message.summary.group_key,
-            resolved: message.summary.status == Status::Resolved,
-        };
+        let card = CardGroup::of(robot, &message.message, &message.summary);
         let alerts = message.summary.alerts.len();
         send_message(
             delivery,
             snapshot,
             robot,
-            (&message.message, Some(card)),
+            (&message.message, card),
             &message.strategy,
             alerts,
         )

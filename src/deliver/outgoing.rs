@@ -7,7 +7,6 @@ use super::Post;
 use super::cards::{CardGroup, Cards};
 use super::supersede::Line;
 use crate::dingtalk::{Message, Robot};
-use crate::ingest::Status;
 use crate::queue::Envelope;
 use crate::render;
 
@@ -19,8 +18,8 @@ pub(super) struct Outgoing {
     pub(super) strategy: String,
     /// How many of `envelopes` a newer state of their group supersedes.
     pub(super) superseded: usize,
-    /// For a robot that sends cards: the group's `groupKey`, and whether it resolved.
-    pub(super) card: Option<(String, bool)>,
+    /// Whether it goes as the card of its group (that of the latest envelope, the last).
+    pub(super) card: bool,
 }
 
 impl Outgoing {
@@ -28,16 +27,10 @@ impl Outgoing {
     /// text, unless it updates the group's card).
     pub(super) fn line(line: Line, zone: &TimeZone, robot: &Robot, budget: usize) -> Self {
         let latest = &line.latest;
-        let card = (robot.sends_cards(&latest.message) && !latest.summary.group_key.is_empty())
-            .then(|| {
-                (
-                    latest.summary.group_key.clone(),
-                    latest.summary.status == Status::Resolved,
-                )
-            });
+        let card = CardGroup::of(robot, &latest.message, &latest.summary).is_some();
         let message = match card {
-            Some(_) => render::shorten(&latest.message, robot, budget),
-            None => line.message(zone, robot, budget),
+            true => render::shorten(&latest.message, robot, budget),
+            false => line.message(zone, robot, budget),
         };
         Outgoing {
             message,
@@ -48,16 +41,11 @@ impl Outgoing {
         }
     }
 
-    /// How the message goes: as its group's card, or as a message.
-    pub(super) fn post<'a>(&'a self, cards: &'a Cards) -> Post<'a> {
-        match &self.card {
-            Some((group_key, resolved)) => Post::Card(
-                cards,
-                CardGroup {
-                    group_key,
-                    resolved: *resolved,
-                },
-            ),
+    /// How the message goes to `robot`: as its group's card, or as a message.
+    pub(super) fn post<'a>(&'a self, cards: &'a Cards, robot: &Robot) -> Post<'a> {
+        let latest = self.envelopes.last().filter(|_| self.card);
+        match latest.and_then(|latest| CardGroup::of(robot, &latest.message, &latest.summary)) {
+            Some(group) => Post::Card(cards, group),
             None => Post::Message,
         }
     }

@@ -128,7 +128,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
             snapshot.cluster.as_deref(),
             &robot_config,
             &delivery.metrics,
-            (&send.message, send.post(&delivery.cards)),
+            (&send.message, send.post(&delivery.cards, &robot_config)),
         )
         .await;
         drop(lane);
@@ -226,7 +226,7 @@ async fn choose(
         strategy: "digest".to_owned(),
         message: digest.message,
         superseded,
-        card: None,
+        card: false,
         envelopes,
     }))
 }

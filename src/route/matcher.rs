@@ -90,6 +90,21 @@ impl Matcher {
         .ok_or_else(|| MatcherError::NoOperator(input.to_owned()))?;
         let value =
             unquote(rest.trim()).ok_or_else(|| MatcherError::BadQuoting(input.to_owned()))?;
+        Matcher::compiled(input, name, op, value)
+    }
+
+    /// The matcher `name`, `op`, `value`, as parsed from elsewhere (a silence of
+    /// Alertmanager's API).
+    pub fn new(name: &str, op: Op, value: &str) -> Result<Self, MatcherError> {
+        let input = format!("{name}{}{value:?}", op.as_str());
+        if !is_label_name(name) {
+            return Err(MatcherError::BadName(input));
+        }
+        Matcher::compiled(&input, name, op, value.to_owned())
+    }
+
+    /// The matcher, its regex compiled; `input` names it in an error.
+    fn compiled(input: &str, name: &str, op: Op, value: String) -> Result<Self, MatcherError> {
         let regex = match op {
             Op::Regex | Op::NotRegex => Some(Regex::new(&format!("^(?:{value})$")).map_err(
                 |e| MatcherError::BadRegex {

@@ -1,7 +1,7 @@
 //! `Matcher::parse` and `Matcher::matches`: Alertmanager's matcher syntax and semantics.
 
 use alertmanager_dingtalk::ingest::LabelSet;
-use alertmanager_dingtalk::route::matcher::{Matcher, MatcherError};
+use alertmanager_dingtalk::route::matcher::{Matcher, MatcherError, Op};
 
 fn labels(pairs: &[(&str, &str)]) -> LabelSet {
     pairs
@@ -195,4 +195,27 @@ fn bad_regex_says_what_is_wrong() {
         "repetition operator missing expression",
     );
     check_error(r#"team=~"(db""#, bad_regex, r#"team=~\"(db\""#);
+}
+
+#[test]
+fn a_matcher_from_its_parts_matches_as_its_written_form_does() {
+    let odd = r#"x"y\"#;
+    let from_parts = Matcher::new("job", Op::Equal, odd).unwrap();
+    assert!(from_parts.matches(&labels(&[("job", odd)])));
+    assert!(!from_parts.matches(&labels(&[("job", "x")])));
+    let regex = Matcher::new("instance", Op::NotRegex, "db-.*").unwrap();
+    assert!(!regex.matches(&labels(&[("instance", "db-1")])));
+    assert!(regex.matches(&labels(&[("instance", "web-1")])));
+    assert_eq!(
+        regex.to_string(),
+        Matcher::parse(r#"instance!~"db-.*""#).unwrap().to_string()
+    );
+    assert!(matches!(
+        Matcher::new("bad-name", Op::Equal, "x"),
+        Err(MatcherError::BadName(_))
+    ));
+    assert!(matches!(
+        Matcher::new("a", Op::Regex, "("),
+        Err(MatcherError::BadRegex { .. })
+    ));
 }

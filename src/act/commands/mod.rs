@@ -375,13 +375,12 @@ fn describe(group: &AlertGroup) -> String {
 /// A matcher of Alertmanager's API as the bridge matches labels with it.
 fn label_matcher(matcher: &Matcher) -> Option<LabelMatcher> {
     let op = match (matcher.is_regex, matcher.is_equal) {
-        (false, true) => "=",
-        (false, false) => "!=",
-        (true, true) => "=~",
-        (true, false) => "!~",
+        (false, true) => Op::Equal,
+        (false, false) => Op::NotEqual,
+        (true, true) => Op::Regex,
+        (true, false) => Op::NotRegex,
     };
-    let value = matcher.value.replace('\\', "\\\\").replace('"', "\\\"");
-    LabelMatcher::parse(&format!("{}{op}\"{value}\"", matcher.name)).ok()
+    LabelMatcher::new(&matcher.name, op, &matcher.value).ok()
 }
 
 /// A matcher as Alertmanager's API takes it.

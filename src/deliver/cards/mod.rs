@@ -26,6 +26,7 @@ use crate::cluster::Cluster;
 use crate::dingtalk::card::{self, CardCall};
 use crate::dingtalk::{Endpoint, Message, Retry, Robot, SendError, Sender};
 use crate::ingest::{Notification, Status};
+use crate::queue::GroupSummary;
 
 mod shelf;
 
@@ -69,6 +70,17 @@ pub struct CardGroup<'a> {
     pub group_key: &'a str,
     /// Whether every alert of the group resolved: the episode ends with this message.
     pub resolved: bool,
+}
+
+impl<'a> CardGroup<'a> {
+    /// The group `message` (summed up in `summary`) shows, when `robot` sends it as a card:
+    /// a message of one group (it has a `groupKey`) to a robot that sends cards.
+    pub fn of(robot: &Robot, message: &Message, summary: &'a GroupSummary) -> Option<Self> {
+        (robot.sends_cards(message) && !summary.group_key.is_empty()).then(|| CardGroup {
+            group_key: &summary.group_key,
+            resolved: summary.status == Status::Resolved,
+        })
+    }
 }
 
 /// Every open card, and what each was drawn from. See the module documentation.
