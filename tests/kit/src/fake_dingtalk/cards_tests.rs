@@ -3,25 +3,10 @@
 
 use serde_json::json;
 
+use super::test_support::{GROUP, KEY, SECRET, client, two_apps as fake};
 use super::*;
 
-const KEY: &str = "dingappkey";
-const SECRET: &str = "app-secret";
-const GROUP: &str = "cidGroup==";
 const WAIT: Duration = Duration::from_secs(5);
-
-fn client() -> reqwest::Client {
-    super::test_client()
-}
-
-/// A fake with the application `KEY`, whose robot `KEY` is in `GROUP`, and another
-/// application whose robot is in `GROUP` too.
-async fn fake() -> FakeDingTalk {
-    let fake = FakeDingTalk::start(Vec::new()).await;
-    fake.add_app(FakeApp::new(KEY, SECRET).robot(KEY, &[GROUP]));
-    fake.add_app(FakeApp::new("otherapp", "other-secret").robot("otherrobot", &[GROUP]));
-    fake
-}
 
 /// Sends `body` to `path` with `method` and `token` in the OpenAPI's header; the status
 /// and the answer (`Value::Null` if it is not JSON).

@@ -626,21 +626,13 @@ fn summary(requests: &[Request]) -> String {
         .join("\n")
 }
 
-/// The HTTP client the fake's own tests call it with: no proxy from the environment.
-#[cfg(test)]
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("a client")
-}
-
 #[cfg(test)]
 mod cards_tests;
 #[cfg(test)]
 mod openapi_tests;
 #[cfg(test)]
 mod stream_tests;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;

@@ -3,22 +3,8 @@
 
 use serde_json::json;
 
+use super::test_support::{GROUP, KEY, SECRET, client, two_apps as fake};
 use super::*;
-
-const KEY: &str = "dingappkey";
-const SECRET: &str = "app-secret";
-const GROUP: &str = "cidGroup==";
-
-fn client() -> reqwest::Client {
-    super::test_client()
-}
-
-async fn fake() -> FakeDingTalk {
-    let fake = FakeDingTalk::start(Vec::new()).await;
-    fake.add_app(FakeApp::new(KEY, SECRET).robot(KEY, &[GROUP]));
-    fake.add_app(FakeApp::new("otherapp", "other-secret").robot("otherrobot", &[GROUP]));
-    fake
-}
 
 /// POSTs `body` to `path` with `token` in the OpenAPI's header; the status and the answer.
 async fn call(fake: &FakeDingTalk, path: &str, token: &str, body: &Value) -> (u16, Value) {

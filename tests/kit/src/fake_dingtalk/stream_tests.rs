@@ -10,6 +10,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::stream::{OPEN_PATH, SESSION_PATH};
+use super::test_support::client;
 use super::*;
 
 const KEY: &str = "dingstreamkey";
@@ -18,10 +19,6 @@ const GROUP: &str = "cidGroup==";
 const WAIT: Duration = Duration::from_secs(5);
 
 type Socket = WebSocketStream<TcpStream>;
-
-fn client() -> reqwest::Client {
-    super::test_client()
-}
 
 async fn fake() -> FakeDingTalk {
     let fake = FakeDingTalk::start(Vec::new()).await;
