@@ -98,6 +98,7 @@ fn robot(msgtype: MsgType) -> Robot {
             mobiles: vec!["13800000000".to_owned()],
             ..Mention::default()
         },
+        oncall: Vec::new(),
         rate_limit: RateLimit::DINGTALK,
         msgtype,
         commands: None,

@@ -17,6 +17,7 @@ use crate::cluster;
 use crate::config::{self, Config, ConfigErrors, DeliveryMode};
 use crate::deliver::Delivery;
 use crate::deliver::cards::Cards;
+use crate::escalate::{self, Escalations};
 use crate::metrics::Metrics;
 use crate::queue::{DurableStore, MemoryStore, Queue, QueueError, Store};
 use crate::snapshot::{ConfigHandle, Pinned, Snapshot, SnapshotError};
@@ -37,6 +38,9 @@ pub enum StartError {
     /// The cards could not be read.
     #[error("cards: {0}")]
     Cards(String),
+    /// The escalation episodes could not be read.
+    #[error(transparent)]
+    Escalations(#[from] escalate::StoreError),
 }
 
 /// What a successful reload did.
@@ -73,6 +77,8 @@ pub struct App {
     pub act: Arc<Act>,
     /// The Stream connections commands arrive on.
     pub streams: Arc<Streams>,
+    /// The escalation episodes, and the loop that takes their steps.
+    pub escalations: Arc<Escalations>,
     /// The service's metrics.
     pub metrics: Arc<Metrics>,
     ready: AtomicBool,
@@ -90,12 +96,17 @@ impl App {
         cluster::init();
         let pinned = Pinned::of(&config, listen_override);
         let queue = Arc::new(Queue::new(open_store(&config)?)?);
-        let (acks, cards) = match &config.queue_dir {
+        let (acks, cards, episodes) = match &config.queue_dir {
             Some(dir) => (
                 Acks::open(dir)?,
                 Cards::open(dir).map_err(StartError::Cards)?,
+                escalate::Store::open(dir)?,
             ),
-            None => (Acks::in_memory(), Cards::in_memory()),
+            None => (
+                Acks::in_memory(),
+                Cards::in_memory(),
+                escalate::Store::in_memory(),
+            ),
         };
         let metrics = Arc::new(Metrics::new());
         let config = Arc::new(ConfigHandle::new(Snapshot::new(config, None, &metrics)?));
@@ -108,6 +119,7 @@ impl App {
         let act = Arc::new(Act::new(Arc::new(acks), metrics.clone()));
         let redraw = (delivery.clone(), pinned.mode);
         let streams = Streams::new(config.clone(), act.clone(), redraw, metrics.clone());
+        let escalations = Arc::new(Escalations::new(episodes, metrics.clone()));
         let app = Arc::new(App {
             config_file,
             pinned,
@@ -120,6 +132,7 @@ impl App {
             dedup: Arc::new(Dedup::new(metrics.duplicates_suppressed.clone())),
             act,
             streams,
+            escalations,
             metrics,
             ready: AtomicBool::new(false),
         });
@@ -132,6 +145,11 @@ impl App {
                 .share_with_cluster(app.config.clone()),
         );
         tokio::spawn(share_acks(app.act.clone(), app.config.clone()));
+        tokio::spawn(app.escalations.clone().run(
+            app.config.clone(),
+            app.act.clone(),
+            app.delivery.clone(),
+        ));
         app.streams.apply();
         for (robot, pending) in queue.depths() {
             tracing::info!(message = "Resuming delivery of queued messages.", %robot, pending);

@@ -13,6 +13,7 @@ use crate::config::{self, ConfigErrors};
 use crate::deliver::Delivery;
 use crate::ingest;
 use crate::metrics::Metrics;
+use crate::oncall;
 use crate::queue::{MemoryStore, Queue};
 use crate::server::{WebConfigError, WebConfigFile};
 use crate::snapshot::{ConfigHandle, Pinned, Snapshot, queue_dir_text};
@@ -20,8 +21,8 @@ use crate::tools::preview;
 use crate::tools::probe::{self, Probe};
 
 /// `check`: the one-line summary of a valid config, its restart-only settings, what the
-/// web configuration asks of clients when one is given, and a line per warning; or every
-/// error in them.
+/// web configuration asks of clients when one is given, who is on call in each schedule,
+/// and a line per warning; or every error in them.
 pub fn check(config_file: &Path, web_config_file: Option<&Path>) -> Result<String, CheckErrors> {
     let config = config::load(config_file)?;
     let web = web_config_file.map(WebConfigFile::load).transpose()?;
@@ -36,6 +37,10 @@ pub fn check(config_file: &Path, web_config_file: Option<&Path>) -> Result<Strin
     if let Some(web) = web {
         out.push_str("\nweb: ");
         out.push_str(&web.summary());
+    }
+    for shift in oncall::shifts(&config.oncall, Timestamp::now(), 3) {
+        out.push('\n');
+        out.push_str(&shift.to_string());
     }
     for warning in config.warnings() {
         out.push_str("\nwarning: ");

@@ -22,6 +22,7 @@ use crate::act::{Act, link};
 use crate::config::{Config, DeliveryMode};
 use crate::deliver::Delivery;
 use crate::deliver::cards::CardGroup;
+use crate::escalate::Escalations;
 use crate::ingest::{Notification, Status};
 use crate::metrics::{HeldLabels, Metrics, StatusLabels, StrategyLabels};
 use crate::queue::QueueError;
@@ -60,15 +61,23 @@ pub enum Accepted {
 ///    and [`crate::deliver::send`]; DingTalk's verdict is the webhook's answer.
 /// 4. A group that resolved is no longer acknowledged: the message just sent was the
 ///    last to say who acknowledged it.
+/// 5. Escalation ([`crate::escalate`]): a firing group of a strategy with `escalate:`
+///    steps opens an episode, from now; a resolved one ends its episodes.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the stages a notification passes through, and what it is"
+)]
 pub async fn notification(
     delivery: &Arc<Delivery>,
     dedup: &Arc<Dedup>,
     act: &Act,
+    escalations: &Escalations,
     snapshot: &Snapshot,
     mode: DeliveryMode,
     notification: &Notification,
     direct_robot: Option<&str>,
 ) -> Result<Accepted, AcceptError> {
+    let now = Timestamp::now();
     let groups = ack_groups(snapshot, notification);
     let handling = Handling {
         acknowledged: acknowledgement(act, groups.as_ref()),
@@ -100,6 +109,9 @@ pub async fn notification(
         accepted,
         Accepted::Queued(1..) | Accepted::Passed(Passed::Delivered { .. })
     );
+    if sent {
+        escalations.accepted(snapshot, notification, now).await;
+    }
     let resolved = sent && notification.status == Status::Resolved;
     for group in groups.iter().flatten().filter(|_| resolved) {
         if let Err(error) = act.acks.clear(group, snapshot.cluster.as_deref()).await {
@@ -109,15 +121,12 @@ pub async fn notification(
     Ok(accepted)
 }
 
-/// The ids the group of `notification` is acknowledged under, when anything in the
-/// configuration acknowledges groups: a link acknowledges it under its `groupKey`, a
-/// command under its receiver and labels (Alertmanager's API names no `groupKey`).
+/// The ids the group of `notification` is acknowledged under ([`link::ack_ids`]), when
+/// anything in the configuration acknowledges groups.
 fn ack_groups(snapshot: &Snapshot, notification: &Notification) -> Option<[String; 2]> {
     snapshot.config.acknowledges().then(|| {
-        [
-            link::group_id(&notification.group_key),
-            link::labels_group_id(&notification.receiver, &notification.group_labels),
-        ]
+        let n = notification;
+        link::ack_ids(&n.group_key, &n.receiver, &n.group_labels)
     })
 }
 

@@ -10,6 +10,7 @@ use crate::act::link;
 use crate::config::Config;
 use crate::dingtalk::Message;
 use crate::ingest::{Notification, Status};
+use crate::oncall;
 use crate::queue::GroupSummary;
 use crate::render::{ActionLink, Actions, Extras, Handling};
 use crate::route::{self, Routes};
@@ -53,6 +54,7 @@ pub fn plan_handled(
 ) -> Plan {
     let actions = actions(config, notification, handling, now);
     let routes = route::route(&config.strategies, &notification.alerts, now);
+    let schedules = Arc::new(oncall::on_call_views(&config.oncall, now));
     let messages = routes
         .messages
         .iter()
@@ -60,10 +62,15 @@ pub fn plan_handled(
             let strategy = config.strategies.get(*strategy_index)?;
             let robot = config.robots.get(robot_name)?;
             let named = alerts.iter().filter_map(|&i| notification.alerts.get(i));
+            let on_call = oncall::mention(&config.oncall, &robot.oncall, now).merged(
+                &oncall::mention(&config.oncall, &strategy.mention_oncall, now),
+            );
             let extras = Extras {
                 mention: strategy
                     .mention
                     .merged(&strategy.mention_from_labels.of(named)),
+                on_call,
+                schedules: schedules.clone(),
                 msgtype: strategy.msgtype,
                 actions: actions.clone(),
             };
@@ -100,6 +107,8 @@ pub fn plan_direct(
     let all: Vec<usize> = (0..notification.alerts.len()).collect();
     let extras = Extras {
         actions: actions(config, notification, handling, now),
+        on_call: oncall::mention(&config.oncall, &robot_config.oncall, now),
+        schedules: Arc::new(oncall::on_call_views(&config.oncall, now)),
         ..Extras::default()
     };
     let message = config.renderer.render(

@@ -112,6 +112,17 @@ pub fn labels_group_id<'a>(
     group_id(&key)
 }
 
+/// The ids a group is acknowledged under: a link acknowledges it under its `groupKey`
+/// ([`group_id`]), a command under its receiver and labels ([`labels_group_id`]), as
+/// Alertmanager's API names no `groupKey`.
+pub fn ack_ids(
+    group_key: &str,
+    receiver: &str,
+    group_labels: &std::collections::BTreeMap<String, String>,
+) -> [String; 2] {
+    [group_id(group_key), labels_group_id(receiver, group_labels)]
+}
+
 impl Link {
     /// The link's token, `{payload}.{signature}`, signed with `key`.
     pub fn token(&self, key: &Secret) -> String {

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::dingtalk::{Endpoint, MsgType};
 use crate::render::{Renderer, TemplatePart, TemplateSource};
+use crate::route::Strategy;
 
 impl Checker {
     pub(super) fn config(&mut self, raw: RawConfig) -> Option<Config> {
@@ -115,6 +116,8 @@ impl Checker {
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
         self.check_keywords(&top.key("keywords"), &keywords);
 
+        let zone = timezone.clone().unwrap_or(TimeZone::UTC);
+        let oncall = self.schedules(&top.key("oncall"), raw.oncall, &zone);
         let declared: BTreeSet<String> = raw.robots.keys().cloned().collect();
         let mut robots = BTreeMap::new();
         for (name, raw_robot) in raw.robots {
@@ -124,6 +127,10 @@ impl Checker {
             }
         }
 
+        for (name, robot) in &robots {
+            let at = top.key("robots").key(name).key("mention").key("oncall");
+            self.check_schedule_names(&at, &robot.oncall, &oncall);
+        }
         if let Some(Some(cluster)) = &cluster {
             self.check_shares(&top, &robots, cluster.replicas);
         }
@@ -167,11 +174,12 @@ impl Checker {
             }
         }
         let zone = timezone.clone().unwrap_or(TimeZone::UTC);
+        let schedule_names: Vec<&str> = oncall.keys().map(String::as_str).collect();
         let (renderer, errors) = match Renderer::new(&sources, zone) {
             Ok(renderer) => {
                 let unknown = sources
                     .iter()
-                    .flat_map(|source| renderer.unknown_variables(&source.name))
+                    .flat_map(|source| renderer.unknown_variables(&source.name, &schedule_names))
                     .collect();
                 (Some(renderer), unknown)
             }
@@ -200,7 +208,7 @@ impl Checker {
 
         let mut strategies = Vec::new();
         let mut names = BTreeSet::new();
-        for (index, raw_strategy) in raw.strategies.into_iter().enumerate() {
+        for (index, mut raw_strategy) in raw.strategies.into_iter().enumerate() {
             let at = top.key("strategies").index(index);
             let webhook_robot = raw_strategy.robots.iter().find(|name| {
                 robots
@@ -221,10 +229,24 @@ impl Checker {
                     format!("strategy name `{}` is used twice", raw_strategy.name),
                 );
             }
+            let mention_oncall = std::mem::take(&mut raw_strategy.mention.oncall);
+            self.check_schedule_names(&at.key("mention").key("oncall"), &mention_oncall, &oncall);
+            let escalate = std::mem::take(&mut raw_strategy.escalate);
+            let escalate = self.steps(
+                &at.key("escalate"),
+                escalate,
+                &oncall,
+                &robots,
+                &raw_strategy.robots,
+            );
             let zone = timezone.clone().unwrap_or(TimeZone::UTC);
             let strategy = self.strategy(&at, raw_strategy, &declared, renderer.as_ref(), zone);
-            if let Some(strategy) = strategy {
-                strategies.push(strategy);
+            if let (Some(strategy), Some(escalate)) = (strategy, escalate) {
+                strategies.push(Strategy {
+                    mention_oncall,
+                    escalate,
+                    ..strategy
+                });
             }
         }
 
@@ -253,6 +275,7 @@ impl Checker {
             actions: actions?,
             robots,
             strategies,
+            oncall,
             renderer: renderer?,
         })
     }

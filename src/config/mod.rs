@@ -12,6 +12,7 @@ mod checker;
 mod cluster;
 mod env;
 mod http;
+mod oncall;
 mod raw;
 mod robots;
 mod source_map;
@@ -36,6 +37,7 @@ pub use source_map::{Path, Position, Segment, SourceMap};
 pub use values::duration as parse_duration;
 
 use crate::dingtalk::{MsgType, Robot, Secret};
+use crate::oncall::Schedules;
 use crate::render::Renderer;
 use crate::route::{LabelMentions, Strategy};
 use checker::Checker;
@@ -97,6 +99,8 @@ pub struct Config {
     pub robots: BTreeMap<String, Arc<Robot>>,
     /// Strategies in evaluation order.
     pub strategies: Vec<Strategy>,
+    /// The on-call schedules by name.
+    pub oncall: Schedules,
     /// Compiled message templates.
     pub renderer: Renderer,
 }

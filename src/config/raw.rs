@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config::DeliveryMode;
-use crate::dingtalk::{Mention, MsgType};
+use crate::dingtalk::MsgType;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +28,7 @@ pub(super) struct RawConfig {
     pub alertmanager: Option<RawAlertmanager>,
     pub actions: Option<RawActions>,
     pub templates: BTreeMap<String, RawTemplate>,
+    pub oncall: BTreeMap<String, RawSchedule>,
     pub robots: BTreeMap<String, RawRobot>,
     pub strategies: Vec<RawStrategy>,
 }
@@ -157,7 +158,7 @@ pub(super) struct RawRobot {
     pub robot_code: Option<String>,
     pub open_conversation_id: Option<String>,
     pub keywords: Option<Vec<String>>,
-    pub mention: Mention,
+    pub mention: RawRobotMention,
     pub rate_limit: Option<String>,
     pub msgtype: MsgType,
     pub commands: bool,
@@ -178,6 +179,64 @@ pub(super) struct RawStrategy {
     pub continue_matching: bool,
     pub template: Option<String>,
     pub msgtype: Option<MsgType>,
+    pub escalate: Vec<RawStep>,
+}
+
+/// `mention:` of a robot.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawRobotMention {
+    pub all: bool,
+    pub mobiles: Vec<String>,
+    pub user_ids: Vec<String>,
+    pub oncall: Vec<String>,
+}
+
+/// One entry of a strategy's `escalate:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawStep {
+    pub after: Option<String>,
+    pub notify: Option<String>,
+    pub via: Option<String>,
+    pub robot: Option<String>,
+}
+
+/// `oncall.<name>:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawSchedule {
+    pub timezone: Option<String>,
+    pub rotation: Option<RawRotation>,
+    pub members: Vec<RawMember>,
+    pub overrides: Vec<RawOverride>,
+}
+
+/// `rotation:` of a schedule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawRotation {
+    pub every: Option<String>,
+    pub handoff: Option<String>,
+    pub start: Option<String>,
+}
+
+/// One of a schedule's `members:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawMember {
+    pub name: String,
+    pub mobile: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// One of a schedule's `overrides:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawOverride {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub member: Option<String>,
 }
 
 /// `mention:` of a strategy: people as for a robot, plus labels to take people from.
@@ -189,6 +248,7 @@ pub(super) struct RawStrategyMention {
     pub user_ids: Vec<String>,
     pub mobiles_from_label: Option<String>,
     pub user_ids_from_label: Option<String>,
+    pub oncall: Vec<String>,
 }
 
 /// `active_time:` of a strategy.

@@ -11,7 +11,9 @@ use super::checker::Checker;
 use super::raw::RawRobot;
 use super::values::split_webhook;
 use crate::dingtalk::RateLimit;
-use crate::dingtalk::{App, AppRobot, Commands, Endpoint, MsgType, Robot, Secret, Webhook};
+use crate::dingtalk::{
+    App, AppRobot, Commands, Endpoint, Mention, MsgType, Robot, Secret, Webhook,
+};
 
 /// Why `msgtype: card` is refused for a webhook robot.
 pub(super) const CARDS_NEED_APPS: &str = "`msgtype: card` needs a robot of an application (DingTalk's interactive cards are sent through the OpenAPI); use `actionCard` for a webhook robot";
@@ -88,7 +90,12 @@ impl Checker {
             name: name.to_owned(),
             endpoint,
             keywords,
-            mention: raw.mention,
+            mention: Mention {
+                all: raw.mention.all,
+                mobiles: raw.mention.mobiles,
+                user_ids: raw.mention.user_ids,
+            },
+            oncall: raw.mention.oncall,
             rate_limit,
             msgtype: raw.msgtype,
             commands,

@@ -84,6 +84,8 @@ impl Checker {
                 mobiles: raw.mention.mobiles_from_label,
                 user_ids: raw.mention.user_ids_from_label,
             },
+            mention_oncall: Vec::new(),
+            escalate: Vec::new(),
             active_time,
             continue_matching: raw.continue_matching,
             template,

@@ -35,6 +35,30 @@ pub enum Post<'a> {
     Card(&'a Cards, CardGroup<'a>),
 }
 
+/// After `message` went to the group of `robot`, a robot of an application, sends it 1:1
+/// to the people on call it names: the group message could not mention them. A failure
+/// is logged and counted; the message was delivered all the same.
+async fn reach_on_call(sender: &dyn Sender, robot: &Robot, metrics: &Metrics, message: &Message) {
+    let Some(body) = robot.one_to_one_body(message) else {
+        return;
+    };
+    if let Err(error) = sender.one_to_one(robot, body).await {
+        metrics
+            .dingtalk_errors
+            .get_or_create(&ErrorLabels {
+                robot: robot.name.clone(),
+                errcode: error.metric_code(),
+            })
+            .inc();
+        tracing::warn!(
+            message = "Cannot send the message 1:1 to the people on call.",
+            robot = %robot.name,
+            people = ?message.mention.user_ids,
+            %error,
+        );
+    }
+}
+
 /// Sends `message` to `robot` through `sender` on the slot `reserved`, as `post` says, and
 /// records DingTalk's answer: in the gate (success, last error, pause, size budget), in
 /// the metrics, and a pause in `cluster` for every replica.
@@ -67,6 +91,7 @@ pub async fn send(
         gate.succeeded(Timestamp::now());
         metrics.set_paused(&robot.name, false);
         metrics.message(&robot.name, "sent");
+        reach_on_call(sender, robot, metrics, message).await;
         return Ok(());
     };
     metrics

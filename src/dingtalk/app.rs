@@ -77,7 +77,7 @@ pub fn encode(robot: &AppRobot, msgtype: MsgType, message: &Message) -> (String,
 
 /// The message key and its parameters. The API has no `at`, so messages to these robots
 /// mention nobody (`Robot::can_mention`; `check` warns of mentions configured for them).
-fn sample(msgtype: MsgType, message: &Message) -> (&'static str, serde_json::Value) {
+pub(super) fn sample(msgtype: MsgType, message: &Message) -> (&'static str, serde_json::Value) {
     let buttons = &message.buttons;
     match msgtype {
         MsgType::Text => ("sampleText", serde_json::json!({ "content": message.text })),

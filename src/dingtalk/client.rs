@@ -8,12 +8,13 @@ use std::time::Duration;
 use hyper::body::Bytes;
 use jiff::Timestamp;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::app::{App, GROUP_MESSAGE_PATH, STREAM_OPEN_PATH, TOKEN_PATH};
-use super::card::{self, CardCall};
+use super::app::{App, STREAM_OPEN_PATH, TOKEN_PATH};
+use super::card::CardCall;
 use super::token::Tokens;
-use super::{Call, Endpoint, Robot, Secret, SendError, SendFuture, Sender, Webhook};
+use super::{AppRobot, Call, Endpoint, Robot, Secret, SendError, SendFuture, Sender, Webhook};
 
 /// The header the OpenAPI takes the access token in.
 const TOKEN_HEADER: &str = "x-acs-dingtalk-access-token";
@@ -88,7 +89,10 @@ impl Client {
     pub async fn post(&self, robot: &Robot, body: String, now_ms: i64) -> Result<(), SendError> {
         match &robot.endpoint {
             Endpoint::Webhook(webhook) => self.post_webhook(webhook, body, now_ms).await,
-            Endpoint::App(robot) => self.post_app(&robot.app, Call::GroupMessage, body).await,
+            Endpoint::App(robot) => {
+                let api = Call::GroupMessage;
+                self.call_app::<Sent>(&robot.app, api, body).await.map(drop)
+            }
         }
     }
 
@@ -107,22 +111,18 @@ impl Client {
     /// Sends or updates card `body` of `robot` ([`super::card`]), with its application's
     /// token as a group message is sent.
     pub async fn card(&self, robot: &Robot, body: String, call: CardCall) -> Result<(), SendError> {
-        let Endpoint::App(app_robot) = &robot.endpoint else {
-            return Err(SendError::BadAnswer(
-                "cards are for robots of an application".into(),
-            ));
-        };
         let api = match call {
             CardCall::Send => Call::CardSend,
             CardCall::Update => Call::CardUpdate,
         };
-        self.post_app(&app_robot.app, api, body).await
+        let app = &app_robot(robot, api)?.app;
+        self.call_app::<Sent>(app, api, body).await.map(drop)
     }
 
-    /// Makes OpenAPI call `api` with the application's token; when DingTalk rejects the
-    /// token, fetches another (one fetch however many calls were rejected at once) and
-    /// calls once more.
-    async fn post_app(&self, app: &App, api: Call, body: String) -> Result<(), SendError> {
+    /// Makes OpenAPI call `api` with the application's token and returns the body of its
+    /// 2xx answer; when DingTalk rejects the token, fetches another (one fetch however
+    /// many calls were rejected at once) and calls once more.
+    async fn post_app(&self, app: &App, api: Call, body: String) -> Result<Bytes, SendError> {
         // Kept for a second call without copying it.
         let body = Bytes::from(body);
         let token = self.tokens.get(app, None, || self.fetch_token(app)).await?;
@@ -148,25 +148,30 @@ impl Client {
         api: Call,
         token: &Secret,
         body: Bytes,
-    ) -> Result<(), SendError> {
+    ) -> Result<Bytes, SendError> {
+        let url = app.url(api.path());
         let request = match api {
-            Call::CardSend => self.http.post(app.url(card::SEND_PATH)),
-            Call::CardUpdate => self.http.put(app.url(card::UPDATE_PATH)),
-            _ => self.http.post(app.url(GROUP_MESSAGE_PATH)),
+            Call::CardUpdate => self.http.put(url),
+            _ => self.http.post(url),
         };
         let request = request.header(TOKEN_HEADER, token.expose()).body(body);
         self.count(api);
         let (status, bytes) = self.exchange(request).await?;
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Sent {
-            #[expect(dead_code, reason = "only its presence is checked")]
-            process_query_key: String,
-        }
-        match serde_json::from_slice::<Sent>(&bytes) {
-            Ok(_) if (200..300).contains(&status) => Ok(()),
+        match status {
+            200..300 => Ok(bytes),
             _ => Err(openapi_error(api, status, &bytes)),
         }
+    }
+
+    /// Makes OpenAPI call `api` of `app` and reads its answer as `T`.
+    pub(super) async fn call_app<T: DeserializeOwned>(
+        &self,
+        app: &App,
+        api: Call,
+        body: String,
+    ) -> Result<T, SendError> {
+        let bytes = self.post_app(app, api, body).await?;
+        serde_json::from_slice(&bytes).map_err(|_| openapi_error(api, 200, &bytes))
     }
 
     /// A Stream connection of `app` subscribed to `subscriptions` (type and topic): the
@@ -265,6 +270,29 @@ impl Sender for Client {
 
     fn card<'a>(&'a self, robot: &'a Robot, body: String, call: CardCall) -> SendFuture<'a> {
         Box::pin(Client::card(self, robot, body, call))
+    }
+
+    fn one_to_one<'a>(&'a self, robot: &'a Robot, body: String) -> SendFuture<'a> {
+        Box::pin(Client::one_to_one(self, robot, body))
+    }
+}
+
+/// What a group message, a card and a 1:1 message are answered with: an id to ask about
+/// the message later, its presence the sign of success.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Sent {
+    #[expect(dead_code, reason = "only its presence is checked")]
+    process_query_key: String,
+}
+
+/// The robot of an application `robot` is, for OpenAPI call `api`.
+pub(super) fn app_robot(robot: &Robot, api: Call) -> Result<&AppRobot, SendError> {
+    match &robot.endpoint {
+        Endpoint::App(app_robot) => Ok(app_robot),
+        Endpoint::Webhook(_) => Err(SendError::BadAnswer(format!(
+            "the {api} call is for robots of an application"
+        ))),
     }
 }
 

@@ -72,6 +72,28 @@ pub enum Call {
     CardSend,
     /// `PUT /v1.0/im/robots/interactiveCards`: a card updated.
     CardUpdate,
+    /// `POST /v1.0/robot/ding/send`: a DING.
+    Ding,
+    /// `POST /v1.0/robot/ding/readStatuses/query`: who read a DING.
+    DingReadStatus,
+    /// `POST /v1.0/robot/oToMessages/batchSend`: a 1:1 message.
+    OneToOne,
+}
+
+impl Call {
+    /// Its path under `dingtalk.openapi_url`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Call::AccessToken => super::app::TOKEN_PATH,
+            Call::GroupMessage => super::app::GROUP_MESSAGE_PATH,
+            Call::StreamOpen => super::app::STREAM_OPEN_PATH,
+            Call::CardSend => super::card::SEND_PATH,
+            Call::CardUpdate => super::card::UPDATE_PATH,
+            Call::Ding => super::ding::SEND_PATH,
+            Call::DingReadStatus => super::ding::READ_STATUS_PATH,
+            Call::OneToOne => super::ding::ONE_TO_ONE_PATH,
+        }
+    }
 }
 
 /// DingTalk's answer to a group message sent with a token it does not take (expired or
@@ -84,8 +106,8 @@ impl SendError {
     pub(super) fn token_rejected(&self) -> bool {
         matches!(
             self,
-            SendError::OpenApi { call: Call::GroupMessage | Call::CardSend | Call::CardUpdate, code, .. }
-                if code == INVALID_TOKEN
+            SendError::OpenApi { call, code, .. }
+                if code == INVALID_TOKEN && !matches!(call, Call::AccessToken | Call::StreamOpen)
         )
     }
 
@@ -145,6 +167,9 @@ impl fmt::Display for Call {
             Call::StreamOpen => "stream-open",
             Call::CardSend => "card-send",
             Call::CardUpdate => "card-update",
+            Call::Ding => "ding",
+            Call::DingReadStatus => "ding-read-status",
+            Call::OneToOne => "one-to-one",
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod app;
 pub mod card;
 mod cause;
 mod client;
+pub mod ding;
 mod error;
 mod limits;
 pub mod markdown;
@@ -48,6 +49,10 @@ pub trait Sender: Send + Sync {
     /// Sends or updates the card `body` (from [`card::body`]) of `robot`, a robot of an
     /// application.
     fn card<'a>(&'a self, robot: &'a Robot, body: String, call: card::CardCall) -> SendFuture<'a>;
+
+    /// Sends `body` (from [`Robot::one_to_one_body`]) 1:1 to the people it names, from
+    /// `robot`, a robot of an application.
+    fn one_to_one<'a>(&'a self, robot: &'a Robot, body: String) -> SendFuture<'a>;
 }
 
 /// The answer to [`Sender::send`].
@@ -87,6 +92,9 @@ pub struct Robot {
     pub keywords: Vec<String>,
     /// Who every message of this robot mentions.
     pub mention: Mention,
+    /// The on-call schedules whose member on call every message of this robot mentions
+    /// too (`mention.oncall`), looked up when the message is planned.
+    pub oncall: Vec<String>,
     /// How many messages the robot may send per rolling window.
     pub rate_limit: RateLimit,
     /// Message type to send.

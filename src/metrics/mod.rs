@@ -1,5 +1,5 @@
 //! The service's own metrics, all prefixed `alertmanager_dingtalk_`; [`quota`] counts
-//! OpenAPI calls against DingTalk's monthly quota.
+//! OpenAPI calls against DingTalk's monthly quota, [`response`] how fast people respond.
 //!
 //! Served in the Prometheus text format (0.0.4), which every Prometheus and `promtool`
 //! read, or in OpenMetrics when the scraper asks for it.
@@ -14,8 +14,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod connections;
 mod labels;
 pub mod quota;
+pub mod response;
 
 pub use labels::{
     ActionLabels, ApiLabels, AppLabels, BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels,
@@ -69,6 +71,8 @@ pub struct Metrics {
     pub openapi_month_calls: Gauge,
     /// 1 once this month's calls reached 80 % of `dingtalk.monthly_call_quota`.
     pub openapi_quota_warning: Gauge,
+    /// Time to acknowledge and to resolve, escalations.
+    pub response: response::Response,
     /// 1 if the last config load succeeded.
     pub config_last_reload_successful: Gauge,
     /// Unix time of the last successful config load.
@@ -110,6 +114,7 @@ impl Metrics {
             openapi_calls: Family::default(),
             openapi_month_calls: Gauge::default(),
             openapi_quota_warning: Gauge::default(),
+            response: response::Response::new(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
         };
@@ -236,6 +241,7 @@ impl Metrics {
             "Unix time of the last successful configuration load",
             m.config_last_reload_success_timestamp.clone(),
         );
+        m.response.register(r);
         r.register(
             "build_info",
             "Version of the running binary (always 1)",
@@ -320,37 +326,6 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
-    }
-
-    /// The `cluster_redis_up` gauge of `redis`, from now on the only series.
-    pub fn cluster_redis_up(&self, redis: &str) -> Gauge {
-        self.cluster_redis_up.clear();
-        self.cluster_redis_up
-            .get_or_create(&RedisLabels {
-                redis: redis.to_owned(),
-            })
-            .clone()
-    }
-
-    /// The `stream_connected` gauge of application `app_key`.
-    pub fn stream_connected(&self, app_key: &str) -> Gauge {
-        self.stream_connected
-            .get_or_create(&AppLabels {
-                app: app_key.to_owned(),
-            })
-            .clone()
-    }
-
-    /// Removes the `stream_connected` series of `app_key`: no robot of it takes commands.
-    pub fn forget_stream(&self, app_key: &str) {
-        self.stream_connected.remove(&AppLabels {
-            app: app_key.to_owned(),
-        });
-    }
-
-    /// Removes the `cluster_redis_up` series: no `cluster:` any more.
-    pub fn forget_cluster(&self) {
-        self.cluster_redis_up.clear();
     }
 
     /// Sets the `robot_paused` gauge.

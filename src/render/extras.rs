@@ -1,11 +1,13 @@
 //! What a render takes beside the alerts and the robot: what a strategy adds to a robot's
 //! settings, and what the messages of a group offer people to do about it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use crate::dingtalk::{Mention, MsgType};
+use crate::oncall::OnCallView;
 
 /// What a strategy adds to, or changes of, a robot's settings for its messages, and what
 /// the messages of the group offer people to do.
@@ -13,6 +15,12 @@ use crate::dingtalk::{Mention, MsgType};
 pub struct Extras {
     /// People to mention beside the robot's.
     pub mention: Mention,
+    /// The members on call the robot or the strategy mention: mentioned by a webhook
+    /// robot with the others, reached 1:1 by a robot of an application (whose group
+    /// messages mention nobody).
+    pub on_call: Mention,
+    /// Who is on call now, by schedule, for templates (`oncall.<schedule>.name`).
+    pub schedules: Arc<BTreeMap<String, OnCallView>>,
     /// The message type, if not the robot's.
     pub msgtype: Option<MsgType>,
     /// Links that act on the group (with `actions:`), and who acknowledged it.

@@ -14,6 +14,7 @@
 
 mod attempts;
 mod extras;
+mod finish;
 mod fit;
 mod strict;
 mod view;
@@ -32,6 +33,8 @@ use fit::alerts_that_fit;
 use view::GroupView;
 
 pub use extras::{ActionLink, Actions, Extras, Handling};
+use finish::Finisher;
+pub use finish::{cut_at_char_boundary, notice, shorten};
 
 /// Name of the built-in template, which a config may override.
 pub const DEFAULT_TEMPLATE: &str = "default";
@@ -144,9 +147,10 @@ impl Renderer {
     }
 
     /// The places template `name` reads a variable templates are not given (a typo such
-    /// as `alert.lables`), at most one per part, found by rendering it on sample alerts.
-    pub fn unknown_variables(&self, name: &str) -> Vec<TemplateError> {
-        strict::unknown_variables(self, name)
+    /// as `alert.lables`), at most one per part, found by rendering it on sample alerts
+    /// with someone on call of each of the `schedules`.
+    pub fn unknown_variables(&self, name: &str, schedules: &[&str]) -> Vec<TemplateError> {
+        strict::unknown_variables(self, name, schedules)
     }
 
     /// Whether a template of that name exists.
@@ -210,16 +214,26 @@ impl Renderer {
         let over_margin = button_bytes.saturating_sub(MAX_BUTTON_BYTES);
         // The title is cut to its longest; the text takes the rest.
         let text_limit = budget.saturating_sub(MAX_TITLE_BYTES + over_margin);
-        let mut group = GroupView::new(notification, &alerts, robot.primary_keyword(), now);
+        let mut group = GroupView::new(notification, &alerts, robot.primary_keyword(), now)
+            .with_on_call(&extras.schedules);
         if let Some(actions) = actions {
             group = group.with_actions(actions, buttons.is_empty(), &self.timezone);
         }
-        let mention = if robot.can_mention() {
-            robot.mention.merged(&extras.mention)
+        let (mention, shown) = if robot.can_mention() {
+            let all = robot
+                .mention
+                .merged(&extras.mention)
+                .merged(&extras.on_call);
+            (all.clone(), all)
         } else {
-            Mention::default()
+            // Reached 1:1 (`Robot::one_to_one_body`), not named in the group.
+            let reached = Mention {
+                user_ids: extras.on_call.user_ids.clone(),
+                ..Mention::default()
+            };
+            (reached, Mention::default())
         };
-        let finish = Finisher::new(&robot.keywords, &mention, &notification.external_url);
+        let finish = Finisher::new(&robot.keywords, &shown, &notification.external_url);
         let mut attempts = Attempts {
             renderer: self,
             template,
@@ -289,106 +303,4 @@ fn key(name: &str, part: TemplatePart) -> String {
         TemplatePart::Title => format!("{name}.title"),
         TemplatePart::Text => format!("{name}.text"),
     }
-}
-
-/// Adds to a rendered message what every message must have, whatever the template said.
-struct Finisher<'a> {
-    keywords: &'a [String],
-    /// The `@` text of the mentions.
-    at: String,
-    external_url: &'a str,
-}
-
-impl<'a> Finisher<'a> {
-    fn new(keywords: &'a [String], mention: &Mention, external_url: &'a str) -> Self {
-        Finisher {
-            keywords,
-            at: mention.at_text(),
-            external_url,
-        }
-    }
-
-    /// The title cut to [`MAX_TITLE_BYTES`], with a keyword if it lacks one.
-    fn title(&self, title: &str) -> String {
-        let title = title.trim();
-        let cut = cut_at_char_boundary(title, MAX_TITLE_BYTES);
-        match self.missing_keyword(cut) {
-            Some(keyword) => {
-                let suffix = format!(" · {keyword}");
-                let room = MAX_TITLE_BYTES.saturating_sub(suffix.len());
-                format!("{}{suffix}", cut_at_char_boundary(title, room))
-            }
-            None => cut.to_owned(),
-        }
-    }
-
-    /// `text` cut to `limit` bytes in all, ending in `marker` and what [`text`](Self::text)
-    /// adds.
-    fn cut(&self, text: &str, omitted: u64, marker: &str, limit: usize) -> String {
-        let tail_bytes = self.text(String::new(), omitted).len() + marker.len();
-        let cut = cut_at_char_boundary(text, limit.saturating_sub(tail_bytes));
-        let text = self.text(format!("{cut}{marker}"), omitted);
-        cut_at_char_boundary(&text, limit).to_owned()
-    }
-
-    fn text(&self, mut text: String, omitted: u64) -> String {
-        if omitted > 0 {
-            let alerts = if omitted == 1 { "alert" } else { "alerts" };
-            text.push_str(&format!("\n\n…and {omitted} more {alerts}"));
-            if !self.external_url.is_empty() {
-                text.push_str(&format!(
-                    " · [see all in Alertmanager]({})",
-                    self.external_url
-                ));
-            }
-        }
-        if let Some(keyword) = self.missing_keyword(&text) {
-            text.push_str(&format!("\n\n{keyword}"));
-        }
-        if !self.at.is_empty() {
-            text.push_str("\n\n");
-            text.push_str(&self.at);
-        }
-        text
-    }
-
-    fn missing_keyword(&self, text: &str) -> Option<&str> {
-        let first = self.keywords.first()?;
-        (!self.keywords.iter().any(|k| text.contains(k.as_str()))).then_some(first.as_str())
-    }
-}
-
-/// `message`, rendered before for `robot`, cut to `budget` bytes of title and text: for a
-/// robot whose budget was lowered after DingTalk said a message was too long. The text is
-/// cut at the end of a line, says so, and keeps the keyword and the `@` text.
-pub fn shorten(message: &Message, robot: &Robot, budget: usize) -> Message {
-    if message.size() <= budget {
-        return message.clone();
-    }
-    let finish = Finisher::new(&robot.keywords, &message.mention, "");
-    let title = finish.title(&message.title);
-    let limit = budget.saturating_sub(title.len());
-    let marker = "\n\n…(shortened: DingTalk takes only shorter messages from this robot)";
-    let tail_bytes = finish.text(String::new(), 0).len() + marker.len();
-    let body = cut_at_char_boundary(&message.text, limit.saturating_sub(tail_bytes));
-    let body = body.rfind('\n').map_or(body, |end| &body[..end]);
-    Message {
-        text: finish.cut(body, 0, marker, limit),
-        title,
-        mention: message.mention.clone(),
-        buttons: message.buttons.clone(),
-        msgtype: message.msgtype,
-    }
-}
-
-/// The longest prefix of `text` no longer than `max` bytes that ends on a char boundary.
-pub fn cut_at_char_boundary(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

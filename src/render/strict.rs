@@ -16,6 +16,7 @@ use super::attempts::map_entries;
 use super::view::{AlertView, GroupView};
 use super::{Renderer, TemplateError, TemplatePart, key};
 use crate::ingest::{self, Alert};
+use crate::oncall::OnCallView;
 
 /// Fields of the views that are maps of any names: labels and annotations.
 const ANY_NAME: [&str; 6] = [
@@ -44,7 +45,11 @@ const SAMPLE: &str = r#"{
 
 /// The first place template `name` reads a variable templates are not given, per part,
 /// on the firing group and on its resolved alert alone.
-pub(super) fn unknown_variables(renderer: &Renderer, name: &str) -> Vec<TemplateError> {
+pub(super) fn unknown_variables(
+    renderer: &Renderer,
+    name: &str,
+    schedules: &[&str],
+) -> Vec<TemplateError> {
     let Ok(notification) = ingest::parse(SAMPLE.as_bytes()) else {
         return Vec::new();
     };
@@ -60,7 +65,7 @@ pub(super) fn unknown_variables(renderer: &Renderer, name: &str) -> Vec<Template
             continue;
         };
         let failure = groups.iter().find_map(|alerts| {
-            let context = context(renderer, &notification, alerts, now);
+            let context = context(renderer, &notification, alerts, schedules, now);
             template
                 .render(context)
                 .err()
@@ -83,9 +88,20 @@ fn context(
     renderer: &Renderer,
     notification: &ingest::Notification,
     alerts: &[&Alert],
+    schedules: &[&str],
     now: Timestamp,
 ) -> Value {
-    let group = GroupView::new(notification, alerts, "HertzBeat", now);
+    let on_call = schedules
+        .iter()
+        .map(|schedule| {
+            let member = OnCallView {
+                name: "Sample".to_owned(),
+                ..OnCallView::default()
+            };
+            ((*schedule).to_owned(), member)
+        })
+        .collect();
+    let group = GroupView::new(notification, alerts, "HertzBeat", now).with_on_call(&on_call);
     let alerts: Vec<Value> = alerts
         .iter()
         .map(|alert| {

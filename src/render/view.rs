@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Actions;
 use crate::dingtalk::{Button, MAX_BUTTON_BYTES};
 use crate::ingest::{Alert, LabelSet, Notification, Status};
+use crate::oncall::OnCallView;
 
 /// Labels shown in the heading rather than in each alert's label list.
 const HEADING_LABELS: [&str; 2] = ["alertname", "severity"];
@@ -37,6 +38,8 @@ pub(super) struct GroupView {
     /// Who silenced the group, and until when (`by`, `at`), on a card updated when it
     /// was silenced.
     silenced: Option<HandledView>,
+    /// Who is on call now, by schedule: `name`, `mobile`, `user_id`.
+    oncall: BTreeMap<String, OnCallView>,
     /// When the message is rendered: firing alerts' durations run to here.
     #[serde(skip)]
     pub(super) now: Timestamp,
@@ -79,8 +82,15 @@ impl GroupView {
             actions: Vec::new(),
             acknowledged: None,
             silenced: None,
+            oncall: BTreeMap::new(),
             now,
         }
+    }
+
+    /// The group with who is on call now, by schedule.
+    pub(super) fn with_on_call(mut self, schedules: &BTreeMap<String, OnCallView>) -> Self {
+        self.oncall = schedules.clone();
+        self
     }
 
     /// The group as `actions` leave it: who acknowledged it (shown at `timezone`), and its

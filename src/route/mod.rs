@@ -18,6 +18,7 @@ use jiff::tz::TimeZone;
 
 use crate::dingtalk::{Mention, MsgType};
 use crate::ingest::{Alert, Status};
+use crate::oncall::Step;
 use matcher::Matcher;
 
 /// A notification strategy: which alerts go to which robots, and when.
@@ -35,6 +36,11 @@ pub struct Strategy {
     pub mention: Mention,
     /// People to mention too, named by labels of the message's alerts.
     pub mention_from_labels: LabelMentions,
+    /// The on-call schedules whose member on call its messages mention too.
+    pub mention_oncall: Vec<String>,
+    /// Who is reached, and how, while a firing group of this strategy is neither
+    /// acknowledged nor resolved ([`crate::escalate`]).
+    pub escalate: Vec<Step>,
     /// When this strategy sends; always when `None`.
     pub active_time: Option<ActiveTime>,
     /// Whether later strategies are evaluated after this one matched.

@@ -1,5 +1,7 @@
 //! The JSON views of the admin API: `GET /api/v1/queue` (per robot: depth, age, rate
-//! window, pause, last delivery and error) and `GET /api/v1/dead-letters`. Built from the
+//! window, pause, last delivery and error), `GET /api/v1/dead-letters`, `GET
+//! /api/v1/acks` and `GET /api/v1/oncall` (who is on call, the next handoffs, the open
+//! escalation episodes). Built from the
 //! queue's counts and the gates' state, both read under short locks, so the API answers
 //! while a send to DingTalk hangs. No credentials appear here.
 
@@ -8,6 +10,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::escalate::{EpisodeView, StoreError};
+use crate::oncall;
 use crate::queue::QueueError;
 use crate::snapshot::Snapshot;
 
@@ -150,4 +154,24 @@ pub fn acks(app: &App) -> Vec<AckView> {
             at: ack.at,
         })
         .collect()
+}
+
+/// The next handoffs `GET /api/v1/oncall` and the status page show per schedule.
+pub const HANDOFFS_SHOWN: usize = 3;
+
+/// `GET /api/v1/oncall`.
+#[derive(Debug, Serialize)]
+pub struct OnCallReport {
+    /// Who is on call now in each schedule, and the next handoffs.
+    schedules: Vec<oncall::Shift>,
+    /// The open escalation episodes, oldest first.
+    episodes: Vec<EpisodeView>,
+}
+
+/// Who is on call, and what is escalating.
+pub async fn oncall(app: &App, snapshot: &Snapshot) -> Result<OnCallReport, StoreError> {
+    Ok(OnCallReport {
+        schedules: oncall::shifts(&snapshot.config.oncall, Timestamp::now(), HANDOFFS_SHOWN),
+        episodes: app.escalations.episodes(snapshot).await?,
+    })
 }

@@ -79,7 +79,7 @@ const ROUTES: &[Route] = &[
         path: "/",
         methods: &["GET", "HEAD"],
         guard: Guard::Browser,
-        handler: |c| Box::pin(async move { page::status(&c.app, &c.snapshot) }),
+        handler: |c| Box::pin(async move { page::status(&c.app, &c.snapshot).await }),
     },
     Route {
         path: "/preview",
@@ -88,7 +88,7 @@ const ROUTES: &[Route] = &[
         handler: |c| {
             Box::pin(async move {
                 match read_form(&c.snapshot, c.request).await {
-                    Ok(form) => page::preview(&c.app, &c.snapshot, &form),
+                    Ok(form) => page::preview(&c.app, &c.snapshot, &form).await,
                     Err(refused) => refused,
                 }
             })
@@ -136,7 +136,9 @@ const ROUTES: &[Route] = &[
         methods: &["GET"],
         guard: Guard::Token,
         handler: |c| {
-            Box::pin(async move { json_reply(Ok(api::queue_report(&c.app, &c.snapshot))) })
+            Box::pin(async move {
+                json_reply(Ok::<_, QueueError>(api::queue_report(&c.app, &c.snapshot)))
+            })
         },
     },
     Route {
@@ -169,7 +171,13 @@ const ROUTES: &[Route] = &[
         path: "/api/v1/acks",
         methods: &["GET"],
         guard: Guard::Token,
-        handler: |c| Box::pin(async move { json_reply(Ok(api::acks(&c.app))) }),
+        handler: |c| Box::pin(async move { json_reply(Ok::<_, QueueError>(api::acks(&c.app))) }),
+    },
+    Route {
+        path: "/api/v1/oncall",
+        methods: &["GET"],
+        guard: Guard::Token,
+        handler: |c| Box::pin(async move { json_reply(api::oncall(&c.app, &c.snapshot).await) }),
     },
     Route {
         path: "/-/healthy",
@@ -349,7 +357,7 @@ async fn test_robot(app: &App, snapshot: &Snapshot, name: &str) -> Reply {
     reply(status, probe.report)
 }
 
-fn json_reply<T: serde::Serialize>(result: Result<T, QueueError>) -> Reply {
+fn json_reply<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Reply {
     let (status, body) = match result.map(|value| serde_json::to_string_pretty(&value)) {
         Ok(Ok(json)) => (StatusCode::OK, json),
         Ok(Err(error)) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),

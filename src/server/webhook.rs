@@ -35,9 +35,18 @@ pub(super) async fn webhook(
         Ok(notification) => {
             let mode = app.pinned().mode;
             let (delivery, dedup, act) = (&app.delivery, &app.dedup, &app.act);
-            match accept::notification(delivery, dedup, act, snapshot, mode, &notification, robot)
-                .await
-            {
+            let escalations = &app.escalations;
+            let accepted = accept::notification(
+                delivery,
+                dedup,
+                act,
+                escalations,
+                snapshot,
+                mode,
+                &notification,
+                robot,
+            );
+            match accepted.await {
                 Ok(Accepted::Queued(queued)) => (
                     StatusCode::OK,
                     "accepted",

@@ -48,6 +48,10 @@ impl Sender for Recording {
         let answer = self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()));
         Box::pin(async move { answer })
     }
+
+    fn one_to_one<'a>(&'a self, _: &'a Robot, _: String) -> SendFuture<'a> {
+        panic!("a 1:1 message from a robot whose messages name nobody on call")
+    }
 }
 
 fn robot() -> Robot {
@@ -64,6 +68,7 @@ fn robot() -> Robot {
         }),
         keywords: vec!["HertzBeat".to_owned()],
         mention: Mention::default(),
+        oncall: Vec::new(),
         rate_limit: RateLimit::DINGTALK,
         msgtype: MsgType::Card,
         commands: None,

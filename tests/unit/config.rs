@@ -580,7 +580,7 @@ fn a_template_reading_a_variable_templates_are_not_given_is_an_error_at_its_line
 fn the_built_in_templates_read_only_variables_templates_are_given() {
     let config = check_ok(MINIMAL);
     for template in ["default", "default-zh"] {
-        let unknown = config.renderer.unknown_variables(template);
+        let unknown = config.renderer.unknown_variables(template, &[]);
         assert!(unknown.is_empty(), "{template}: {unknown:#?}");
     }
 }

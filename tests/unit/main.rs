@@ -24,6 +24,7 @@ mod doc_links;
 mod durable;
 mod env;
 mod errcode;
+mod escalation;
 mod fuzz_replay;
 mod gate;
 mod injection;
@@ -32,6 +33,7 @@ mod links;
 mod matcher;
 mod mentions;
 mod message;
+mod oncall;
 mod openapi_answers;
 mod passthrough;
 mod payload;
@@ -66,6 +68,7 @@ fn robot(keywords: &[&str], mobiles: &[&str]) -> Robot {
             mobiles: mobiles.iter().map(|m| (*m).to_owned()).collect(),
             ..Mention::default()
         },
+        oncall: Vec::new(),
         rate_limit: RateLimit::DINGTALK,
         msgtype: MsgType::Markdown,
         commands: None,

@@ -287,6 +287,7 @@ fn mentions_are_in_the_text_and_the_message() {
         },
         msgtype: None,
         actions: None,
+        ..Extras::default()
     };
     let message = renderer(&[]).render(
         "default",
@@ -858,6 +859,7 @@ fn shorten_cuts_at_a_line_end_and_keeps_keyword_and_mention() {
             },
             msgtype: None,
             actions: None,
+            ..Extras::default()
         },
         now(),
     );

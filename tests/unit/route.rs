@@ -23,6 +23,8 @@ fn strategy(name: &str, matchers: &[&str], robots: &[&str]) -> Strategy {
         send_resolved: true,
         mention: Mention::default(),
         mention_from_labels: LabelMentions::default(),
+        mention_oncall: Vec::new(),
+        escalate: Vec::new(),
         active_time: None,
         continue_matching: false,
         template: "default".to_owned(),

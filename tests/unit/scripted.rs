@@ -137,6 +137,11 @@ impl Sender for Scripted {
     fn card<'a>(&'a self, robot: &'a Robot, body: String, _: CardCall) -> SendFuture<'a> {
         self.send(robot, body)
     }
+
+    /// A 1:1 message goes through the script like any message.
+    fn one_to_one<'a>(&'a self, robot: &'a Robot, body: String) -> SendFuture<'a> {
+        self.send(robot, body)
+    }
 }
 
 /// DingTalk's answers, for scripts.

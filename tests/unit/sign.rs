@@ -30,6 +30,7 @@ fn robot_at(webhook: Webhook) -> Robot {
         endpoint: Endpoint::Webhook(webhook),
         keywords: vec!["HertzBeat".to_owned()],
         mention: Mention::default(),
+        oncall: Vec::new(),
         rate_limit: RateLimit::DINGTALK,
         msgtype: MsgType::Markdown,
         commands: None,

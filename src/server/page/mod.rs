@@ -1,6 +1,6 @@
 //! The status page, `GET /`: the configuration in force, each robot's state (the queue
-//! API's view plus its address, security and dead letters), the cluster and the
-//! strategies; `POST /preview` shows on the same page what a payload would send, and
+//! API's view plus its address, security and dead letters), the cluster, who is on call
+//! and what escalates, and the strategies; `POST /preview` shows on the same page what a payload would send, and
 //! `POST /test-robot` the answer to a test message. Server-rendered HTML from
 //! `page.html` (minijinja, HTML-escaped), an inline stylesheet, no script and no
 //! external asset. Tokens and secrets never reach it: robot addresses are redacted, the
@@ -34,13 +34,13 @@ pub(super) struct Asked {
 }
 
 /// The page with nothing asked.
-pub(super) fn status(app: &App, snapshot: &Snapshot) -> Reply {
-    page(app, snapshot, Asked::default())
+pub(super) async fn status(app: &App, snapshot: &Snapshot) -> Reply {
+    page(app, snapshot, Asked::default()).await
 }
 
 /// `POST /preview` with the form `payload=…&sample=…`: the payload, or the sample when
 /// the payload is empty, previewed on the page.
-pub(super) fn preview(app: &App, snapshot: &Snapshot, form: &[u8]) -> Reply {
+pub(super) async fn preview(app: &App, snapshot: &Snapshot, form: &[u8]) -> Reply {
     let fields = form_fields(form);
     let payload = fields.get("payload").cloned().unwrap_or_default();
     let sample = fields.get("sample").cloned().unwrap_or_default();
@@ -52,6 +52,7 @@ pub(super) fn preview(app: &App, snapshot: &Snapshot, form: &[u8]) -> Reply {
             test: None,
         },
     )
+    .await
 }
 
 /// `POST /test-robot` with the form `robot=…`: the test message of `test-robot`, and
@@ -78,15 +79,17 @@ pub(super) async fn test_robot(app: &App, snapshot: &Snapshot, form: &[u8]) -> R
             test: Some(test),
         },
     )
+    .await
 }
 
 fn form_fields(form: &[u8]) -> BTreeMap<String, String> {
     url::form_urlencoded::parse(form).into_owned().collect()
 }
 
-fn page(app: &App, snapshot: &Snapshot, asked: Asked) -> Reply {
+async fn page(app: &App, snapshot: &Snapshot, asked: Asked) -> Reply {
     let now = Timestamp::now();
-    let mut view = view::status(app, snapshot, now, asked.test);
+    let episodes = app.escalations.episodes(snapshot).await;
+    let mut view = view::status(app, snapshot, now, asked.test, episodes);
     let mut status = StatusCode::OK;
     if let Some((payload, sample)) = asked.preview {
         let payload = match (payload.trim().is_empty(), samples::sample(&sample, now)) {

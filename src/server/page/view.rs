@@ -8,7 +8,9 @@ use super::{markdown, samples};
 use crate::app::App;
 use crate::dingtalk::stream::StreamState;
 use crate::dingtalk::{Button, MsgType};
+use crate::escalate::{EpisodeView, StoreError};
 use crate::metrics::{HeldLabels, StrategyLabels};
+use crate::oncall;
 use crate::route::Held;
 use crate::server::api;
 use crate::snapshot::{Snapshot, queue_dir_text};
@@ -37,6 +39,8 @@ pub(super) struct PageView {
     streams: Vec<StreamView>,
     /// With `actions:` or commands, the open acknowledgements.
     acknowledgements: Option<Vec<AckView>>,
+    /// With `oncall:`, who is on call, and the open escalation episodes.
+    oncall: Option<OnCallView>,
     strategies: Vec<StrategyView>,
     samples: Vec<(&'static str, &'static str)>,
     pub(super) chosen_sample: String,
@@ -59,6 +63,24 @@ struct AckView {
     at: String,
     alerts: String,
     group: String,
+}
+
+#[derive(Serialize)]
+struct OnCallView {
+    schedules: Vec<oncall::Shift>,
+    episodes: Vec<EpisodeRow>,
+    /// Why the episodes could not be read.
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EpisodeRow {
+    title: String,
+    strategy: String,
+    started: String,
+    acknowledged_by: Option<String>,
+    /// `1. ding_app to 张三: sent at …`, one per step taken.
+    steps: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -153,6 +175,7 @@ pub(super) fn status(
     snapshot: &Snapshot,
     now: Timestamp,
     test: Option<TestView>,
+    episodes: Result<Vec<EpisodeView>, StoreError>,
 ) -> PageView {
     let pinned = app.pinned();
     let loads = app.loads();
@@ -208,6 +231,7 @@ pub(super) fn status(
                 })
                 .collect()
         }),
+        oncall: on_call(snapshot, now, episodes),
         strategies: strategies(app, snapshot, now),
         samples: samples::SAMPLES.to_vec(),
         chosen_sample: String::new(),
@@ -216,6 +240,49 @@ pub(super) fn status(
         preview_error: None,
         test,
     }
+}
+
+/// With `oncall:`, who is on call at `now`, the next handoffs, and the open `episodes`.
+fn on_call(
+    snapshot: &Snapshot,
+    now: Timestamp,
+    episodes: Result<Vec<EpisodeView>, StoreError>,
+) -> Option<OnCallView> {
+    if snapshot.config.oncall.is_empty() {
+        return None;
+    }
+    let (episodes, error) = match episodes {
+        Ok(episodes) => (episodes, None),
+        Err(error) => (Vec::new(), Some(error.to_string())),
+    };
+    let episodes = episodes
+        .into_iter()
+        .map(|episode| EpisodeRow {
+            title: episode.title,
+            strategy: episode.strategy,
+            started: local(episode.started, snapshot),
+            acknowledged_by: episode.acknowledged_by,
+            steps: episode
+                .steps
+                .into_iter()
+                .map(|s| {
+                    format!(
+                        "{}. {} to {}: {} at {}",
+                        s.step,
+                        s.via,
+                        s.member,
+                        s.outcome,
+                        local(s.at, snapshot)
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    Some(OnCallView {
+        schedules: oncall::shifts(&snapshot.config.oncall, now, api::HANDOFFS_SHOWN),
+        episodes,
+        error,
+    })
 }
 
 fn robots(app: &App, snapshot: &Snapshot) -> Vec<RobotView> {

@@ -1,7 +1,7 @@
 //! In-process fake of the DingTalk custom-robot API (`POST /robot/send`), of the
 //! OpenAPI calls of application robots (`openapi.rs`), of their interactive cards
-//! (`cards.rs`) and of their Stream mode (`stream.rs`) for tests and benchmarks over
-//! loopback.
+//! (`cards.rs`), of their DINGs and one-to-one messages (`ding.rs`) and of their Stream
+//! mode (`stream.rs`) for tests and benchmarks over loopback.
 //!
 //! [`FakeDingTalk`] listens on `127.0.0.1` and answers like the real service: always
 //! HTTP 200 with `{"errcode":N,"errmsg":"..."}`, checking in order the Content-Type
@@ -14,11 +14,11 @@
 //! request, so memory stays flat: it counts them and hands each delivered one to a
 //! callback.
 //!
-//! `rules.rs` holds DingTalk's webhook checks, `openapi.rs` its OpenAPI and `cards.rs`
-//! its interactive cards (no I/O), `server.rs` the listening and serving. `stream.rs` is
-//! Stream mode: the gateway's connection open, its WebSocket (on a port of its own)
-//! pushing robot messages, pings and disconnects and recording the acks, and the session
-//! webhooks robot messages carry.
+//! `rules.rs` holds DingTalk's webhook checks, `openapi.rs` its OpenAPI, `cards.rs` its
+//! interactive cards and `ding.rs` its DINGs and one-to-one messages (no I/O), `server.rs`
+//! the listening and serving. `stream.rs` is Stream mode: the gateway's connection open,
+//! its WebSocket (on a port of its own) pushing robot messages, pings and disconnects and
+//! recording the acks, and the session webhooks robot messages carry.
 //! The fake knows DingTalk, never the bridge: what it checks is what DingTalk documents
 //! or was seen to do.
 
@@ -33,16 +33,19 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use cards::{CARD_SEND_PATH, CARD_UPDATE_PATH, Cards};
+use ding::Dings;
 use openapi::{GROUP_PATH, OpenApi, TOKEN_PATH};
 use rules::{Answer, Call, MAX_MESSAGE_BYTES, RobotState};
 use server::{accept_loop, bind};
 use stream::StreamState;
 
 pub use cards::FakeCard;
+pub use ding::{FakeDing, FakeOneToOneMessage};
 pub use openapi::{FakeApp, MAX_MSG_PARAM_BYTES};
 pub use stream::{BOT_MESSAGE_TOPIC, BotMessage, SessionReply, StreamAck, StreamOpen};
 
 mod cards;
+mod ding;
 mod openapi;
 mod rules;
 mod server;
@@ -123,8 +126,9 @@ pub enum Mode {
     Http500,
     /// Answer HTTP 200 with this errcode and errmsg.
     Errcode(i64, String),
-    /// Answer group messages and interactive cards of application robots with this HTTP
-    /// status and OpenAPI `code`; other calls as in [`Mode::Normal`].
+    /// Answer group messages, interactive cards, DINGs (and their read statuses) and
+    /// one-to-one messages of application robots with this HTTP status and OpenAPI
+    /// `code`; other calls as in [`Mode::Normal`].
     OpenApiError(u16, String),
     /// Keep requests waiting until the mode changes, then answer per the new mode.
     Hang,
@@ -295,6 +299,7 @@ impl FakeDingTalk {
                 robots,
                 openapi: OpenApi::default(),
                 cards: Cards::default(),
+                dings: Dings::default(),
                 stream: StreamState::new(stream_addr),
                 requests: Vec::new(),
                 counts: Counts::default(),
@@ -531,6 +536,7 @@ struct State {
     robots: HashMap<String, RobotState>,
     openapi: OpenApi,
     cards: Cards,
+    dings: Dings,
     stream: StreamState,
     /// Every request so far, in arrival order; always empty for a fake that only counts.
     requests: Vec<Request>,
@@ -593,6 +599,9 @@ impl Shared {
         if let Some(answer) = cards::answer(&mut state, call, now) {
             return answer;
         }
+        if let Some(answer) = ding::answer(&mut state, call, now) {
+            return answer;
+        }
         if let Some(answer) = state.openapi.answer(call, now) {
             return answer;
         }
@@ -628,6 +637,8 @@ fn summary(requests: &[Request]) -> String {
 
 #[cfg(test)]
 mod cards_tests;
+#[cfg(test)]
+mod ding_tests;
 #[cfg(test)]
 mod openapi_tests;
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! DingTalk's OpenAPI for robots of internal applications, as the fake serves it beside
 //! the webhook: `POST /v1.0/oauth2/accessToken` and `POST /v1.0/robot/groupMessages/send`,
-//! and the checks of the token, the robot and its group, and the rate that the interactive
-//! cards of `cards.rs` share with group messages. No I/O here: the server hands in the
-//! parsed request and the time.
+//! and the checks of the token, the robot and its group, the message, and the rate that
+//! the interactive cards of `cards.rs` and the DINGs and one-to-one messages of `ding.rs`
+//! share with group messages. No I/O here: the server hands in the parsed request and the
+//! time.
 //!
 //! Field names follow DingTalk's OpenAPI SDK (`alibabacloud-go/dingtalk`, `oauth2_1_0`
 //! `GetAccessTokenRequest`/`ResponseBody`, `robot_1_0` `OrgGroupSendRequest`). Errors are
@@ -42,8 +43,8 @@ pub struct FakeApp {
     /// Its robots: robot code, and the groups (openConversationId) each is in.
     pub robots: Vec<(String, Vec<String>)>,
     /// Calls it may make per rolling second to each rate-limited API (group messages,
-    /// card sends, card updates: DingTalk counts per application and API), all robots
-    /// together.
+    /// card sends and updates, DINGs and their read statuses, one-to-one messages:
+    /// DingTalk counts per application and API), all robots together.
     pub per_second: usize,
 }
 
@@ -188,6 +189,27 @@ impl OpenApi {
         robot_code: &str,
         open_conversation_id: &str,
     ) -> Result<(), Answer> {
+        let app = self.check_robot_code(app_key, robot_code)?;
+        let in_group = app.robots.iter().any(|(code, groups)| {
+            code == robot_code && groups.iter().any(|g| g == open_conversation_id)
+        });
+        if !in_group {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid.openConversationId",
+                "openConversationId 不合法",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `robot_code` is a robot of application `app_key`, in whatever group; the
+    /// application, or DingTalk's answer when it is not.
+    pub(super) fn check_robot_code(
+        &self,
+        app_key: &str,
+        robot_code: &str,
+    ) -> Result<&FakeApp, Answer> {
         let owner = self
             .apps
             .values()
@@ -206,17 +228,7 @@ impl OpenApi {
                 "robotCode 与应用不匹配",
             ));
         }
-        let in_group = owner.app.robots.iter().any(|(code, groups)| {
-            code == robot_code && groups.iter().any(|g| g == open_conversation_id)
-        });
-        if !in_group {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "invalid.openConversationId",
-                "openConversationId 不合法",
-            ));
-        }
-        Ok(())
+        Ok(&owner.app)
     }
 
     /// Counts a call of application `app_key` to the API at path `api` against its
@@ -275,8 +287,9 @@ pub(super) fn check_call(call: &Call, method: &Method) -> Result<(), Answer> {
     Ok(())
 }
 
-/// The message parameters for `msg_key`: the JSON string of the fields that key takes.
-fn check_message(msg_key: &str, msg_param: &str) -> Result<(), Answer> {
+/// The message parameters for `msg_key`: the JSON string of the fields that key takes,
+/// parsed (group and one-to-one messages take the same).
+pub(super) fn check_message(msg_key: &str, msg_param: &str) -> Result<Value, Answer> {
     let invalid = |message: &'static str| {
         error(
             StatusCode::BAD_REQUEST,
@@ -311,7 +324,7 @@ fn check_message(msg_key: &str, msg_param: &str) -> Result<(), Answer> {
         .map(|&field| field.to_owned())
         .chain((1..=buttons).flat_map(|n| [format!("actionTitle{n}"), format!("actionURL{n}")]));
     if required.all(|key| param.get(&key).is_some_and(Value::is_string)) {
-        Ok(())
+        Ok(param)
     } else {
         Err(invalid("msgParam lacks a field of its msgKey"))
     }

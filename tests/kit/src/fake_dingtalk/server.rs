@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::cards::{CARD_SEND_PATH, CARD_UPDATE_PATH};
+use super::ding::{DING_READ_PATH, DING_SEND_PATH, ONE_TO_ONE_PATH};
 use super::openapi::{self, GROUP_PATH, TOKEN_HEADER};
 use super::rules::{Answer, Call};
 use super::{Mode, POLL_INTERVAL, Request, Shared};
@@ -142,7 +143,12 @@ async fn handle(
         Mode::OpenApiError(status, code)
             if matches!(
                 call.path.as_str(),
-                GROUP_PATH | CARD_SEND_PATH | CARD_UPDATE_PATH
+                GROUP_PATH
+                    | CARD_SEND_PATH
+                    | CARD_UPDATE_PATH
+                    | DING_SEND_PATH
+                    | DING_READ_PATH
+                    | ONE_TO_ONE_PATH
             ) =>
         {
             let status = StatusCode::from_u16(status).expect("an HTTP status");
