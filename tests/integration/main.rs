@@ -17,6 +17,7 @@ mod delivery;
 mod deploy;
 mod diagnosis;
 mod end_to_end;
+mod escalation;
 mod flapping;
 mod limits;
 mod migration;
