@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use super::episode::{Done, Stored};
 use crate::deliver::Delivery;
-use crate::dingtalk::{Retry, Robot, SendError};
+use crate::dingtalk::{Retry, Robot, SendError, markdown};
 use crate::oncall::{Member, Step};
 use crate::queue::{Envelope, GroupSummary};
 use crate::render;
@@ -142,8 +142,13 @@ async fn mention(
     headline: &str,
     stored: &Stored,
 ) -> Result<(), String> {
-    let title = format!("On call: {}", stored.episode.title);
-    let body = format!("**{}**, {headline}", member.name);
+    // The title and the headline carry label values, scraped text: made inert.
+    let title = format!("On call: {}", markdown::escape(&stored.episode.title));
+    let body = format!(
+        "**{}**, {}",
+        markdown::escape(&member.name),
+        markdown::escape(headline)
+    );
     let message = render::notice(robot, &title, body, member.mention());
     let envelope = Envelope {
         id: delivery.queue.next_id(),

@@ -84,7 +84,11 @@ async fn bridge_and_alertmanager(
     let bridge = Bridge::start(BINARY, &config(dingtalk, steps, extra)).await;
     let alertmanager = Alertmanager::start(&format!("{}/alertmanager", bridge.url)).await;
     let both = format!("{extra}\n{}", acting(&bridge.url, &alertmanager));
-    std::fs::write(bridge.dir().join("config.yaml"), config(dingtalk, steps, &both)).unwrap();
+    std::fs::write(
+        bridge.dir().join("config.yaml"),
+        config(dingtalk, steps, &both),
+    )
+    .unwrap();
     let (status, answer) = bridge.post("/-/reload", "", None).await;
     assert_eq!(status, 200, "{answer}");
     (bridge, alertmanager)
@@ -108,7 +112,9 @@ async fn first_message(dingtalk: &FakeDingTalk, name: &str) -> Request {
 /// The sum of histogram `series`' `_count` over its label sets matching `strategy`.
 async fn histogram_count(bridge: &Bridge, series: &str) -> f64 {
     bridge
-        .metric(&format!("alertmanager_dingtalk_{series}_count{{strategy=\"critical\"}}"))
+        .metric(&format!(
+            "alertmanager_dingtalk_{series}_count{{strategy=\"critical\"}}"
+        ))
         .await
 }
 
@@ -140,9 +146,19 @@ async fn nobody_acknowledging_gets_one_ding_then_a_call_and_a_mention_of_the_sec
     // The webhook robot's message @s the member on call: the mobile in `at`, the `@` in
     // the text.
     let message = first_message(&dingtalk, "EscDiskFull").await;
-    assert_eq!(message.body["at"]["atMobiles"], serde_json::json!(["13800000001"]));
-    assert_eq!(message.body["at"]["atUserIds"], serde_json::json!(["manager123"]));
-    assert!(message.text().contains("@13800000001"), "{}", message.text());
+    assert_eq!(
+        message.body["at"]["atMobiles"],
+        serde_json::json!(["13800000001"])
+    );
+    assert_eq!(
+        message.body["at"]["atUserIds"],
+        serde_json::json!(["manager123"])
+    );
+    assert!(
+        message.text().contains("@13800000001"),
+        "{}",
+        message.text()
+    );
     // The robot of an application cannot @: its message goes 1:1 to them as well.
     let one_to_one = dingtalk
         .wait_for_one_to_one_messages("the 1:1 message", WAIT, |m| !m.is_empty())
@@ -157,7 +173,11 @@ async fn nobody_acknowledging_gets_one_ding_then_a_call_and_a_mention_of_the_sec
         .await;
     assert_eq!(dings[0].remind_type, 1);
     assert_eq!(dings[0].receivers, ["manager123"]);
-    assert!(dings[0].content.contains("EscDiskFull"), "{}", dings[0].content);
+    assert!(
+        dings[0].content.contains("EscDiskFull"),
+        "{}",
+        dings[0].content
+    );
     assert_eq!(dings[1].remind_type, 3);
     assert_eq!(dings[1].receivers, ["user789"]);
     assert!(
@@ -167,21 +187,24 @@ async fn nobody_acknowledging_gets_one_ding_then_a_call_and_a_mention_of_the_sec
     );
     let mentioned = dingtalk
         .wait_until("the mention of the secondary", WAIT, |all| {
-            all.iter().any(|r| r.delivered() && r.text().contains("@13800000003"))
+            all.iter()
+                .any(|r| r.delivered() && r.text().contains("@13800000003"))
         })
         .await;
-    let mention = mentioned.iter().find(|r| r.text().contains("@13800000003")).unwrap();
-    assert_eq!(mention.body["at"]["atMobiles"], serde_json::json!(["13800000003"]));
+    let mention = mentioned
+        .iter()
+        .find(|r| r.text().contains("@13800000003"))
+        .unwrap();
+    assert_eq!(
+        mention.body["at"]["atMobiles"],
+        serde_json::json!(["13800000003"])
+    );
     assert!(mention.text().contains("王五"), "{}", mention.text());
 
     // Nothing more: each step once.
     dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert_eq!(dingtalk.dings().len(), 2);
-    let escalations = [
-        ("1", "ding_app"),
-        ("2", "ding_call"),
-        ("3", "mention"),
-    ];
+    let escalations = [("1", "ding_app"), ("2", "ding_call"), ("3", "mention")];
     for (step, via) in escalations {
         let series = format!(
             "alertmanager_dingtalk_escalations_total{{step=\"{step}\",via=\"{via}\",outcome=\"sent\"}}"
@@ -241,9 +264,13 @@ async fn resolution_before_the_first_step_means_no_ding_ever() {
     let dingtalk = dingtalk().await;
     let (bridge, alertmanager) = bridge_and_alertmanager(&dingtalk, &one_ding(5), "").await;
     let labels = critical("EscResolved");
-    alertmanager.post_alerts(&[TestAlert::firing(&labels)]).await;
+    alertmanager
+        .post_alerts(&[TestAlert::firing(&labels)])
+        .await;
     first_message(&dingtalk, "EscResolved").await;
-    alertmanager.post_alerts(&[TestAlert::resolved(&labels)]).await;
+    alertmanager
+        .post_alerts(&[TestAlert::resolved(&labels)])
+        .await;
     wait_for_histogram(&bridge, "time_to_resolve_seconds").await;
 
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -282,7 +309,10 @@ async fn a_restart_between_the_notification_and_the_step_takes_the_step_once() {
 async fn two_replicas_sharing_redis_send_one_ding() {
     let dingtalk = dingtalk().await;
     let redis = Redis::start();
-    let cluster = format!("cluster:\n  redis_url: \"{}\"\n  replicas: 2\n", redis.url());
+    let cluster = format!(
+        "cluster:\n  redis_url: \"{}\"\n  replicas: 2\n",
+        redis.url()
+    );
     let (first, alertmanager) = bridge_and_alertmanager(&dingtalk, &one_ding(3), &cluster).await;
     let both = format!("{cluster}\n{}", acting(&first.url, &alertmanager));
     let second = Bridge::start(BINARY, &config(&dingtalk, &one_ding(3), &both)).await;
@@ -299,7 +329,8 @@ async fn two_replicas_sharing_redis_send_one_ding() {
     dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(dingtalk.dings().len(), 1, "{:?}", dingtalk.dings());
-    let sent = "alertmanager_dingtalk_escalations_total{step=\"1\",via=\"ding_app\",outcome=\"sent\"}";
+    let sent =
+        "alertmanager_dingtalk_escalations_total{step=\"1\",via=\"ding_app\",outcome=\"sent\"}";
     assert_eq!(first.metric(sent).await + second.metric(sent).await, 1.0);
 }
 
