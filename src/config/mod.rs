@@ -2,7 +2,7 @@
 //!
 //! Loading is all-or-nothing and reports every problem at once, each as
 //! `file:line:column: what is wrong`: environment expansion ([`env`]), YAML parsing into
-//! the raw types ([`raw`], with unknown keys collected rather than fatal), then validation
+//! the raw types ([`raw`], with unknown keys found in the source map rather than fatal), then validation
 //! into the validated types (compiled matchers and templates, parsed URLs and durations).
 //! Nothing here touches the network; credential files are read.
 
@@ -17,6 +17,7 @@ mod raw;
 mod robots;
 mod source_map;
 mod strategies;
+mod tree;
 mod values;
 
 use std::collections::BTreeMap;
@@ -318,18 +319,15 @@ pub fn load_with_env(
         )
     })?;
 
-    let mut check = Checker {
-        file: file.to_owned(),
-        dir: file.parent().map(FsPath::to_owned).unwrap_or_default(),
-        map: SourceMap::parse(&text).unwrap_or_default(),
-        errors: Vec::new(),
+    let fail = |position: Position, message: String| {
+        Err(ConfigErrors(vec![ConfigError {
+            file: file.to_owned(),
+            position,
+            message,
+        }]))
     };
-    let mut unknown = Vec::new();
-    let parsed = serde_saphyr::with_deserializer_from_str(&text, |de| {
-        serde_ignored::deserialize(de, |ignored| unknown.push(to_path(&ignored)))
-    });
-    let raw: RawConfig = match parsed {
-        Ok(raw) => raw,
+    let map = match SourceMap::parse(&text) {
+        Ok(map) => map,
         Err(e) => {
             let position = e
                 .location()
@@ -346,17 +344,23 @@ pub fn load_with_env(
                 Some(at) => &message[..at],
                 None => message,
             };
-            let message = message.to_owned();
-            check.errors.push(ConfigError {
-                file: file.to_owned(),
-                position,
-                message,
-            });
-            return Err(ConfigErrors(check.errors));
+            return fail(position, message.to_owned());
         }
     };
-    for path in &unknown {
-        check.unknown_key(path);
+    let raw: RawConfig = match tree::read(&map, &text) {
+        Ok(raw) => raw,
+        Err(e) => return fail(e.position.unwrap_or_default(), e.message),
+    };
+    let mut check = Checker {
+        file: file.to_owned(),
+        dir: file.parent().map(FsPath::to_owned).unwrap_or_default(),
+        map,
+        errors: Vec::new(),
+    };
+    for path in check.map.keys() {
+        if raw::is_unknown(&path) {
+            check.unknown_key(&path);
+        }
     }
     let config = check.config(raw);
     check
@@ -365,17 +369,5 @@ pub fn load_with_env(
     match config {
         Some(config) if check.errors.is_empty() => Ok(config),
         _ => Err(ConfigErrors(check.errors)),
-    }
-}
-
-/// The path `serde_ignored` reports, in source-map terms.
-fn to_path(ignored: &serde_ignored::Path<'_>) -> Path {
-    match ignored {
-        serde_ignored::Path::Root => Path::default(),
-        serde_ignored::Path::Seq { parent, index } => to_path(parent).index(*index),
-        serde_ignored::Path::Map { parent, key } => to_path(parent).key(key),
-        serde_ignored::Path::Some { parent }
-        | serde_ignored::Path::NewtypeStruct { parent }
-        | serde_ignored::Path::NewtypeVariant { parent } => to_path(parent),
     }
 }

@@ -2,11 +2,17 @@
 //!
 //! Every field is optional here so that one missing or wrong value does not hide the
 //! others: validation in the parent module reports them all. Unknown keys are not
-//! rejected by serde but collected by `serde_ignored` and reported with their location.
+//! rejected by serde: [`is_unknown`] finds each key of the file no type takes, so that
+//! every one is reported with its location. The keys a type takes are those serde's
+//! derive gives it (asked of it by [`fields`]); which type takes the mapping at a path is
+//! [`known_keys`], which must follow the nesting of the types below.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::{Path, Segment};
 
 use crate::config::DeliveryMode;
 use crate::dingtalk::MsgType;
@@ -259,4 +265,95 @@ pub(super) struct RawActiveTime {
     pub start: Option<String>,
     pub end: Option<String>,
     pub timezone: Option<String>,
+}
+
+/// Whether the key at `path` is one no type takes: the mapping it is in has a type
+/// ([`known_keys`]) without it. Keys in mappings of names (robots, templates, schedules)
+/// and under values that are not mappings of keys are not judged here.
+pub(super) fn is_unknown(path: &Path) -> bool {
+    let Some((Segment::Key(key), parent)) = path.0.split_last() else {
+        return false;
+    };
+    known_keys(parent).is_some_and(|fields| !fields.contains(&key.as_str()))
+}
+
+/// The keys the mapping at `path` takes, as the types above nest; `None` for a mapping of
+/// names, or a path no type describes.
+fn known_keys(path: &[Segment]) -> Option<&'static [&'static str]> {
+    // The path with names of robots, templates and schedules as `*`, and list indexes as
+    // `[]`: `robots.*.mention`, `strategies[].escalate[]`.
+    let mut pattern = String::new();
+    for (i, segment) in path.iter().enumerate() {
+        let named = i == 1
+            && matches!(&path[0], Segment::Key(k) if ["robots", "templates", "oncall"].contains(&k.as_str()));
+        match segment {
+            Segment::Key(_) if named => pattern.push_str(".*"),
+            Segment::Key(key) if i == 0 => pattern.push_str(key),
+            Segment::Key(key) => {
+                pattern.push('.');
+                pattern.push_str(key);
+            }
+            Segment::Index(_) => pattern.push_str("[]"),
+        }
+    }
+    Some(match pattern.as_str() {
+        "" => fields::<RawConfig>(),
+        "http" => fields::<RawHttp>(),
+        "auth" => fields::<RawAuth>(),
+        "dingtalk" => fields::<RawDingTalk>(),
+        "delivery" => fields::<RawDelivery>(),
+        "cluster" => fields::<RawCluster>(),
+        "alertmanager" => fields::<RawAlertmanager>(),
+        "alertmanager.basic_auth" => fields::<RawBasicAuth>(),
+        "alertmanager.authorization" => fields::<RawAuthorization>(),
+        "alertmanager.tls_config" => fields::<RawTlsConfig>(),
+        "actions" => fields::<RawActions>(),
+        "templates.*" => fields::<RawTemplate>(),
+        "robots.*" => fields::<RawRobot>(),
+        "robots.*.mention" => fields::<RawRobotMention>(),
+        "strategies[]" => fields::<RawStrategy>(),
+        "strategies[].mention" => fields::<RawStrategyMention>(),
+        "strategies[].active_time" => fields::<RawActiveTime>(),
+        "strategies[].escalate[]" => fields::<RawStep>(),
+        "oncall.*" => fields::<RawSchedule>(),
+        "oncall.*.rotation" => fields::<RawRotation>(),
+        "oncall.*.members[]" => fields::<RawMember>(),
+        "oncall.*.overrides[]" => fields::<RawOverride>(),
+        _ => return None,
+    })
+}
+
+/// The keys serde's derive makes `T` take: what it hands `deserialize_struct`. Asked of a
+/// deserializer that answers nothing else, so none of `T`'s parsing is built for it.
+fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    let asked = std::cell::Cell::new(&[][..]);
+    let _ = T::deserialize(FieldsOf(&asked));
+    asked.get()
+}
+
+/// The deserializer [`fields`] asks.
+struct FieldsOf<'a>(&'a std::cell::Cell<&'static [&'static str]>);
+
+impl<'de> Deserializer<'de> for FieldsOf<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only a struct's fields are asked"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.set(fields);
+        Err(de::Error::custom("only a struct's fields are asked"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
 }

@@ -58,25 +58,36 @@ pub struct Position {
     pub column: u32,
 }
 
-/// The document's shape with the position of every key and item.
+/// The document's shape with the position of every key and item, and its scalars: what
+/// the raw config is read from ([`super::tree`]).
 #[derive(Debug, Default)]
 pub struct SourceMap {
-    root: Option<Node>,
+    pub(super) root: Option<Node>,
 }
 
 #[derive(Debug)]
-enum Node {
+pub(super) enum Node {
     Map(Vec<(Spanned<Key>, Spanned<Node>)>),
     Seq(Vec<Spanned<Node>>),
-    Scalar,
+    Scalar(Scalar),
+}
+
+/// A scalar as the YAML parser resolved it.
+#[derive(Debug)]
+pub(super) enum Scalar {
+    Str(String),
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Null,
 }
 
 impl SourceMap {
-    /// Reads the positions from YAML text; `None` if the text is not YAML (the typed parse
-    /// reports that error).
-    pub fn parse(text: &str) -> Option<SourceMap> {
-        let root: Option<Node> = serde_saphyr::from_str(text).ok()?;
-        Some(SourceMap { root })
+    /// Reads the document from YAML text.
+    pub fn parse(text: &str) -> Result<SourceMap, serde_saphyr::Error> {
+        let root: Option<Node> = serde_saphyr::from_str(text)?;
+        Ok(SourceMap { root })
     }
 
     /// The position of the deepest part of `path` that exists: the key for a mapping
@@ -107,7 +118,35 @@ impl SourceMap {
     }
 }
 
-fn position_of<T>(spanned: &Spanned<T>) -> Position {
+impl SourceMap {
+    /// The path of every mapping key in the document, in document order.
+    pub fn keys(&self) -> Vec<Path> {
+        fn walk(node: &Node, at: &Path, keys: &mut Vec<Path>) {
+            match node {
+                Node::Map(entries) => {
+                    for (key, value) in entries {
+                        let path = at.key(&key.value.0);
+                        keys.push(path.clone());
+                        walk(&value.value, &path, keys);
+                    }
+                }
+                Node::Seq(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        walk(&item.value, &at.index(index), keys);
+                    }
+                }
+                Node::Scalar(_) => {}
+            }
+        }
+        let mut keys = Vec::new();
+        if let Some(root) = &self.root {
+            walk(root, &Path::default(), &mut keys);
+        }
+        keys
+    }
+}
+
+pub(super) fn position_of<T>(spanned: &Spanned<T>) -> Position {
     Position {
         line: spanned.referenced.line() as u32,
         column: spanned.referenced.column() as u32,
@@ -116,7 +155,7 @@ fn position_of<T>(spanned: &Spanned<T>) -> Position {
 
 /// A mapping key of any scalar type, as text.
 #[derive(Debug)]
-struct Key(String);
+pub(super) struct Key(pub(super) String);
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -174,26 +213,26 @@ impl<'de> Deserialize<'de> for Node {
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
                 Node::deserialize(d)
             }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+                Ok(Node::Scalar(Scalar::Str(v.to_owned())))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+                Ok(Node::Scalar(Scalar::Bool(v)))
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+                Ok(Node::Scalar(Scalar::I64(v)))
             }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+                Ok(Node::Scalar(Scalar::U64(v)))
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+                Ok(Node::Scalar(Scalar::F64(v)))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(Scalar::Null))
             }
             fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(Scalar::Null))
             }
         }
         deserializer.deserialize_any(NodeVisitor)

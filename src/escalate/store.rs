@@ -12,8 +12,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::cluster::Cluster;
 
-/// Field to value.
-const FIELDS: TableDefinition<&str, &str> = TableDefinition::new("escalations");
+/// Field to value (UTF-8; bytes, the type the other state tables have, so redb's code
+/// for them is shared).
+const FIELDS: TableDefinition<&str, &[u8]> = TableDefinition::new("escalations");
 /// The file's name in the queue directory.
 const FILE_NAME: &str = "escalations.redb";
 /// The Redis hash, under the cluster's key prefix.
@@ -57,7 +58,8 @@ impl Store {
         let mut local = BTreeMap::new();
         for entry in table.iter().map_err(|e| fail(&e))? {
             let (field, value) = entry.map_err(|e| fail(&e))?;
-            local.insert(field.value().to_owned(), value.value().to_owned());
+            let value = String::from_utf8_lossy(value.value()).into_owned();
+            local.insert(field.value().to_owned(), value);
         }
         drop(table);
         drop(txn);
@@ -141,7 +143,7 @@ impl Store {
                     let mut table = txn.open_table(FIELDS)?;
                     for (field, value) in &changes {
                         match value {
-                            Some(value) => table.insert(field.as_str(), value.as_str())?,
+                            Some(value) => table.insert(field.as_str(), value.as_bytes())?,
                             None => table.remove(field.as_str())?,
                         };
                     }

@@ -829,3 +829,38 @@ cluster:
         ],
     );
 }
+
+/// Issue 23 reads the config from the parsed document: a plain scalar is still typed by
+/// the field that takes it, and a number kept as written where text is wanted.
+#[test]
+fn plain_scalars_are_text_as_written_where_text_is_wanted() {
+    let config = check_ok(
+        "\
+keywords: [告警, 1.50]
+robots:
+  ops:
+    access_token: 0123
+    mention: { mobiles: [13800000001, 0123], user_ids: [true] }
+    rate_limit: 30/min
+strategies:
+  - name: 42
+    robots: [ops]
+    send_resolved: false
+",
+    );
+    let ops = &config.robots["ops"];
+    assert_eq!(ops.keywords, ["告警", "1.50"]);
+    assert_eq!(ops.mention.mobiles, ["13800000001", "0123"]);
+    assert_eq!(ops.mention.user_ids, ["true"]);
+    assert!(ops.redacted_url().contains("access_token=***"));
+    assert_eq!(config.strategies[0].name, "42");
+    assert!(!config.strategies[0].send_resolved);
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_reported_at_its_line() {
+    check_errors(
+        "robots:\n  ops:\n    access_token: abc\n    commands: maybe\nstrategies:\n  - name: all\n    robots: [ops]\n",
+        &[(4, "invalid type: string \"maybe\", expected a boolean")],
+    );
+}

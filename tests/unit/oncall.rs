@@ -390,3 +390,37 @@ fn a_robot_of_an_application_reaches_the_member_on_call_one_to_one_instead() {
     let ops = messages.iter().find(|m| m.robot == "ops").unwrap();
     assert_eq!(config.robots["ops"].one_to_one_body(&ops.message), None);
 }
+
+#[test]
+fn unknown_keys_of_schedules_and_steps_are_reported_every_one() {
+    check_errors(
+        "\
+oncall:
+  primary:
+    rotaton: { every: 1w }
+    members: [{ name: a, mobile: \"1\", userid: a }]
+  secondary:
+    rotation: { every: 1d, handof: \"10:00\", start: \"2026-12-07\" }
+    members: [{ name: a, mobile: \"1\" }, { name: b, mobile: \"2\" }]
+    overrides: [{ from: \"2026-12-24 18:00\", until: \"2026-12-26 10:00\", member: a }]
+robots:
+  ops:
+    access_token: abc
+    mention: { oncal: [primary] }
+strategies:
+  - name: all
+    robots: [ops]
+    escalate: [{ aftr: 5m, notify: primary, via: mention }]
+",
+        &[
+            (3, "unknown key `rotaton` in oncall.primary"),
+            (4, "unknown key `userid` in oncall.primary.members[0]"),
+            (6, "unknown key `handof` in oncall.secondary.rotation"),
+            (8, "an override needs `to`"),
+            (8, "unknown key `until` in oncall.secondary.overrides[0]"),
+            (12, "unknown key `oncal` in robots.ops.mention"),
+            (16, "a step needs `after`"),
+            (16, "unknown key `aftr` in strategies[0].escalate[0]"),
+        ],
+    );
+}
