@@ -1,8 +1,9 @@
 //! Reaching the person on call (issue 23), with a real Alertmanager and the fake
 //! DingTalk: a critical group `@`s the member on call (and reaches them 1:1 through a
 //! robot of an application); nobody acknowledging it → one DING to the primary, then one
-//! call to the secondary and a message that `@`s them; an acknowledgement or the group's
-//! resolution before the first step → no DING ever; a restart between the notification
+//! call to the secondary and a message that `@`s them; an acknowledgement, the group's
+//! resolution, or a silence made in Alertmanager before the first step → no DING ever
+//! (over a quiet period); a restart between the notification
 //! and the step → the step once; two replicas sharing Redis → one DING; the response
 //! histograms move.
 
@@ -274,6 +275,39 @@ async fn resolution_before_the_first_step_means_no_ding_ever() {
     wait_for_histogram(&bridge, "time_to_resolve_seconds").await;
 
     tokio::time::sleep(Duration::from_secs(5)).await;
+    dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    assert!(dingtalk.dings().is_empty(), "{:?}", dingtalk.dings());
+}
+
+#[tokio::test]
+async fn a_group_silenced_in_alertmanager_is_not_escalated() {
+    let dingtalk = dingtalk().await;
+    let (mut bridge, alertmanager) = bridge_and_alertmanager(&dingtalk, &one_ding(4), "").await;
+    alertmanager
+        .post_alerts(&[TestAlert::firing(&critical("EscSilenced"))])
+        .await;
+    first_message(&dingtalk, "EscSilenced").await;
+    // A silence made in Alertmanager itself, not through the bridge.
+    let silence = serde_json::json!({
+        "matchers": [{ "name": "alertname", "value": "EscSilenced", "isRegex": false, "isEqual": true }],
+        "startsAt": jiff::Timestamp::now().to_string(),
+        "endsAt": (jiff::Timestamp::now() + Duration::from_secs(3600)).to_string(),
+        "createdBy": "test",
+        "comment": "maintenance",
+    });
+    let created = testkit::http()
+        .post(format!("{}/api/v2/silences", alertmanager.url()))
+        .json(&silence)
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{:?}", created.text().await);
+
+    bridge
+        .wait_for_log("the step held", WAIT, |line| {
+            line["message"] == "Escalation held: Alertmanager has the group silenced."
+        })
+        .await;
     dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert!(dingtalk.dings().is_empty(), "{:?}", dingtalk.dings());
 }
