@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::Path;
 use super::checker::Checker;
-use super::raw::{RawOverride, RawRotation, RawSchedule, RawStep};
+use super::raw::{RawMember, RawOverride, RawRotation, RawSchedule, RawStep};
 use super::values::{duration, time_of_day, time_zone, weekdays};
 use crate::dingtalk::Robot;
 use crate::oncall::{Member, Override, Schedule, Schedules, Step, Via};
@@ -69,12 +69,7 @@ impl Checker {
         })
     }
 
-    fn members(
-        &mut self,
-        at: &Path,
-        name: &str,
-        raw: Vec<super::raw::RawMember>,
-    ) -> Option<Vec<Member>> {
+    fn members(&mut self, at: &Path, name: &str, raw: Vec<RawMember>) -> Option<Vec<Member>> {
         if raw.is_empty() {
             self.error(at, format!("schedule `{name}` has no `members`"));
             return None;

@@ -14,7 +14,7 @@ mod step;
 pub mod store;
 mod view;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 
 use crate::act::{Act, link};
+use crate::cluster::Cluster;
 use crate::deliver::Delivery;
 use crate::ingest::{Notification, Status};
 use crate::metrics::{Metrics, StrategyLabels};
@@ -138,12 +139,8 @@ impl Escalations {
         }
     }
 
-    async fn end(
-        &self,
-        cluster: Option<&crate::cluster::Cluster>,
-        fields: &std::collections::BTreeMap<String, String>,
-        id: &str,
-    ) {
+    /// Removes episode `id` (every one of its `fields`).
+    async fn end(&self, cluster: Option<&Cluster>, fields: &BTreeMap<String, String>, id: &str) {
         let all = episode::fields_of(fields, id)
             .into_iter()
             .cloned()
@@ -175,10 +172,9 @@ impl Escalations {
             let wait = if escalates {
                 let now = Timestamp::now();
                 let next = self.look(&snapshot, &act, &delivery, now).await;
-                next.map_or(LOOK_EVERY, |at| {
-                    let until = at.duration_since(now).unsigned_abs();
-                    until.min(LOOK_EVERY)
-                })
+                let until =
+                    |at: Timestamp| Duration::try_from(at.duration_since(now)).unwrap_or_default();
+                next.map_or(LOOK_EVERY, |at| until(at).min(LOOK_EVERY))
             } else {
                 LOOK_EVERY
             };
@@ -189,7 +185,7 @@ impl Escalations {
         }
     }
 
-    /// Takes what is due at `now`; when something is due next, if before a second.
+    /// Takes what is due at `now`; returns when the next step waiting is due, if any.
     async fn look(
         &self,
         snapshot: &Snapshot,

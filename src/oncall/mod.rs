@@ -166,7 +166,7 @@ pub fn shifts(schedules: &Schedules, now: Timestamp, handoffs: usize) -> Vec<Shi
         .collect()
 }
 
-/// The member on call of `schedule` at `now`, by the template's view of them.
+/// Who is on call in each schedule at `now`, as templates see them (`oncall.<schedule>`).
 pub fn on_call_views(schedules: &Schedules, now: Timestamp) -> BTreeMap<String, OnCallView> {
     schedules
         .iter()
