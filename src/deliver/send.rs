@@ -43,13 +43,7 @@ async fn reach_on_call(sender: &dyn Sender, robot: &Robot, metrics: &Metrics, me
         return;
     };
     if let Err(error) = sender.one_to_one(robot, body).await {
-        metrics
-            .dingtalk_errors
-            .get_or_create(&ErrorLabels {
-                robot: robot.name.clone(),
-                errcode: error.metric_code(),
-            })
-            .inc();
+        count_error(metrics, robot, &error);
         tracing::warn!(
             message = "Cannot send the message 1:1 to the people on call.",
             robot = %robot.name,
@@ -94,13 +88,7 @@ pub async fn send(
         reach_on_call(sender, robot, metrics, message).await;
         return Ok(());
     };
-    metrics
-        .dingtalk_errors
-        .get_or_create(&ErrorLabels {
-            robot: robot.name.clone(),
-            errcode: error.metric_code(),
-        })
-        .inc();
+    count_error(metrics, robot, &error);
     let hint = error.hint(robot);
     gate.failed(LastError {
         error: error.to_string(),
@@ -146,4 +134,15 @@ pub async fn send(
         retry,
         budget,
     })
+}
+
+/// Counts DingTalk's `error` for `robot` in `dingtalk_errors_total`.
+fn count_error(metrics: &Metrics, robot: &Robot, error: &SendError) {
+    metrics
+        .dingtalk_errors
+        .get_or_create(&ErrorLabels {
+            robot: robot.name.clone(),
+            errcode: error.metric_code(),
+        })
+        .inc();
 }

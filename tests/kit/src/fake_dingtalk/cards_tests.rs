@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::test_support::{GROUP, KEY, SECRET, client, two_apps as fake};
+use super::test_support::{GROUP, KEY, SECRET, client, timeout_message, two_apps as fake};
 use super::*;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -548,17 +548,15 @@ async fn wait_for_cards_returns_once_they_hold_and_panics_on_timeout() {
     assert_eq!(cards.len(), 1);
     assert_eq!(sender.await.unwrap().0, 200);
 
-    let waiting = tokio::spawn({
-        let fake = Arc::clone(&fake);
-        async move {
-            fake.wait_for_cards("two cards", Duration::from_millis(100), |cards| {
+    let waiting = Arc::clone(&fake);
+    let message = timeout_message(async move {
+        waiting
+            .wait_for_cards("two cards", Duration::from_millis(100), |cards| {
                 cards.len() == 2
             })
             .await
-        }
-    });
-    let message = waiting.await.expect_err("timed out").into_panic();
-    let message = message.downcast_ref::<String>().expect("a panic message");
+    })
+    .await;
     assert!(
         message.starts_with("timed out after 100ms waiting until two cards; 1 card(s):"),
         "{message}"

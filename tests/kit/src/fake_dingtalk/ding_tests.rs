@@ -7,7 +7,7 @@ use super::ding::{
     DING_READ_PATH, DING_SEND_PATH, MAX_IN_APP_RECEIVERS, MAX_SMS_OR_CALL_RECEIVERS,
     ONE_TO_ONE_PATH,
 };
-use super::test_support::{GROUP, KEY, SECRET, client, two_apps as fake};
+use super::test_support::{GROUP, KEY, SECRET, client, timeout_message, two_apps as fake};
 use super::*;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -465,17 +465,15 @@ async fn wait_for_dings_and_messages_return_once_they_hold_and_panic_on_timeout(
     assert_eq!(messages.len(), 1);
     assert_eq!(sender.await.unwrap().0, 200);
 
-    let waiting = tokio::spawn({
-        let fake = Arc::clone(&fake);
-        async move {
-            fake.wait_for_dings("two DINGs", Duration::from_millis(100), |dings| {
+    let waiting = Arc::clone(&fake);
+    let message = timeout_message(async move {
+        waiting
+            .wait_for_dings("two DINGs", Duration::from_millis(100), |dings| {
                 dings.len() == 2
             })
             .await
-        }
-    });
-    let message = waiting.await.expect_err("timed out").into_panic();
-    let message = message.downcast_ref::<String>().expect("a panic message");
+    })
+    .await;
     assert!(
         message.starts_with("timed out after 100ms waiting until two DINGs; 1 DING(s):"),
         "{message}"

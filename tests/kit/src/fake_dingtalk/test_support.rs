@@ -1,4 +1,7 @@
-//! What the fake's own tests of its OpenAPI share: an HTTP client and the applications.
+//! What the fake's own tests of its OpenAPI share: an HTTP client, the applications, and
+//! the check that a `wait_for_…` gives up with what it holds.
+
+use std::future::Future;
 
 use super::{FakeApp, FakeDingTalk};
 
@@ -25,4 +28,19 @@ pub(super) async fn two_apps() -> FakeDingTalk {
     fake.add_app(FakeApp::new(KEY, SECRET).robot(KEY, &[GROUP]));
     fake.add_app(FakeApp::new("otherapp", "other-secret").robot("otherrobot", &[GROUP]));
     fake
+}
+
+/// The message `waiting` (a `wait_for_…` of the fake that is to time out) panicked with,
+/// from a task of its own.
+pub(super) async fn timeout_message<T: std::fmt::Debug + Send + 'static>(
+    waiting: impl Future<Output = T> + Send + 'static,
+) -> String {
+    let panicked = tokio::spawn(waiting)
+        .await
+        .expect_err("timed out")
+        .into_panic();
+    panicked
+        .downcast_ref::<String>()
+        .expect("a panic message")
+        .clone()
 }
