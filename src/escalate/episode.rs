@@ -36,7 +36,8 @@ pub struct Episode {
     pub receiver: String,
     /// The group's labels (its `group_by`).
     pub group_labels: LabelSet,
-    /// The title of its first message, e.g. `[FIRING:1] HighCPU · critical`.
+    /// What DINGs and the status page call the group, e.g. `[FIRING:1] HighCPU · critical`
+    /// (as its first firing notification had it).
     pub title: String,
     /// When the bridge accepted its first firing notification.
     pub started: Timestamp,

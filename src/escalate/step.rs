@@ -1,7 +1,7 @@
 //! Taking one escalation step: reaching the member on call of its schedule by a DING of
 //! its robot (saying whether the episode's earlier DING was read), or by a short message
-//! that `@`s them, queued for its robot like any other (in passthrough mode too: its queue
-//! is there for such messages).
+//! that `@`s them, queued for its robot like any other message (in passthrough mode too,
+//! where the queue holds only such messages of the bridge's own).
 
 use std::sync::Arc;
 
