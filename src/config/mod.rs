@@ -109,17 +109,21 @@ pub struct Config {
 impl Config {
     /// What is valid but likely not what was meant, one line each, for `check` and the
     /// log at start and reload: an action card notifies none of the people a robot or
-    /// strategy mentions, as DingTalk's `at` covers text and markdown only (its custom
-    /// robot documentation, open.dingtalk.com/document/robots/custom-robot-access), and a
-    /// robot of an application mentions nobody at all ([`Robot::can_mention`]).
+    /// strategy mentions (on call or not), as DingTalk's `at` covers text and markdown only
+    /// (its custom robot documentation,
+    /// open.dingtalk.com/document/robots/custom-robot-access), and a robot of an
+    /// application mentions nobody at all ([`Robot::can_mention`]; the people on call it
+    /// reaches 1:1).
     pub fn warnings(&self) -> Vec<String> {
         let unheard = "sends action cards, which notify nobody it mentions (DingTalk's `at` covers text and markdown only); use markdown to notify them";
         let unmentioned = "is a robot of an application, which cannot mention people (DingTalk's group-message call has no `at`): its messages name and notify nobody; use a webhook robot to notify them";
         let mut warnings = Vec::new();
         for (name, robot) in &self.robots {
+            let on_call = !robot.oncall.is_empty();
             if !robot.can_mention() && !robot.mention.is_empty() {
                 warnings.push(format!("robot `{name}` {unmentioned}"));
-            } else if robot.msgtype == MsgType::ActionCard && !robot.mention.is_empty() {
+            } else if robot.msgtype == MsgType::ActionCard && (on_call || !robot.mention.is_empty())
+            {
                 warnings.push(format!("robot `{name}` {unheard}"));
             }
         }
@@ -130,7 +134,9 @@ impl Config {
                 let robot_type = self.robots.get(robot).map(|r| r.msgtype);
                 strategy.msgtype.or(robot_type) == Some(MsgType::ActionCard)
             });
-            if mentions && cards {
+            // The people on call are reached 1:1 by a robot of an application, so only
+            // action cards leave them unheard.
+            if (mentions || !strategy.mention_oncall.is_empty()) && cards {
                 warnings.push(format!(
                     "strategy `{}` mentions people but {unheard}",
                     strategy.name

@@ -4,8 +4,8 @@
 //! call to the secondary and a message that `@`s them; an acknowledgement, the group's
 //! resolution, or a silence made in Alertmanager before the first step → no DING ever
 //! (over a quiet period); a restart between the notification
-//! and the step → the step once; two replicas sharing Redis → one DING; the response
-//! histograms move.
+//! and the step → the step once; two replicas sharing Redis → one DING; in passthrough
+//! mode a mention step still reaches the group; the response histograms move.
 
 use std::time::Duration;
 
@@ -310,6 +310,32 @@ async fn a_group_silenced_in_alertmanager_is_not_escalated() {
         .await;
     dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert!(dingtalk.dings().is_empty(), "{:?}", dingtalk.dings());
+}
+
+#[tokio::test]
+async fn in_passthrough_mode_a_mention_step_still_reaches_the_group() {
+    let dingtalk = dingtalk().await;
+    let steps = "      - { after: 2s, notify: secondary, via: mention, robot: ops }\n";
+    let passthrough = "delivery: { mode: passthrough }";
+    let (bridge, alertmanager) = bridge_and_alertmanager(&dingtalk, steps, passthrough).await;
+    alertmanager
+        .post_alerts(&[TestAlert::firing(&critical("EscPassthrough"))])
+        .await;
+    first_message(&dingtalk, "EscPassthrough").await;
+    let mentioned = |r: &Request| r.delivered() && r.text().contains("@13800000003");
+    dingtalk
+        .wait_until("the mention of the secondary", WAIT, |all| {
+            all.iter().any(mentioned)
+        })
+        .await;
+    dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    assert_eq!(
+        dingtalk.requests().iter().filter(|r| mentioned(r)).count(),
+        1
+    );
+    let series =
+        "alertmanager_dingtalk_escalations_total{step=\"1\",via=\"mention\",outcome=\"sent\"}";
+    assert_eq!(bridge.metric(series).await, 1.0);
 }
 
 #[tokio::test]

@@ -424,3 +424,36 @@ strategies:
         ],
     );
 }
+
+#[test]
+fn check_warns_that_an_action_card_leaves_the_person_on_call_unheard_but_not_a_robot_of_an_application()
+ {
+    let config = check_ok(
+        "\
+oncall:
+  primary:
+    members: [{ name: a, mobile: \"13800000001\", user_id: a }]
+robots:
+  cards:
+    access_token: abc
+    msgtype: actionCard
+    mention: { oncall: [primary] }
+  app:
+    app_key: key
+    app_secret: secret
+    open_conversation_id: cid
+strategies:
+  - name: all
+    robots: [app]
+    mention: { oncall: [primary] }
+  - name: cards
+    robots: [cards]
+",
+    );
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("robot `cards` sends action cards"),
+        "{warnings:#?}"
+    );
+}
