@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::{Bridge, FakeApp, FakeDingTalk, FakeRobot, Redis, Request};
+use testkit::{Bridge, FakeApp, FakeDingTalk, FakeRobot, Mode, Redis, Request};
 
 use crate::alertmanager::{Alertmanager, TestAlert};
 use crate::{BINARY, QUIET, QUIET_WITHIN};
@@ -310,6 +310,34 @@ async fn a_group_silenced_in_alertmanager_is_not_escalated() {
         .await;
     dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
     assert!(dingtalk.dings().is_empty(), "{:?}", dingtalk.dings());
+}
+
+#[tokio::test]
+async fn a_ding_dingtalk_refuses_is_given_up_on_counted_and_logged() {
+    let dingtalk = dingtalk().await;
+    let (mut bridge, alertmanager) = bridge_and_alertmanager(&dingtalk, &one_ding(3), "").await;
+    alertmanager
+        .post_alerts(&[TestAlert::firing(&critical("EscRefused"))])
+        .await;
+    first_message(&dingtalk, "EscRefused").await;
+    // DingTalk's answer when the organisation has no DING allowance left (its DING
+    // documentation's error table).
+    let quota = "ding.serverquota.insufficient".to_owned();
+    dingtalk.set_mode(Mode::OpenApiError(400, quota));
+    bridge
+        .wait_for_log("the refusal", WAIT, |line| {
+            line["message"] == "DingTalk refused a DING; the escalation step is given up on."
+        })
+        .await;
+    let refused =
+        "alertmanager_dingtalk_escalations_total{step=\"1\",via=\"ding_app\",outcome=\"refused\"}";
+    bridge.wait_for_metric(refused, 1.0).await;
+    // Given up on: not tried again, and nothing recorded as sent.
+    dingtalk.wait_until_quiet(QUIET, QUIET_WITHIN).await;
+    assert!(dingtalk.dings().is_empty());
+    assert_eq!(bridge.metric(refused).await, 1.0);
+    let (_, oncall) = bridge.get("/api/v1/oncall").await;
+    assert!(oncall.contains("\"outcome\": \"refused\""), "{oncall}");
 }
 
 #[tokio::test]
