@@ -3,44 +3,17 @@
 
 use serde_json::json;
 
-use super::test_support::{GROUP, KEY, SECRET, client, timeout_message, two_apps as fake};
+use super::test_support::{GROUP, KEY, SECRET, access, request, timeout_message, two_apps as fake};
 use super::*;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// Sends `body` to `path` with `method` and `token` in the OpenAPI's header; the status
-/// and the answer (`Value::Null` if it is not JSON).
-async fn call(
-    fake: &FakeDingTalk,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: &Value,
-) -> (u16, Value) {
-    let response = client()
-        .request(method, format!("{}{path}", fake.openapi_url()))
-        .header("x-acs-dingtalk-access-token", token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// An access token of the application `KEY`.
-async fn access(fake: &FakeDingTalk) -> String {
-    let body = json!({ "appKey": KEY, "appSecret": SECRET });
-    let (_, answer) = call(fake, reqwest::Method::POST, TOKEN_PATH, "", &body).await;
-    answer["accessToken"].as_str().unwrap().to_owned()
-}
-
 async fn send(fake: &FakeDingTalk, token: &str, body: &Value) -> (u16, Value) {
-    call(fake, reqwest::Method::POST, CARD_SEND_PATH, token, body).await
+    request(fake, reqwest::Method::POST, CARD_SEND_PATH, token, body).await
 }
 
 async fn update(fake: &FakeDingTalk, token: &str, body: &Value) -> (u16, Value) {
-    call(fake, reqwest::Method::PUT, CARD_UPDATE_PATH, token, body).await
+    request(fake, reqwest::Method::PUT, CARD_UPDATE_PATH, token, body).await
 }
 
 /// `StandardCard` data as open-dingtalk's `interactive_card.py` builds it: a title, a
@@ -431,7 +404,7 @@ async fn each_refusal_has_its_status_and_code() {
         ),
     ];
     for (case, method, path, token, body, want_status, want_code) in cases {
-        let (status, answer) = call(&fake, method, path, token, &body).await;
+        let (status, answer) = request(&fake, method, path, token, &body).await;
         assert_eq!(
             (status, answer["code"].as_str()),
             (want_status, Some(want_code)),

@@ -7,32 +7,16 @@ use super::ding::{
     DING_READ_PATH, DING_SEND_PATH, MAX_IN_APP_RECEIVERS, MAX_SMS_OR_CALL_RECEIVERS,
     ONE_TO_ONE_PATH,
 };
-use super::test_support::{GROUP, KEY, SECRET, client, timeout_message, two_apps as fake};
+use super::test_support::{GROUP, KEY, SECRET, access, request, timeout_message, two_apps as fake};
 use super::*;
 
 const WAIT: Duration = Duration::from_secs(5);
 /// The code of a missing or mistyped parameter.
 const BAD: &str = "invalidParameter.param.invalid";
 
-/// POSTs `body` to `path` with `token` in the OpenAPI's header; the status and the answer
-/// (`Value::Null` if it is not JSON).
+/// POSTs `body` to `path` with `token` in the OpenAPI's header: the status and the answer.
 async fn call(fake: &FakeDingTalk, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let response = client()
-        .post(format!("{}{path}", fake.openapi_url()))
-        .header("x-acs-dingtalk-access-token", token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// An access token of the application `KEY`.
-async fn access(fake: &FakeDingTalk) -> String {
-    let body = json!({ "appKey": KEY, "appSecret": SECRET });
-    let (_, answer) = call(fake, TOKEN_PATH, "", &body).await;
-    answer["accessToken"].as_str().unwrap().to_owned()
+    request(fake, reqwest::Method::POST, path, token, body).await
 }
 
 /// Asserts that `body` sent to `path` with `token` is refused with HTTP 400 and `code`.

@@ -1,9 +1,11 @@
-//! What the fake's own tests of its OpenAPI share: an HTTP client, the applications, and
-//! the check that a `wait_for_…` gives up with what it holds.
+//! What the fake's own tests of its OpenAPI share: an HTTP client and the calls made with
+//! it, the applications, and the check that a `wait_for_…` gives up with what it holds.
 
 use std::future::Future;
 
-use super::{FakeApp, FakeDingTalk};
+use serde_json::{Value, json};
+
+use super::{FakeApp, FakeDingTalk, TOKEN_PATH};
 
 /// The application's AppKey, also its robot's code.
 pub(super) const KEY: &str = "dingappkey";
@@ -19,6 +21,36 @@ pub(super) fn client() -> reqwest::Client {
         .no_proxy()
         .build()
         .expect("a client")
+}
+
+/// Sends `body` to `path` with `method` and `token` in the OpenAPI's header; the status
+/// and the answer (`Value::Null` if it is not JSON).
+pub(super) async fn request(
+    fake: &FakeDingTalk,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let response = client()
+        .request(method, format!("{}{path}", fake.openapi_url()))
+        .header("x-acs-dingtalk-access-token", token)
+        .json(body)
+        .send()
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// An access token of the application `KEY`.
+pub(super) async fn access(fake: &FakeDingTalk) -> String {
+    let body = json!({ "appKey": KEY, "appSecret": SECRET });
+    let (_, answer) = request(fake, reqwest::Method::POST, TOKEN_PATH, "", &body).await;
+    answer["accessToken"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
 }
 
 /// A fake with the application `KEY`, whose robot `KEY` is in `GROUP`, and another
