@@ -62,9 +62,8 @@ pub fn plan_handled(
             let strategy = config.strategies.get(*strategy_index)?;
             let robot = config.robots.get(robot_name)?;
             let named = alerts.iter().filter_map(|&i| notification.alerts.get(i));
-            let on_call = oncall::mention(&config.oncall, &robot.oncall, now).merged(
-                &oncall::mention(&config.oncall, &strategy.mention_oncall, now),
-            );
+            let schedules_named = robot.oncall.iter().chain(&strategy.mention_oncall);
+            let on_call = oncall::mention(&config.oncall, schedules_named, now);
             let extras = Extras {
                 mention: strategy
                     .mention

@@ -3,6 +3,11 @@
 //! and, with `delivery.queue_dir`, in `escalations.redb` there, written before a call
 //! returns so that a restart neither loses nor repeats a step. The file is read whole at
 //! start and written on tokio's blocking pool.
+//!
+//! Not a card `Shelf` (`deliver::cards`), though it is kept the same three ways: a shelf
+//! falls back to this replica's copy while Redis cannot be reached and only logs a write
+//! that failed, where a claim here must fail then (two replicas would both take the step)
+//! and a record must be written before the step counts as taken.
 
 use std::collections::BTreeMap;
 use std::path::Path;

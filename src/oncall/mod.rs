@@ -80,9 +80,13 @@ impl fmt::Display for Via {
 
 /// Who the members on call of the schedules `names` are at `now`, as a mention: their
 /// mobiles and user ids. Names without a schedule are skipped (`check` refuses them).
-pub fn mention(schedules: &Schedules, names: &[String], now: Timestamp) -> Mention {
+pub fn mention<'a>(
+    schedules: &Schedules,
+    names: impl IntoIterator<Item = &'a String>,
+    now: Timestamp,
+) -> Mention {
     names
-        .iter()
+        .into_iter()
         .filter_map(|name| schedules.get(name))
         .fold(Mention::default(), |all, schedule| {
             all.merged(&schedule.on_call(now).mention())
