@@ -18,7 +18,7 @@ use super::{
     Config, DEFAULT_API_URL, DEFAULT_KEYWORD, DEFAULT_MAX_PENDING_DURABLE,
     DEFAULT_MAX_PENDING_IN_MEMORY, DEFAULT_OPENAPI_URL, Path,
 };
-use crate::dingtalk::{Endpoint, MsgType};
+use crate::dingtalk::MsgType;
 use crate::render::{Renderer, TemplatePart, TemplateSource};
 use crate::route::Strategy;
 
@@ -111,6 +111,9 @@ impl Checker {
             .alertmanager
             .map(|am| self.alertmanager(&top.key("alertmanager"), am));
         let actions = self.actions(&top, raw.external_url, alertmanager.clone(), raw.actions);
+        let webhook_sources = timezone
+            .as_ref()
+            .and_then(|zone| self.sources(&top.key("sources"), raw.sources, zone));
         let keywords = raw
             .keywords
             .unwrap_or_else(|| vec![DEFAULT_KEYWORD.to_owned()]);
@@ -134,6 +137,10 @@ impl Checker {
         if let Some(Some(cluster)) = &cluster {
             self.check_shares(&top, &robots, cluster.replicas);
         }
+        let pools = self.pools(&top.key("pools"), raw.pools, &robots);
+        let declared: BTreeSet<String> =
+            declared.into_iter().chain(pools.keys().cloned()).collect();
+        robots.extend(pools);
         if alertmanager.is_none() {
             for (name, _) in robots.iter().filter(|(_, r)| r.commands.is_some()) {
                 self.error(
@@ -210,11 +217,10 @@ impl Checker {
         let mut names = BTreeSet::new();
         for (index, mut raw_strategy) in raw.strategies.into_iter().enumerate() {
             let at = top.key("strategies").index(index);
-            let webhook_robot = raw_strategy.robots.iter().find(|name| {
-                robots
-                    .get(*name)
-                    .is_some_and(|robot| matches!(robot.endpoint, Endpoint::Webhook(_)))
-            });
+            let webhook_robot = raw_strategy
+                .robots
+                .iter()
+                .find(|name| robots.get(*name).is_some_and(|robot| !robot.is_app()));
             if let (Some(MsgType::Card), Some(robot)) = (raw_strategy.msgtype, webhook_robot) {
                 self.error(
                     &at.key("msgtype"),
@@ -276,6 +282,7 @@ impl Checker {
             robots,
             strategies,
             oncall,
+            sources: webhook_sources?,
             renderer: renderer?,
         })
     }

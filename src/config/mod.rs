@@ -13,9 +13,11 @@ mod cluster;
 mod env;
 mod http;
 mod oncall;
+mod pools;
 mod raw;
 mod robots;
 mod source_map;
+mod sources;
 mod strategies;
 mod tree;
 mod values;
@@ -34,7 +36,9 @@ pub use actions::{ActionsConfig, AlertmanagerConfig, Authorization, MIN_KEY_BYTE
 pub use cluster::{ClusterConfig, DEFAULT_KEY_PREFIX, RedisUrl};
 pub use env::{EnvError, expand as expand_env};
 pub use http::HttpLimits;
+pub use pools::POOL_PREFIX;
 pub use source_map::{Path, Position, Segment, SourceMap};
+pub use sources::{GRAFANA_SIGNATURE_HEADER, GrafanaHmac, Sources};
 pub use values::duration as parse_duration;
 
 use crate::dingtalk::{MsgType, Robot, Secret};
@@ -96,12 +100,14 @@ pub struct Config {
     pub alertmanager: Option<AlertmanagerConfig>,
     /// Links in messages that act on alerts, if any.
     pub actions: Option<ActionsConfig>,
-    /// Robots by name.
+    /// Robots by name, and pools by `pool:<name>`.
     pub robots: BTreeMap<String, Arc<Robot>>,
     /// Strategies in evaluation order.
     pub strategies: Vec<Strategy>,
     /// The on-call schedules by name.
     pub oncall: Schedules,
+    /// How webhooks of Grafana and HertzBeat are read.
+    pub sources: Sources,
     /// Compiled message templates.
     pub renderer: Renderer,
 }

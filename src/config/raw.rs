@@ -35,7 +35,9 @@ pub(super) struct RawConfig {
     pub actions: Option<RawActions>,
     pub templates: BTreeMap<String, RawTemplate>,
     pub oncall: BTreeMap<String, RawSchedule>,
+    pub sources: RawSources,
     pub robots: BTreeMap<String, RawRobot>,
+    pub pools: BTreeMap<String, Vec<String>>,
     pub strategies: Vec<RawStrategy>,
 }
 
@@ -79,6 +81,31 @@ pub(super) struct RawDelivery {
     pub max_age: Option<String>,
     pub passthrough_max_wait: Option<String>,
     pub max_pending: Option<u64>,
+}
+
+/// `sources:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawSources {
+    pub grafana: RawGrafana,
+    pub hertzbeat: RawHertzBeat,
+}
+
+/// `sources.grafana:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawGrafana {
+    pub hmac_secret: Option<String>,
+    pub hmac_secret_file: Option<String>,
+    pub signature_header: Option<String>,
+    pub timestamp_header: Option<String>,
+}
+
+/// `sources.hertzbeat:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawHertzBeat {
+    pub timezone: Option<String>,
 }
 
 /// `cluster:`
@@ -285,7 +312,7 @@ fn known_keys(path: &[Segment]) -> Option<&'static [&'static str]> {
     let mut pattern = String::new();
     for (i, segment) in path.iter().enumerate() {
         let named = i == 1
-            && matches!(&path[0], Segment::Key(k) if ["robots", "templates", "oncall"].contains(&k.as_str()));
+            && matches!(&path[0], Segment::Key(k) if ["robots", "templates", "oncall", "pools"].contains(&k.as_str()));
         match segment {
             Segment::Key(_) if named => pattern.push_str(".*"),
             Segment::Key(key) if i == 0 => pattern.push_str(key),
@@ -303,6 +330,9 @@ fn known_keys(path: &[Segment]) -> Option<&'static [&'static str]> {
         "dingtalk" => fields::<RawDingTalk>(),
         "delivery" => fields::<RawDelivery>(),
         "cluster" => fields::<RawCluster>(),
+        "sources" => fields::<RawSources>(),
+        "sources.grafana" => fields::<RawGrafana>(),
+        "sources.hertzbeat" => fields::<RawHertzBeat>(),
         "alertmanager" => fields::<RawAlertmanager>(),
         "alertmanager.basic_auth" => fields::<RawBasicAuth>(),
         "alertmanager.authorization" => fields::<RawAuthorization>(),

@@ -93,6 +93,9 @@ impl Client {
                 let api = Call::GroupMessage;
                 self.call_app::<Sent>(&robot.app, api, body).await.map(drop)
             }
+            Endpoint::Pool(_) => Err(SendError::BadAnswer(
+                "a pool sends through its members".into(),
+            )),
         }
     }
 
@@ -290,7 +293,7 @@ pub(super) struct Sent {
 pub(super) fn app_robot(robot: &Robot, api: Call) -> Result<&AppRobot, SendError> {
     match &robot.endpoint {
         Endpoint::App(app_robot) => Ok(app_robot),
-        Endpoint::Webhook(_) => Err(SendError::BadAnswer(format!(
+        Endpoint::Webhook(_) | Endpoint::Pool(_) => Err(SendError::BadAnswer(format!(
             "the {api} call is for robots of an application"
         ))),
     }

@@ -2,11 +2,11 @@
 //! message bodies, request signing, application access tokens, sending, and the meaning of
 //! DingTalk's answers.
 //!
-//! A robot is one of two kinds ([`Endpoint`]): a custom robot posts to its webhook with an
-//! `access_token` (and maybe a signature), and answers `errcode`; an application robot
-//! ([`app`]) posts through the OpenAPI with its application's access token ([`token`]),
-//! and answers an HTTP status with `code`. Everything outside this module treats both
-//! alike.
+//! A robot is one of two kinds ([`Endpoint`]): a custom robot posts to its webhook
+//! ([`Webhook`]) with an `access_token` (and maybe a signature), and answers `errcode`; an
+//! application robot ([`app`]) posts through the OpenAPI with its application's access
+//! token ([`token`]), and answers an HTTP status with `code`. Everything outside this
+//! module treats both alike. A pool names webhook robots and is sent through them.
 //!
 //! Architecture invariant: no other module builds DingTalk JSON or reads DingTalk's codes.
 //! Credentials live in [`Secret`]s, which implement `Debug` as `***` and no `Display`, so a
@@ -23,13 +23,13 @@ pub mod markdown;
 pub mod sign;
 pub mod stream;
 pub mod token;
+mod webhook;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 pub use app::{App, AppRobot};
 pub use cause::{Answer, CAUSES, Cause};
@@ -39,6 +39,7 @@ pub use limits::{
     MAX_BUTTON_BYTES, MAX_MESSAGE_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES, MESSAGE_BUDGET,
     MIN_BUDGET, RateLimit,
 };
+pub use webhook::Webhook;
 
 /// What delivery needs from DingTalk: send one encoded message to one robot. The retry
 /// loop, the rate window and the metrics live outside it, so tests can script it.
@@ -118,37 +119,16 @@ impl Commands {
     }
 }
 
-/// The two kinds of DingTalk group robot.
+/// The two kinds of DingTalk group robot, and a pool of robots of one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// A custom robot, addressed by its webhook.
     Webhook(Webhook),
     /// A robot of an internal application, addressed through the OpenAPI.
     App(AppRobot),
-}
-
-/// A custom robot's webhook.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Webhook {
-    /// Where messages are POSTed, without `access_token`.
-    pub api_url: Url,
-    /// The robot's `access_token`.
-    pub access_token: Secret,
-    /// The optional "加签" signing secret.
-    pub secret: Option<Secret>,
-}
-
-impl Webhook {
-    /// The URL messages are POSTed to, signed at `now_ms` when the robot has a secret.
-    pub fn send_url(&self, now_ms: i64) -> Url {
-        let mut url = self.api_url.clone();
-        url.query_pairs_mut()
-            .append_pair("access_token", self.access_token.expose());
-        match &self.secret {
-            Some(secret) => sign::signed_url(&url, secret.expose(), now_ms),
-            None => url,
-        }
-    }
+    /// A pool (`pools:`) of the webhook robots named, of one group and configured alike;
+    /// no address of its own: the delivery worker picks a member for each message.
+    Pool(Vec<String>),
 }
 
 impl Robot {
@@ -162,6 +142,7 @@ impl Robot {
                 url.to_string()
             }
             Endpoint::App(robot) => robot.app.url(app::GROUP_MESSAGE_PATH).to_string(),
+            Endpoint::Pool(members) => format!("pool of {}", members.join(", ")),
         }
     }
 
@@ -169,7 +150,7 @@ impl Robot {
     /// `test-robot` and the status page; `None` for a webhook robot.
     pub fn app_note(&self) -> Option<String> {
         match &self.endpoint {
-            Endpoint::Webhook(_) => None,
+            Endpoint::Webhook(_) | Endpoint::Pool(_) => None,
             Endpoint::App(robot) => Some(format!(
                 "application {}, robot {}, group {}",
                 robot.app.app_key, robot.robot_code, robot.open_conversation_id
@@ -187,6 +168,14 @@ impl Robot {
         matches!(self.endpoint, Endpoint::App(_))
     }
 
+    /// The robots of a pool, as `pools:` names them; `None` for a robot.
+    pub fn pool_members(&self) -> Option<&[String]> {
+        match &self.endpoint {
+            Endpoint::Pool(members) => Some(members),
+            Endpoint::Webhook(_) | Endpoint::App(_) => None,
+        }
+    }
+
     /// Whether its messages can `@` people. A robot of an application cannot: the
     /// group-message call has no `at` (`robot_1_0` `OrgGroupSendRequest` in DingTalk's
     /// OpenAPI SDK), so its messages mention nobody, not even as `@` text.
@@ -198,7 +187,7 @@ impl Robot {
     /// to take less.
     pub fn message_budget(&self) -> usize {
         match self.endpoint {
-            Endpoint::Webhook(_) => MESSAGE_BUDGET,
+            Endpoint::Webhook(_) | Endpoint::Pool(_) => MESSAGE_BUDGET,
             Endpoint::App(_) => app::APP_MESSAGE_BUDGET,
         }
     }
@@ -208,7 +197,7 @@ impl Robot {
     pub fn body(&self, message: &Message) -> Result<String, SendError> {
         let msgtype = message.msgtype.unwrap_or(self.msgtype);
         match &self.endpoint {
-            Endpoint::Webhook(_) => Ok(encode_as(msgtype, message)),
+            Endpoint::Webhook(_) | Endpoint::Pool(_) => Ok(encode_as(msgtype, message)),
             Endpoint::App(robot) => {
                 let (body, param_bytes) = app::encode(robot, msgtype, message);
                 if param_bytes > app::MAX_MSG_PARAM_BYTES {

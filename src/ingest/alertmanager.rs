@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::{PayloadError, Source};
+
 /// Label or annotation set, sorted by name so messages render deterministically.
 pub type LabelSet = BTreeMap<String, String>;
 
@@ -47,6 +49,22 @@ pub struct Notification {
     pub external_url: String,
     /// The alerts of the group.
     pub alerts: Vec<Alert>,
+    /// Where the notification came from: set by the source's parser, never read from
+    /// the body.
+    #[serde(default, skip_serializing_if = "Source::is_alertmanager")]
+    pub source: Source,
+    /// Grafana: the title its contact point rendered.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
+    /// Grafana: `alerting` or `ok`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    /// Grafana: the message its contact point rendered.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Grafana: the organisation the alerts belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<i64>,
 }
 
 /// One alert of a notification.
@@ -69,9 +87,35 @@ pub struct Alert {
     /// Link to the expression that produced the alert.
     #[serde(default, rename = "generatorURL")]
     pub generator_url: String,
-    /// Alertmanager's fingerprint of the label set.
+    /// Alertmanager's fingerprint of the label set (derived for a source without one).
     #[serde(default)]
     pub fingerprint: String,
+    /// Grafana: its page for a new silence of the alert.
+    #[serde(
+        default,
+        rename = "silenceURL",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub silence_url: String,
+    /// Grafana: the dashboard of the rule.
+    #[serde(
+        default,
+        rename = "dashboardURL",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub dashboard_url: String,
+    /// Grafana: the panel of the rule.
+    #[serde(default, rename = "panelURL", skip_serializing_if = "String::is_empty")]
+    pub panel_url: String,
+    /// Grafana: the values of the rule's queries and expressions when it fired, by refId.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, f64>>,
+    /// Grafana: the values as one line of text (its older form).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value_string: String,
+    /// Grafana: a screenshot of the panel, when image rendering is set up.
+    #[serde(default, rename = "imageURL", skip_serializing_if = "String::is_empty")]
+    pub image_url: String,
 }
 
 /// The two states an alert or a group can be in.
@@ -135,17 +179,18 @@ impl Notification {
     }
 }
 
-/// Why a request body is not a usable notification.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid Alertmanager payload: {0}")]
-pub struct PayloadError(String);
-
-/// Parses a webhook body, answering with a one-line reason when it is not a notification.
+/// Parses an Alertmanager webhook body, answering with a one-line reason when it is not
+/// a notification.
 pub fn parse(body: &[u8]) -> Result<Notification, PayloadError> {
-    let notification: Notification =
-        serde_json::from_slice(body).map_err(|e| PayloadError(e.to_string()))?;
+    let invalid = |reason: String| PayloadError {
+        from: Source::Alertmanager,
+        reason,
+    };
+    let mut notification: Notification =
+        serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
     if notification.alerts.is_empty() {
-        return Err(PayloadError("`alerts` is empty".to_owned()));
+        return Err(invalid("`alerts` is empty".to_owned()));
     }
+    notification.source = Source::Alertmanager;
     Ok(notification)
 }

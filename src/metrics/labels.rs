@@ -4,7 +4,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 
 /// Label set with only an outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
+pub struct WebhookLabels {
+    /// The endpoint's source: `alertmanager`, `grafana`, `hertzbeat`.
+    pub source: String,
     /// What happened.
     pub outcome: String,
 }

@@ -21,7 +21,7 @@ pub mod response;
 
 pub use labels::{
     ActionLabels, ApiLabels, AppLabels, BuildLabels, DeadLetterLabels, ErrorLabels, HeldLabels,
-    MessageLabels, OutcomeLabels, RedisLabels, RobotLabels, StatusLabels, StrategyLabels,
+    MessageLabels, RedisLabels, RobotLabels, StatusLabels, StrategyLabels, WebhookLabels,
 };
 
 /// Every metric the service exports.
@@ -30,7 +30,7 @@ pub struct Metrics {
     /// Robots that have per-robot gauges.
     robots: Mutex<BTreeSet<String>>,
     /// Webhook requests by outcome (`accepted`, `invalid`, `too_large`, ...).
-    pub webhooks: Family<OutcomeLabels, Counter>,
+    pub webhooks: Family<WebhookLabels, Counter>,
     /// Alerts received by status.
     pub alerts_received: Family<StatusLabels, Counter>,
     /// Alerts matched per strategy.
@@ -128,7 +128,7 @@ impl Metrics {
         let r = &mut m.registry;
         r.register(
             "webhooks",
-            "Webhook requests by outcome",
+            "Webhook requests by source and outcome",
             m.webhooks.clone(),
         );
         r.register(
@@ -319,10 +319,11 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a webhook request's outcome.
-    pub fn webhook(&self, outcome: &str) {
+    /// Counts a webhook request's outcome, by the source its endpoint takes.
+    pub fn webhook(&self, source: &str, outcome: &str) {
         self.webhooks
-            .get_or_create(&OutcomeLabels {
+            .get_or_create(&WebhookLabels {
+                source: source.to_owned(),
                 outcome: outcome.to_owned(),
             })
             .inc();

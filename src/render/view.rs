@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Actions;
 use crate::dingtalk::{Button, MAX_BUTTON_BYTES};
-use crate::ingest::{Alert, LabelSet, Notification, Status};
+use crate::ingest::{Alert, LabelSet, Notification, Source, Status};
 use crate::oncall::OnCallView;
 
 /// Labels shown in the heading rather than in each alert's label list.
@@ -29,6 +29,16 @@ pub(super) struct GroupView {
     common_annotations: LabelSet,
     external_url: String,
     receiver: String,
+    /// Where the notification came from (`alertmanager`, `grafana`, `hertzbeat`), and
+    /// that tool's name, for the link to `external_url`.
+    source: &'static str,
+    source_name: &'static str,
+    /// What Grafana's contact point rendered (`title`, `message`), its `state`
+    /// (`alerting`, `ok`) and `org_id`; HertzBeat's title. Empty from Alertmanager.
+    title: String,
+    message: String,
+    state: String,
+    org_id: Option<i64>,
     keyword: String,
     /// The links that act on the group, for the text (an action card shows them as
     /// buttons instead): `label`, `label_zh`, `url`.
@@ -78,6 +88,12 @@ impl GroupView {
             common_annotations: notification.common_annotations.clone(),
             external_url: notification.external_url.clone(),
             receiver: notification.receiver.clone(),
+            source: notification.source.as_str(),
+            source_name: notification.source.title(),
+            title: notification.title.clone(),
+            message: notification.message.clone(),
+            state: notification.state.clone(),
+            org_id: notification.org_id,
             keyword: keyword.to_owned(),
             actions: Vec::new(),
             acknowledged: None,
@@ -167,9 +183,18 @@ pub(super) struct AlertView<'a> {
     /// How long it has fired (to now), or fired (to its end): `45s`, `12m`, `3h 5m`,
     /// `2d 4h`.
     duration: String,
-    /// Alertmanager's new-silence page with the alert's labels as matchers; `""` without
-    /// an external URL.
+    /// The page for a new silence of the alert: Grafana's own (`silenceURL`), or
+    /// Alertmanager's with the alert's labels as matchers; `""` without either.
     silence_url: String,
+    /// Grafana's dashboard and panel of the rule; `""` when it has none.
+    dashboard_url: &'a str,
+    panel_url: &'a str,
+    /// Grafana's screenshot of the panel, only when it is an http(s) address.
+    image_url: &'a str,
+    /// The values of the rule's queries when it fired, by refId (Grafana).
+    values: Option<&'a BTreeMap<String, f64>>,
+    /// The same as one line, as older Grafana sends it.
+    value_string: &'a str,
 }
 
 impl<'a> AlertView<'a> {
@@ -201,7 +226,17 @@ impl<'a> AlertView<'a> {
                     .unwrap_or(group.now)
                     .duration_since(alert.starts_at),
             ),
-            silence_url: silence_url(&group.external_url, &alert.labels),
+            silence_url: match (alert.silence_url.as_str(), group.source) {
+                ("", "alertmanager") => silence_url(&group.external_url, &alert.labels),
+                (own, _) => own.to_owned(),
+            },
+            dashboard_url: &alert.dashboard_url,
+            panel_url: &alert.panel_url,
+            image_url: Some(alert.image_url.as_str())
+                .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
+                .unwrap_or_default(),
+            values: alert.values.as_ref().filter(|values| !values.is_empty()),
+            value_string: &alert.value_string,
         }
     }
 }
@@ -266,8 +301,8 @@ pub(super) fn buttons(
             let links = actions
                 .links
                 .iter()
-                .map(|link| (link.label.as_str(), link.url.clone()));
-            let view = ("View in Alertmanager", external_url.to_owned());
+                .map(|link| (link.label.clone(), link.url.clone()));
+            let view = (view_label(notification), external_url.to_owned());
             (links.chain([view]).collect(), usize::MAX)
         }
         None => (page_buttons(notification, alerts), MAX_BUTTON_BYTES),
@@ -291,29 +326,32 @@ pub(super) fn buttons(
     buttons
 }
 
-/// Alertmanager's and Prometheus' pages for `alerts` of `notification`, as button titles
-/// and addresses (`""` where there is none).
-fn page_buttons<'t>(notification: &Notification, alerts: &[&Alert]) -> Vec<(&'t str, String)> {
+/// "View in" the tool the notification came from.
+fn view_label(notification: &Notification) -> String {
+    format!("View in {}", notification.source.title())
+}
+
+/// The source's pages for `alerts` of `notification`, as button titles and addresses
+/// (`""` where there is none): its own page, a new silence (Alertmanager's for the labels
+/// the alerts share, or Grafana's for the first alert), the first alert's expression,
+/// and Grafana's panel.
+fn page_buttons(notification: &Notification, alerts: &[&Alert]) -> Vec<(String, String)> {
     let external_url = notification.external_url.trim_end_matches('/');
     let shared = match alerts {
         [only] => only.labels.clone(),
         _ => notification.common_labels.clone(),
     };
+    let first =
+        |url: fn(&Alert) -> &String| alerts.first().map_or_else(String::new, |a| url(a).clone());
+    let silence = match notification.source {
+        Source::Alertmanager if !shared.is_empty() => silence_url(external_url, &shared),
+        Source::Alertmanager => String::new(),
+        Source::Grafana | Source::HertzBeat => first(|a| &a.silence_url),
+    };
     vec![
-        ("View in Alertmanager", external_url.to_owned()),
-        (
-            "Silence",
-            if shared.is_empty() {
-                String::new()
-            } else {
-                silence_url(external_url, &shared)
-            },
-        ),
-        (
-            "Source",
-            alerts
-                .first()
-                .map_or_else(String::new, |a| a.generator_url.clone()),
-        ),
+        (view_label(notification), external_url.to_owned()),
+        ("Silence".to_owned(), silence),
+        ("Source".to_owned(), first(|a| &a.generator_url)),
+        ("Panel".to_owned(), first(|a| &a.panel_url)),
     ]
 }

@@ -43,12 +43,12 @@ pub(super) fn refusal(
                 "missing or wrong token: log in with any user name and auth.bearer_token as the password",
             ))
         }
-        Guard::Token | Guard::Webhook if admitted(snapshot, request) => None,
-        Guard::Token | Guard::Webhook => {
+        Guard::Token | Guard::Webhook(_) if admitted(snapshot, request) => None,
+        Guard::Token | Guard::Webhook(_) => {
             let reason =
                 "missing or wrong bearer token: send Authorization: Bearer <auth.bearer_token>";
-            if guard == Guard::Webhook {
-                app.metrics.webhook("unauthorized");
+            if let Guard::Webhook(source) = guard {
+                app.metrics.webhook(source.as_str(), "unauthorized");
                 tracing::warn!(message = "Webhook not accepted.", status = 401, %reason);
             } else {
                 tracing::warn!(message = "Request refused.", %method, %path, %reason);

@@ -34,6 +34,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::accept::passthrough::Passed;
 use crate::app::{App, Reloaded};
+use crate::ingest::Source;
 use crate::queue::QueueError;
 use crate::snapshot::Snapshot;
 use crate::tools::probe;
@@ -47,8 +48,8 @@ enum Guard {
     Open,
     /// With `auth:`, the bearer token (or the web config's basic auth).
     Token,
-    /// As [`Guard::Token`], and a refusal is counted as a webhook.
-    Webhook,
+    /// As [`Guard::Token`], and a refusal is counted as a webhook of the source.
+    Webhook(Source),
     /// As [`Guard::Token`], or basic auth with the token as password: a browser.
     Browser,
 }
@@ -110,20 +111,26 @@ const ROUTES: &[Route] = &[
     Route {
         path: "/alertmanager",
         methods: &["POST"],
-        guard: Guard::Webhook,
-        handler: |c| {
-            Box::pin(async move { webhook::webhook(&c.app, &c.snapshot, c.request, None).await })
-        },
+        guard: Guard::Webhook(Source::Alertmanager),
+        handler: |c| Box::pin(webhook::webhook(c, Source::Alertmanager)),
+    },
+    Route {
+        path: "/grafana",
+        methods: &["POST"],
+        guard: Guard::Webhook(Source::Grafana),
+        handler: |c| Box::pin(webhook::webhook(c, Source::Grafana)),
+    },
+    Route {
+        path: "/hertzbeat",
+        methods: &["POST"],
+        guard: Guard::Webhook(Source::HertzBeat),
+        handler: |c| Box::pin(webhook::webhook(c, Source::HertzBeat)),
     },
     Route {
         path: "/dingtalk/{robot}/send",
         methods: &["POST"],
-        guard: Guard::Webhook,
-        handler: |c| {
-            Box::pin(async move {
-                webhook::webhook(&c.app, &c.snapshot, c.request, Some(&c.segment)).await
-            })
-        },
+        guard: Guard::Webhook(Source::Alertmanager),
+        handler: |c| Box::pin(webhook::webhook(c, Source::Alertmanager)),
     },
     Route {
         path: "/metrics",

@@ -1,8 +1,9 @@
-//! The webhook endpoints, `POST /alertmanager` and the drop-in `/dingtalk/{robot}/send`:
-//! read and parse the body, hand the notification to [`accept::notification`] with the
-//! mode pinned at start, and turn the outcome into a status and a one-line answer. Every request is counted by outcome; everything but a 200 is logged.
-
-use std::sync::Arc;
+//! The webhook endpoints, `POST /alertmanager`, `/grafana`, `/hertzbeat` and the drop-in
+//! `/dingtalk/{robot}/send`: read the body, check Grafana's signature when one is
+//! configured, parse it as its source's, hand the notification to
+//! [`accept::notification`] with the mode pinned at start, and turn the outcome into a
+//! status and a one-line answer. Every request is counted by source and outcome;
+//! everything but a 200 is logged.
 
 use http_body_util::{BodyExt, Limited};
 use hyper::Request;
@@ -10,27 +11,31 @@ use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 
+use jiff::Timestamp;
+
 use super::conn::BodyDeadline;
-use super::{Reply, reply};
+use super::{Call, Reply, reply};
 use crate::accept::passthrough::Passed;
 use crate::accept::{self, AcceptError, Accepted};
-use crate::app::App;
 use crate::dingtalk::Retry;
-use crate::ingest::{self, Notification};
+use crate::ingest::{self, Notification, Source, grafana};
 use crate::queue::QueueError;
 use crate::snapshot::Snapshot;
 
 /// A status, the outcome label it is counted under, and the one-line answer.
 pub(super) type Answer = (StatusCode, &'static str, String);
 
-/// Answers one webhook under the configuration `snapshot`.
-pub(super) async fn webhook(
-    app: &Arc<App>,
-    snapshot: &Snapshot,
-    request: Request<Incoming>,
-    robot: Option<&str>,
-) -> Reply {
-    let (status, outcome, text) = match read_notification(snapshot, request).await {
+/// Answers one webhook of `source` under the configuration of the call; the drop-in
+/// endpoint's `{robot}` segment names the one robot it goes to.
+pub(super) async fn webhook(call: Call, source: Source) -> Reply {
+    let Call {
+        app,
+        snapshot,
+        request,
+        segment,
+    } = call;
+    let robot = (!segment.is_empty()).then_some(segment.as_str());
+    let (status, outcome, text) = match read_notification(&snapshot, request, source).await {
         Err(rejection) => rejection,
         Ok(notification) => {
             let mode = app.pinned().mode;
@@ -41,7 +46,7 @@ pub(super) async fn webhook(
                 dedup,
                 act,
                 escalations,
-                snapshot,
+                &snapshot,
                 mode,
                 &notification,
                 robot,
@@ -60,9 +65,9 @@ pub(super) async fn webhook(
             }
         }
     };
-    app.metrics.webhook(outcome);
+    app.metrics.webhook(source.as_str(), outcome);
     if status != StatusCode::OK {
-        tracing::warn!(message = "Webhook not accepted.", status = status.as_u16(), reason = %text);
+        tracing::warn!(message = "Webhook not accepted.", %source, status = status.as_u16(), reason = %text);
     }
     reply(status, text)
 }
@@ -131,6 +136,7 @@ fn accept_error(error: AcceptError) -> Answer {
 async fn read_notification(
     snapshot: &Snapshot,
     request: Request<Incoming>,
+    source: Source,
 ) -> Result<Notification, Answer> {
     if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
         let is_json = content_type
@@ -146,8 +152,37 @@ async fn read_notification(
             ));
         }
     }
+    let sources = &snapshot.config.sources;
+    let hmac = sources
+        .grafana_hmac
+        .as_ref()
+        .filter(|_| source == Source::Grafana);
+    let header = |name: &str| {
+        let value = request.headers().get(name)?;
+        value.to_str().ok().map(str::to_owned)
+    };
+    let signed = hmac.map(|hmac| {
+        let timestamp = hmac
+            .timestamp_header
+            .as_deref()
+            .map(|name| (name, header(name)));
+        (hmac, header(&hmac.header), timestamp)
+    });
     let body = read_body(request, snapshot.config.max_body_bytes).await?;
-    ingest::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+    let now = Timestamp::now();
+    if let Some((hmac, signature, timestamp)) = &signed {
+        let signed = grafana::Signed {
+            signature: (&hmac.header, signature.as_deref()),
+            timestamp: timestamp
+                .as_ref()
+                .map(|(name, value)| (*name, value.as_deref())),
+        };
+        let secret = hmac.secret.expose().as_bytes();
+        grafana::verify(secret, &body, signed, now)
+            .map_err(|e| (StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
+    }
+    ingest::parse_from(source, &body, &sources.hertzbeat_timezone, now)
+        .map_err(|e| (StatusCode::BAD_REQUEST, "invalid", e.to_string()))
 }
 
 /// The whole body of `request`, refused past `limit` bytes (`max_body_bytes`) and, when

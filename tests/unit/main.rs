@@ -75,11 +75,13 @@ fn robot(keywords: &[&str], mobiles: &[&str]) -> Robot {
     }
 }
 
-/// The webhook of a webhook robot; panics for a robot of an application.
+/// The webhook of a webhook robot; panics for a robot of an application or a pool.
 fn webhook(robot: &Robot) -> &Webhook {
     match &robot.endpoint {
         Endpoint::Webhook(webhook) => webhook,
-        Endpoint::App(_) => panic!("robot `{}` is an application's", robot.name),
+        Endpoint::App(_) | Endpoint::Pool(_) => {
+            panic!("robot `{}` is not a webhook robot", robot.name)
+        }
     }
 }
 
