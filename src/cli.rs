@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{self, ConfigErrors};
 use crate::deliver::Delivery;
-use crate::ingest;
+use crate::ingest::{self, Source};
 use crate::metrics::Metrics;
 use crate::oncall;
 use crate::queue::{MemoryStore, Queue};
@@ -74,7 +74,7 @@ pub enum RenderError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The payload file is not an Alertmanager notification.
+    /// The payload file is not a notification of its source.
     #[error("{file}: {source}")]
     Payload {
         /// The payload file.
@@ -89,6 +89,7 @@ pub enum RenderError {
 pub fn render(
     config_file: &Path,
     payload_file: &Path,
+    source: Source,
     now: Timestamp,
 ) -> Result<String, RenderError> {
     let config = config::load(config_file)?;
@@ -97,8 +98,9 @@ pub fn render(
         file: file.clone(),
         source,
     })?;
-    let notification =
-        ingest::parse(&body).map_err(|source| RenderError::Payload { file, source })?;
+    let zone = &config.sources.hertzbeat_timezone;
+    let notification = ingest::parse_from(source, &body, zone, now)
+        .map_err(|source| RenderError::Payload { file, source })?;
     let preview = preview::preview(&config, &notification, now);
 
     let mut out = String::new();

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use alertmanager_dingtalk::ingest::Source;
 use alertmanager_dingtalk::tools::migrate;
 use alertmanager_dingtalk::{app::App, cli, config, server};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -47,8 +48,11 @@ enum Command {
     Check,
     /// Print the strategies each alert matches and the exact bodies that would be sent.
     Render {
-        /// An Alertmanager webhook payload (JSON).
+        /// A webhook payload (JSON) of the source.
         payload: PathBuf,
+        /// Who sent it: alertmanager, grafana or hertzbeat.
+        #[arg(long, default_value = "alertmanager", value_parser = ["alertmanager", "grafana", "hertzbeat"])]
+        source: String,
     },
     /// Print the config.yaml equivalent to a prometheus-webhook-dingtalk config.
     Migrate {
@@ -79,8 +83,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Render { ref payload }) => {
-            match cli::render(&flags.config, payload, jiff::Timestamp::now()) {
+        Some(Command::Render {
+            ref payload,
+            ref source,
+        }) => {
+            let source = Source::named(source).unwrap_or_default();
+            match cli::render(&flags.config, payload, source, jiff::Timestamp::now()) {
                 Ok(output) => {
                     print!("{output}");
                     ExitCode::SUCCESS

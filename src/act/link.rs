@@ -216,7 +216,8 @@ fn in_units(seconds: u64, units: [&str; 4], separator: &str) -> String {
 }
 
 /// The links of a message about `notification` under `actions` at `now`: Acknowledge, then
-/// one silence per `silence_durations` (none when the group has no labels to match).
+/// one silence per `silence_durations` (none when the group has no labels to match, or
+/// did not come from Alertmanager).
 /// Each expires `link_ttl` after `now`.
 pub fn links(
     actions: &ActionsConfig,
@@ -226,10 +227,13 @@ pub fn links(
     let ttl = i64::try_from(actions.link_ttl.as_secs()).unwrap_or(i64::MAX);
     let group = group_id(&notification.group_key);
     let matchers = silence_matchers(notification);
+    // A silence is made in Alertmanager: alerts from elsewhere have their own (Grafana's
+    // `silenceURL` link) or none.
+    let from_alertmanager = notification.source.is_alertmanager();
     let silences = actions
         .silence_durations
         .iter()
-        .filter(|_| !matchers.is_empty())
+        .filter(|_| from_alertmanager && !matchers.is_empty())
         .map(|length| Action::silence(*length));
     std::iter::once(Action::Acknowledge)
         .chain(silences)

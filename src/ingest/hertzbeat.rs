@@ -24,7 +24,7 @@
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -186,7 +186,7 @@ fn time(value: Option<&Value>, zone: &TimeZone, field: &str) -> Result<Option<Ti
             .ok_or_else(|| format!("`{field}` {millis} is not epoch milliseconds"))?,
         Some(other) => return Err(format!("`{field}` is {other}, not a time")),
     };
-    let epoch_year = Timestamp::UNIX_EPOCH + 365.days();
+    let epoch_year = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(365 * 24);
     Ok((parsed > epoch_year).then_some(parsed))
 }
 

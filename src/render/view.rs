@@ -72,6 +72,7 @@ impl GroupView {
             notification
                 .group_labels
                 .get(name)
+                .filter(|value| !value.is_empty())
                 .or_else(|| notification.common_labels.get(name))
                 .or_else(|| alerts.first().and_then(|a| a.labels.get(name)))
                 .cloned()
@@ -191,8 +192,9 @@ pub(super) struct AlertView<'a> {
     panel_url: &'a str,
     /// Grafana's screenshot of the panel, only when it is an http(s) address.
     image_url: &'a str,
-    /// The values of the rule's queries when it fired, by refId (Grafana).
-    values: Option<&'a BTreeMap<String, f64>>,
+    /// The values of the rule's queries when it fired, by refId (Grafana); whole
+    /// numbers as integers, so that `1` does not read `1.0`.
+    values: Option<BTreeMap<&'a str, serde_json::Value>>,
     /// The same as one line, as older Grafana sends it.
     value_string: &'a str,
 }
@@ -235,10 +237,27 @@ impl<'a> AlertView<'a> {
             image_url: Some(alert.image_url.as_str())
                 .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
                 .unwrap_or_default(),
-            values: alert.values.as_ref().filter(|values| !values.is_empty()),
+            values: alert
+                .values
+                .as_ref()
+                .filter(|values| !values.is_empty())
+                .map(|values| {
+                    values
+                        .iter()
+                        .map(|(name, v)| (name.as_str(), number(*v)))
+                        .collect()
+                }),
             value_string: &alert.value_string,
         }
     }
+}
+
+/// `value` as JSON: an integer when it is a whole number that fits one.
+fn number(value: f64) -> serde_json::Value {
+    let whole = value.fract() == 0.0 && value.abs() < 1e15;
+    #[expect(clippy::cast_possible_truncation, reason = "whole and within i64")]
+    let as_integer = whole.then(|| serde_json::Value::from(value as i64));
+    as_integer.unwrap_or_else(|| serde_json::Value::from(value))
 }
 
 /// `d` in at most two units: `45s`, `12m`, `3h 5m`, `2d 4h` (`0s` when negative).

@@ -43,6 +43,7 @@ mod render;
 mod route;
 mod scripted;
 mod sign;
+mod sources;
 mod supersede;
 mod templates;
 mod web_config;

@@ -1,6 +1,7 @@
 //! The built-in templates, `default` and `default-zh`, action cards, and the helpers they
 //! use (`duration`, `silence_url`): golden files of what a group sees for firing,
-//! resolved, mixed, 1000 and Chinese-and-emoji alerts, in `tests/data/snapshots/`. `UPDATE_SNAPSHOTS=1 cargo test
+//! resolved, mixed, 1000 and Chinese-and-emoji alerts, and of Grafana's and HertzBeat's
+//! payloads, in `tests/data/snapshots/`. `UPDATE_SNAPSHOTS=1 cargo test
 //! --test unit templates` rewrites them after an intended change; review the diff.
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use alertmanager_dingtalk::render::{Extras, Renderer, TemplateSource};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 
+use crate::sources::{hertzbeat_payload, source_payload};
 use crate::{fixture, load_config, robot};
 
 /// Alerts with Chinese and emoji in labels and annotations.
@@ -97,7 +99,18 @@ fn fixtures() -> Vec<(&'static str, Notification)> {
         ("mixed", mixed()),
         ("chinese", chinese()),
         ("1000", ingest::parse(&testkit::webhook_body(1000)).unwrap()),
+        ("grafana", grafana("grafana.json")),
+        ("grafana-panel", grafana("grafana-panel.json")),
+        ("hertzbeat", hertzbeat_payload("hertzbeat-firing.txt")),
+        (
+            "hertzbeat-resolved",
+            hertzbeat_payload("hertzbeat-resolved.txt"),
+        ),
     ]
+}
+
+fn grafana(name: &str) -> Notification {
+    ingest::grafana::parse(&source_payload(name)).unwrap()
 }
 
 #[test]

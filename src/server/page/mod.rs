@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use super::html::HtmlPage;
 use super::{Reply, reply};
 use crate::app::App;
-use crate::ingest;
+use crate::ingest::{self, Source};
 use crate::snapshot::Snapshot;
 use crate::tools::preview;
 use crate::tools::probe;
@@ -27,8 +27,9 @@ use view::TestView;
 /// What a request to the page asked for beyond the status.
 #[derive(Default)]
 pub(super) struct Asked {
-    /// A payload to preview and the sample it came from (`POST /preview`).
-    preview: Option<(String, String)>,
+    /// A payload to preview, the sample it came from and the source it was given as
+    /// (`POST /preview`).
+    preview: Option<(String, String, String)>,
     /// A test message's outcome (`POST /test-robot`).
     test: Option<TestView>,
 }
@@ -38,17 +39,17 @@ pub(super) async fn status(app: &App, snapshot: &Snapshot) -> Reply {
     page(app, snapshot, Asked::default()).await
 }
 
-/// `POST /preview` with the form `payload=…&sample=…`: the payload, or the sample when
-/// the payload is empty, previewed on the page.
+/// `POST /preview` with the form `payload=…&sample=…&source=…`: the payload as the
+/// source's, or the sample when the payload is empty, previewed on the page.
 pub(super) async fn preview(app: &App, snapshot: &Snapshot, form: &[u8]) -> Reply {
-    let fields = form_fields(form);
-    let payload = fields.get("payload").cloned().unwrap_or_default();
-    let sample = fields.get("sample").cloned().unwrap_or_default();
+    let mut fields = form_fields(form);
+    let mut field = |name: &str| fields.remove(name).unwrap_or_default();
+    let (payload, sample, source) = (field("payload"), field("sample"), field("source"));
     page(
         app,
         snapshot,
         Asked {
-            preview: Some((payload, sample)),
+            preview: Some((payload, sample, source)),
             test: None,
         },
     )
@@ -91,12 +92,14 @@ async fn page(app: &App, snapshot: &Snapshot, asked: Asked) -> Reply {
     let episodes = app.escalations.episodes(snapshot).await;
     let mut view = view::status(app, snapshot, now, asked.test, episodes);
     let mut status = StatusCode::OK;
-    if let Some((payload, sample)) = asked.preview {
-        let payload = match (payload.trim().is_empty(), samples::sample(&sample, now)) {
-            (true, Some(json)) => json,
-            _ => payload,
+    if let Some((payload, sample, source)) = asked.preview {
+        let zone = &snapshot.config.sources.hertzbeat_timezone;
+        let given = samples::sample(&sample, now, zone);
+        let (payload, source) = match (payload.trim().is_empty(), given) {
+            (true, Some(json)) => (json, samples::source_of(&sample)),
+            _ => (payload, Source::named(&source).unwrap_or_default()),
         };
-        match ingest::parse(payload.as_bytes()) {
+        match ingest::parse_from(source, payload.as_bytes(), zone, now) {
             Ok(notification) => {
                 view.preview = Some(view::preview(preview::preview(
                     &snapshot.config,
@@ -106,10 +109,11 @@ async fn page(app: &App, snapshot: &Snapshot, asked: Asked) -> Reply {
             }
             Err(error) => {
                 status = StatusCode::BAD_REQUEST;
-                view.preview_error = Some(format!("not an Alertmanager payload: {error}"));
+                view.preview_error = Some(error.to_string());
             }
         }
         view.chosen_sample = sample;
+        view.chosen_source = source.as_str();
         view.payload = payload;
     }
     PAGE.answer(status, &view)

@@ -1,22 +1,43 @@
 //! The preview's built-in payloads: what Alertmanager sends for a firing group, a
-//! resolved one, a 300-alert group and alerts with Chinese labels. Their alerts started
-//! 17 minutes before `now`, so durations read as they would in a real group.
+//! resolved one, a 300-alert group and alerts with Chinese labels; what Grafana's webhook
+//! contact point sends for an alert with its panel, and what HertzBeat's webhook template
+//! writes (stray comma included). Their alerts started 17 minutes before `now`, so
+//! durations read as they would in a real group.
 
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
+use crate::ingest::Source;
+
 /// `(name, what the page calls it)` of every sample, in the order the page offers them.
-pub(super) const SAMPLES: [(&str, &str); 4] = [
+pub(super) const SAMPLES: [(&str, &str); 6] = [
     ("firing", "Firing: 2 alerts"),
     ("resolved", "Resolved: 1 alert"),
     ("storm", "A 300-alert group"),
     ("chinese", "Chinese labels"),
+    ("grafana", "Grafana: 1 alert with its panel"),
+    ("hertzbeat", "HertzBeat: 1 alert"),
 ];
 
-/// The sample `name` as Alertmanager would POST it, pretty-printed; `None` if there is
-/// no such sample.
-pub(super) fn sample(name: &str, now: Timestamp) -> Option<String> {
+/// Who sends the sample `name`.
+pub(super) fn source_of(name: &str) -> Source {
+    match name {
+        "grafana" => Source::Grafana,
+        "hertzbeat" => Source::HertzBeat,
+        _ => Source::Alertmanager,
+    }
+}
+
+/// The sample `name` as its source would POST it (HertzBeat's times in `hertzbeat_zone`);
+/// `None` if there is no such sample.
+pub(super) fn sample(name: &str, now: Timestamp, hertzbeat_zone: &TimeZone) -> Option<String> {
     let started = now - SignedDuration::from_mins(17);
+    match name {
+        "grafana" => return grafana(started),
+        "hertzbeat" => return Some(hertzbeat(started, hertzbeat_zone)),
+        _ => {}
+    }
     let alert = |status: &str, labels: Value, annotations: Value, fingerprint: usize| {
         let ends = if status == "resolved" {
             now.to_string()
@@ -102,4 +123,81 @@ pub(super) fn sample(name: &str, now: Timestamp) -> Option<String> {
         "alerts": alerts,
     });
     serde_json::to_string_pretty(&body).ok()
+}
+
+/// A Grafana webhook body for one firing alert, in the shape of the example in Grafana's
+/// webhook notifier documentation (grafana.com/docs/grafana/latest/alerting/configure-
+/// notifications/manage-contact-points/integrations/webhook-notifier/), with a panel
+/// image as Grafana attaches it when image rendering is set up.
+fn grafana(started: Timestamp) -> Option<String> {
+    let grafana = "https://grafana.example.com";
+    let body = json!({
+        "receiver": "dingtalk",
+        "status": "firing",
+        "orgId": 1,
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1"},
+            "annotations": {
+                "summary": "Memory usage of us-1 is above 90 %",
+                "runbook_url": "https://runbooks.example.com/memory",
+            },
+            "startsAt": started.to_string(),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": format!("{grafana}/alerting/grafana/f7a2c1/view?orgId=1"),
+            "fingerprint": "c6eadffa33fcdf37",
+            "silenceURL": format!("{grafana}/alerting/silence/new?alertmanager=grafana&matcher=alertname%3DHigh+memory+usage&matcher=team%3Dblue&matcher=zone%3Dus-1&orgId=1"),
+            "dashboardURL": format!("{grafana}/d/a1b2c3?orgId=1"),
+            "panelURL": format!("{grafana}/d/a1b2c3?orgId=1&viewPanel=4"),
+            "values": {"B": 92.6, "C": 1},
+            "valueString": "[ var='B' labels={zone=us-1} value=92.6 ], [ var='C' labels={zone=us-1} value=1 ]",
+            "imageURL": format!("{grafana}/public/img/attachments/p4.png"),
+        }],
+        "groupLabels": {"alertname": "High memory usage"},
+        "commonLabels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1"},
+        "commonAnnotations": {},
+        "externalURL": format!("{grafana}/"),
+        "version": "1",
+        "groupKey": "{}/{}:{alertname=\"High memory usage\"}",
+        "truncatedAlerts": 0,
+        "title": "[FIRING:1] High memory usage (blue us-1)",
+        "state": "alerting",
+        "message": "**Firing**\n\nValue: B=92.6, C=1\nLabels:\n - alertname = High memory usage\n",
+    });
+    serde_json::to_string_pretty(&body).ok()
+}
+
+/// What HertzBeat's webhook template (`2-WebhookTemplate.txt`) writes, with times in
+/// `zone`, for one firing alert without annotations: the comma after `startAt` it leaves is kept, as HertzBeat sends it.
+fn hertzbeat(started: Timestamp, zone: &TimeZone) -> String {
+    let started = started
+        .to_zoned_datetime(zone.clone())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    format!(
+        r#"{{
+  "title": "🔔 HertzBeat Alert Notification",
+  "status": "firing",
+  "commonLabels": {{
+    "severity": "❤️ Critical",
+    "alertName": "HighCpuUsage"
+  }},
+  "alerts": [
+    {{
+      "index": 1,
+      "labels": {{
+        "alertname": "HighCpuUsage",
+        "instance": "db-1:22",
+        "severity": "critical"
+      }},
+      "content": "CPU usage of db-1 is 93.5%, above 90%",
+      "triggerTimes": 3,
+      "startAt": "{started}",
+    }}
+  ],
+  "commonAnnotations": {{
+  }}
+}}
+"#
+    )
 }

@@ -44,6 +44,8 @@ pub(super) struct PageView {
     strategies: Vec<StrategyView>,
     samples: Vec<(&'static str, &'static str)>,
     pub(super) chosen_sample: String,
+    /// The source the payload was read as (`alertmanager`, `grafana`, `hertzbeat`).
+    pub(super) chosen_source: &'static str,
     pub(super) payload: String,
     pub(super) preview: Option<PreviewView>,
     pub(super) preview_error: Option<String>,
@@ -235,6 +237,7 @@ pub(super) fn status(
         strategies: strategies(app, snapshot, now),
         samples: samples::SAMPLES.to_vec(),
         chosen_sample: String::new(),
+        chosen_source: "alertmanager",
         payload: String::new(),
         preview: None,
         preview_error: None,
