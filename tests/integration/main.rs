@@ -25,6 +25,7 @@ mod operations;
 mod reliability;
 mod self_monitoring;
 mod slow_disk;
+mod sources;
 mod status_page;
 mod supersede;
 mod upgrade;

@@ -245,7 +245,7 @@ async fn metrics_pass_promtool_and_name_every_series() {
     let (status, text) = bridge.get("/metrics").await;
     assert_eq!(status, 200);
     for name in [
-        "alertmanager_dingtalk_webhooks_total{outcome=\"accepted\"} 1",
+        "alertmanager_dingtalk_webhooks_total{source=\"alertmanager\",outcome=\"accepted\"} 1",
         "alertmanager_dingtalk_alerts_received_total{status=\"firing\"} 1",
         "alertmanager_dingtalk_alerts_routed_total{strategy=\"default\"} 1",
         "alertmanager_dingtalk_alerts_unrouted_total 0",

@@ -371,7 +371,7 @@ strategies:
     );
     bridge
         .wait_for_metric(
-            r#"alertmanager_dingtalk_webhooks_total{outcome="queue_full"}"#,
+            r#"alertmanager_dingtalk_webhooks_total{source="alertmanager",outcome="queue_full"}"#,
             1.0,
         )
         .await;
@@ -484,7 +484,7 @@ async fn a_full_queue_disk_refuses_webhooks_until_space_is_back() {
         .await;
     assert!(
         bridge
-            .metric(r#"alertmanager_dingtalk_webhooks_total{outcome="queue_error"}"#)
+            .metric(r#"alertmanager_dingtalk_webhooks_total{source="alertmanager",outcome="queue_error"}"#)
             .await
             >= 40.0
     );

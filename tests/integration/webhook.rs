@@ -297,7 +297,9 @@ async fn bad_requests_get_a_4xx_with_a_one_line_reason() {
     assert_eq!(bridge.get("/alertmanager").await.0, 405);
     assert_eq!(
         bridge
-            .metric(r#"alertmanager_dingtalk_webhooks_total{outcome="invalid"}"#)
+            .metric(
+                r#"alertmanager_dingtalk_webhooks_total{source="alertmanager",outcome="invalid"}"#
+            )
             .await,
         4.0
     );
@@ -392,7 +394,7 @@ async fn with_auth_configured_webhooks_and_admin_endpoints_need_the_bearer_token
     );
     assert_eq!(
         bridge
-            .metric(r#"alertmanager_dingtalk_webhooks_total{outcome="unauthorized"}"#)
+            .metric(r#"alertmanager_dingtalk_webhooks_total{source="alertmanager",outcome="unauthorized"}"#)
             .await,
         6.0
     );
