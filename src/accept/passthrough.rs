@@ -84,15 +84,25 @@ pub async fn send_now(
         };
         let alerts = message.summary.alerts.len();
         let card = CardGroup::of(robot, &message.message, &message.summary);
-        let sent = send_message(
-            delivery,
-            snapshot,
-            robot,
-            (&message.message, card),
-            &message.strategy,
-            alerts,
-        );
-        if let Err(refused) = sent.await {
+        let strategy = &message.strategy;
+        let sent = match robot.pool_members() {
+            None => {
+                let message = (&message.message, card);
+                send_message(delivery, snapshot, robot, message, strategy, alerts).await
+            }
+            Some(_) => {
+                send_through_pool(
+                    delivery,
+                    snapshot,
+                    robot,
+                    &message.message,
+                    strategy,
+                    alerts,
+                )
+                .await
+            }
+        };
+        if let Err(refused) = sent {
             return Ok(refused);
         }
         delivered += 1;
@@ -107,6 +117,51 @@ pub async fn send_now(
     Ok(Passed::Delivered {
         messages: delivered,
     })
+}
+
+/// Sends one message (of `strategy`, carrying `alerts`) to the pool `pool`: through its
+/// members in the order [`deliver::pool::Members::order`] gives, each passed over as the
+/// queue's worker would pass it over (paused, failing, refused while another may
+/// deliver); the first other answer, or the last member's, is the pool's.
+async fn send_through_pool(
+    delivery: &Delivery,
+    snapshot: &Snapshot,
+    pool: &Robot,
+    message: &Message,
+    strategy: &str,
+    alerts: usize,
+) -> Result<(), Passed> {
+    let members = pool.pool_members().unwrap_or_default();
+    let order = delivery
+        .pools
+        .order(snapshot, &delivery.gates, members, Instant::now());
+    let mut last = Passed::Busy {
+        robot: pool.name.clone(),
+    };
+    for (member, _) in order {
+        let sent = send_message(
+            delivery,
+            snapshot,
+            &member,
+            (message, None),
+            strategy,
+            alerts,
+        );
+        match sent.await {
+            Ok(()) => {
+                delivery.pools.delivered(&pool.name, &member.name);
+                return Ok(());
+            }
+            Err(Passed::Failed { robot, failure }) => {
+                if !deliver::pool::passes_on(delivery, pool, &member, &failure) {
+                    return Err(Passed::Failed { robot, failure });
+                }
+                last = Passed::Failed { robot, failure };
+            }
+            Err(other) => last = other,
+        }
+    }
+    Err(last)
 }
 
 /// Sends one message (of `strategy`, carrying `alerts`, for the log), shortened as often

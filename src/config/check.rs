@@ -11,6 +11,7 @@ use jiff::tz::TimeZone;
 
 use super::BearerToken;
 use super::checker::Checker;
+use super::pools::POOL_PREFIX;
 use super::raw::{RawAuth, RawConfig};
 use super::robots::{CARDS_NEED_APPS, RobotUrls};
 use super::values::{duration, http_url, time_zone};
@@ -137,10 +138,10 @@ impl Checker {
         if let Some(Some(cluster)) = &cluster {
             self.check_shares(&top, &robots, cluster.replicas);
         }
-        let pools = self.pools(&top.key("pools"), raw.pools, &robots);
-        let declared: BTreeSet<String> =
-            declared.into_iter().chain(pools.keys().cloned()).collect();
-        robots.extend(pools);
+        // Every pool is a name strategies may use, even one with mistakes of its own.
+        let pool_names = raw.pools.keys().map(|name| format!("{POOL_PREFIX}{name}"));
+        let declared: BTreeSet<String> = declared.into_iter().chain(pool_names).collect();
+        robots.extend(self.pools(&top.key("pools"), raw.pools, &robots));
         if alertmanager.is_none() {
             for (name, _) in robots.iter().filter(|(_, r)| r.commands.is_some()) {
                 self.error(

@@ -2,7 +2,8 @@
 //! robot ([`worker`]) drains the robot's queue: a group's newer state supersedes its
 //! pending older ones ([`supersede`]), and a backlog is merged into digests ([`digest`]);
 //! [`send()`] is the one place a message goes out, for the worker and for
-//! passthrough webhooks alike. The slot each send takes comes from [`crate::limit`].
+//! passthrough webhooks alike. A pool's queue is delivered through its members
+//! ([`pool`]). The slot each send takes comes from [`crate::limit`].
 //!
 //! [`Delivery`] holds the parts the workers share: the configuration in force (looked up
 //! at send time, so a reload applies to pending messages too), the queue, the gates and
@@ -12,6 +13,7 @@
 pub mod cards;
 pub mod digest;
 mod outgoing;
+pub mod pool;
 mod send;
 pub mod supersede;
 mod worker;
@@ -45,6 +47,8 @@ pub struct Delivery {
     pub gates: Arc<Gates>,
     /// The cards of robots that send cards.
     pub cards: Arc<Cards>,
+    /// The health of pools' members.
+    pub pools: pool::Members,
     workers: Mutex<BTreeMap<String, JoinHandle<()>>>,
 }
 
@@ -63,6 +67,7 @@ impl Delivery {
             metrics,
             cards,
             gates: Arc::default(),
+            pools: pool::Members::default(),
             workers: Mutex::default(),
         }
     }
@@ -107,6 +112,15 @@ impl Delivery {
                 self.metrics.retire_robot(&robot);
             }
         }
+        let members: Vec<(&str, &str, bool)> = snapshot
+            .config
+            .robots
+            .values()
+            .filter_map(|pool| Some((pool.name.as_str(), pool.pool_members()?)))
+            .flat_map(|(pool, members)| members.iter().map(move |m| (pool, m.as_str())))
+            .map(|(pool, m)| (pool, m, self.pools.is_up(&self.gates, m, instant)))
+            .collect();
+        self.metrics.pools.set_members(&members);
     }
 
     /// Gives pending messages up to `timeout` to be delivered, then stops the workers

@@ -1,6 +1,8 @@
 //! The per-robot worker: waits for a slot in the robot's gate, takes the robot's oldest
 //! pending messages, sends them (merged into a digest when more are pending than the
-//! window can send), and acts on DingTalk's answer.
+//! window can send), and acts on DingTalk's answer. A pool's worker does the same for the
+//! pool's queue through whichever member [`pool`] puts first, and leaves a message a
+//! member could not send to the others.
 //!
 //! Messages leave the queue only when DingTalk accepted them, or as dead letters: after a
 //! permanent error, when older than `delivery.max_age`, or when their robot was removed
@@ -18,7 +20,7 @@ use tokio::time::Instant;
 
 use super::outgoing::Outgoing;
 use super::supersede::{self, Line};
-use super::{Delivery, Failure, digest};
+use super::{Delivery, Failure, digest, pool};
 
 use crate::dingtalk::{MIN_BUDGET, Retry, Robot};
 use crate::limit::{self, Gate, Take};
@@ -44,9 +46,9 @@ fn jittered_backoff(attempt: u32) -> Duration {
     backoff(attempt, 0.5 + fastrand::f64() / 2.0)
 }
 
-/// Delivers `robot`'s queue until the task is aborted.
-pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
-    let gate = delivery.gate(&robot);
+/// Delivers the queue `queue_name` (a robot, or a pool through its members) until the task
+/// is aborted.
+pub(super) async fn run(delivery: Arc<Delivery>, queue_name: String) {
     let queue = &delivery.queue;
     // Sends of the message at the front so far, for the log; retryable failures in a
     // row, for the backoff; failures to read or write the queue in a row.
@@ -55,61 +57,75 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
     let mut queue_failures = 0u32;
     let mut settle_at = Instant::now();
     loop {
-        if queue.unsettled(&robot) > 0 && Instant::now() >= settle_at {
-            match queue.settle(&robot).await {
+        if queue.unsettled(&queue_name) > 0 && Instant::now() >= settle_at {
+            match queue.settle(&queue_name).await {
                 Ok(()) => queue_failures = 0,
                 Err(error) => {
                     queue_failures += 1;
                     settle_at = Instant::now() + jittered_backoff(queue_failures);
                     tracing::warn!(
                         message = "Cannot write deliveries and dead letters to the queue yet; will retry.",
-                        %robot,
-                        unsettled = queue.unsettled(&robot),
+                        robot = %queue_name,
+                        unsettled = queue.unsettled(&queue_name),
                         %error,
                     );
                 }
             }
         }
-        if queue.unsettled(&robot) > 0 {
+        if queue.unsettled(&queue_name) > 0 {
             tokio::select! {
-                () = queue.wait_pending(&robot) => {}
+                () = queue.wait_pending(&queue_name) => {}
                 () = tokio::time::sleep_until(settle_at) => continue,
             }
         } else {
-            queue.wait_pending(&robot).await;
+            queue.wait_pending(&queue_name).await;
         }
 
         let snapshot = delivery.config.snapshot();
-        let Some(robot_config) = snapshot.config.robots.get(&robot).cloned() else {
+        let Some(queued_for) = snapshot.config.robots.get(&queue_name).cloned() else {
             let removed = "the robot is no longer configured";
-            match bury_all(&delivery, &robot, "robot_removed", removed).await {
+            match bury_all(&delivery, &queue_name, "robot_removed", removed).await {
                 Ok(()) => queue_failures = 0,
                 Err(error) => {
                     queue_failures += 1;
-                    tracing::error!(message = "Cannot read the queue.", %robot, %error);
+                    tracing::error!(message = "Cannot read the queue.", robot = %queue_name, %error);
                     tokio::time::sleep(jittered_backoff(queue_failures)).await;
                 }
             }
             continue;
         };
-        let limit = robot_config.rate_limit;
         let now = Instant::now();
-        let slot = gate.next_slot(limit, now);
+        let Some((robot_config, slot)) = pool::sender(&delivery, &snapshot, &queued_for, now)
+        else {
+            // A pool none of whose robots is configured: validation refuses it.
+            tokio::time::sleep(MAX_BACKOFF).await;
+            continue;
+        };
         if slot > now {
-            // Waited for without the lane, and looked at again with the config then in
+            // Waited for without the queue_name, and looked at again with the config then in
             // force.
             tokio::time::sleep_until(slot).await;
             continue;
         }
 
-        let lane = gate.lane().await;
-        let send = match choose(&delivery, &snapshot, &robot_config, &gate).await {
+        let gate = delivery.gate(&robot_config.name);
+        let held = gate.lane().await;
+        let room = pool::room(&delivery, &snapshot, &queued_for);
+        let chosen = choose(
+            &delivery,
+            &snapshot,
+            (&queue_name, &robot_config),
+            &gate,
+            room,
+        )
+        .await;
+        let send = match chosen {
             Ok(Some(send)) => send,
             Ok(None) => continue,
             Err(error) => {
-                drop(lane);
+                drop(held);
                 queue_failures += 1;
-                tracing::error!(message = "Cannot read the queue.", %robot, %error);
+                tracing::error!(message = "Cannot read the queue.", robot = %queue_name, %error);
                 tokio::time::sleep(jittered_backoff(queue_failures)).await;
                 continue;
             }
@@ -118,7 +134,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
         // Alone, only a passthrough webhook can have taken the slot since it was seen
         // free; in a cluster, the other replicas' sends are known only now.
         let deadline = snapshot.cluster.is_none().then(Instant::now);
-        let Ok(reserved) = limit::reserve(&lane, &snapshot, &robot_config, deadline).await else {
+        let Ok(reserved) = limit::reserve(&held, &snapshot, &robot_config, deadline).await else {
             continue;
         };
         attempt += 1;
@@ -131,14 +147,27 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
             (&send.message, send.post(&delivery.cards, &robot_config)),
         )
         .await;
-        drop(lane);
+        drop(held);
         let Err(failure) = result else {
-            delivered(&delivery, &robot_config, &send, attempt).await;
+            delivered(&delivery, (&queue_name, &robot_config), &send, attempt).await;
+            if queued_for.pool_members().is_some() {
+                delivery.pools.delivered(&queue_name, &robot_config.name);
+            }
             (attempt, retries) = (0, 0);
             continue;
         };
+        if pool::passes_on(&delivery, &queued_for, &robot_config, &failure) {
+            continue;
+        }
         let retry = failure.retry;
-        let given_up = failed(&delivery, &robot_config, &send, failure, attempt).await;
+        let given_up = failed(
+            &delivery,
+            (&queue_name, &robot_config),
+            &send,
+            failure,
+            attempt,
+        )
+        .await;
         if given_up {
             (attempt, retries) = (0, 0);
         } else if retry == Retry::Later {
@@ -158,16 +187,16 @@ pub(super) async fn run(delivery: Arc<Delivery>, robot: String) {
 async fn choose(
     delivery: &Delivery,
     snapshot: &Snapshot,
-    robot: &Robot,
+    (queue_name, robot): (&str, &Robot),
     gate: &Gate,
+    room: usize,
 ) -> Result<Option<Outgoing>, QueueError> {
     let queue = &delivery.queue;
-    let depth = queue.depth(&robot.name);
-    let room = limit::room(snapshot, gate, robot);
+    let depth = queue.depth(queue_name);
     let many = limit::pace(depth, room, robot.rate_limit) == Take::Digest
-        || queue.has_repeated_group(&robot.name);
+        || queue.has_repeated_group(queue_name);
     let pending = queue
-        .oldest(&robot.name, if many { BATCH } else { 1 })
+        .oldest(queue_name, if many { BATCH } else { 1 })
         .await?;
     let unread = depth.saturating_sub(pending.len());
     let budget = gate.size_budget(robot);
@@ -183,7 +212,7 @@ async fn choose(
         });
     bury(
         delivery,
-        &robot.name,
+        queue_name,
         expired.into_iter().flat_map(Line::into_envelopes).collect(),
         "expired",
         "older than delivery.max_age",
@@ -219,7 +248,7 @@ async fn choose(
         .metrics
         .coalesced_messages
         .get_or_create(&RobotLabels {
-            robot: robot.name.clone(),
+            robot: queue_name.to_owned(),
         })
         .inc_by(envelopes.len() as u64);
     Ok(Some(Outgoing {
@@ -231,9 +260,14 @@ async fn choose(
     }))
 }
 
-/// Acknowledges what DingTalk accepted.
-async fn delivered(delivery: &Delivery, robot: &Robot, send: &Outgoing, attempt: u32) {
-    if let Err(error) = delivery.queue.ack(&robot.name, send.ids()).await {
+/// Acknowledges what DingTalk accepted from `robot`, in the queue `queue_name`.
+async fn delivered(
+    delivery: &Delivery,
+    (queue_name, robot): (&str, &Robot),
+    send: &Outgoing,
+    attempt: u32,
+) {
+    if let Err(error) = delivery.queue.ack(queue_name, send.ids()).await {
         tracing::error!(
             message = "Cannot remove delivered messages from the queue file yet; they are kept from being sent again, and removed once the file can be written.",
             robot = %robot.name,
@@ -245,13 +279,14 @@ async fn delivered(delivery: &Delivery, robot: &Robot, send: &Outgoing, attempt:
             .metrics
             .messages_superseded
             .get_or_create(&RobotLabels {
-                robot: robot.name.clone(),
+                robot: queue_name.to_owned(),
             })
             .inc_by(send.superseded as u64);
     }
     tracing::info!(
         message = "Delivered message.",
         robot = %robot.name,
+        queue = %queue_name,
         strategy = %send.strategy,
         alerts = send.alerts(),
         merged = send.envelopes.len(),
@@ -260,11 +295,11 @@ async fn delivered(delivery: &Delivery, robot: &Robot, send: &Outgoing, attempt:
     );
 }
 
-/// Logs a failed send, and buries its messages if it cannot succeed; returns whether it
-/// did.
+/// Logs a failed send of `robot`, and buries its messages (in the queue `queue_name`) if it
+/// cannot succeed; returns whether it did.
 async fn failed(
     delivery: &Delivery,
-    robot: &Robot,
+    (queue_name, robot): (&str, &Robot),
     send: &Outgoing,
     failure: Failure,
     attempt: u32,
@@ -305,7 +340,7 @@ async fn failed(
     let reason = error.metric_code();
     bury(
         delivery,
-        &robot.name,
+        queue_name,
         send.envelopes.clone(),
         &reason,
         &hopeless,

@@ -111,6 +111,18 @@ impl SendError {
         )
     }
 
+    /// Whether DingTalk refused the robot rather than the message: its token (300001,
+    /// 300005, 400101), its security settings (310000: keyword, signature, clock, IP
+    /// allowlist), its state in the group (400102, 400106). Another robot of the same group
+    /// may deliver what this one cannot.
+    pub fn is_robots_fault(&self) -> bool {
+        matches!(
+            self,
+            SendError::Rejected { errcode, .. }
+                if matches!(errcode, 300001 | 300005 | 310000 | 400101 | 400102 | 400106)
+        )
+    }
+
     /// The label used for this failure in the `dingtalk_errors_total` metric.
     pub fn metric_code(&self) -> String {
         match self {

@@ -96,6 +96,7 @@ impl Gates {
                 .config
                 .robots
                 .values()
+                .filter(|robot| robot.pool_members().is_none())
                 .map(|robot| {
                     let sends = self.gate(&robot.name).sends(now);
                     (robot.name.clone(), robot.rate_limit, sends)

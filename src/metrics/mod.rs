@@ -1,5 +1,6 @@
 //! The service's own metrics, all prefixed `alertmanager_dingtalk_`; [`quota`] counts
-//! OpenAPI calls against DingTalk's monthly quota, [`response`] how fast people respond.
+//! OpenAPI calls against DingTalk's monthly quota, [`response`] how fast people respond,
+//! [`pools`] the members of robot pools.
 //!
 //! Served in the Prometheus text format (0.0.4), which every Prometheus and `promtool`
 //! read, or in OpenMetrics when the scraper asks for it.
@@ -16,6 +17,7 @@ use prometheus_client::registry::Registry;
 
 mod connections;
 mod labels;
+pub mod pools;
 pub mod quota;
 pub mod response;
 
@@ -73,6 +75,8 @@ pub struct Metrics {
     pub openapi_quota_warning: Gauge,
     /// Time to acknowledge and to resolve, escalations.
     pub response: response::Response,
+    /// Robot pools' members.
+    pub pools: pools::Pools,
     /// 1 if the last config load succeeded.
     pub config_last_reload_successful: Gauge,
     /// Unix time of the last successful config load.
@@ -115,6 +119,7 @@ impl Metrics {
             openapi_month_calls: Gauge::default(),
             openapi_quota_warning: Gauge::default(),
             response: response::Response::new(),
+            pools: pools::Pools::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
         };
@@ -242,6 +247,7 @@ impl Metrics {
             m.config_last_reload_success_timestamp.clone(),
         );
         m.response.register(r);
+        m.pools.register(r);
         r.register(
             "build_info",
             "Version of the running binary (always 1)",

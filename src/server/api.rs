@@ -74,14 +74,20 @@ pub fn queue_report(app: &App, snapshot: &Snapshot) -> Vec<RobotQueue> {
             let robot_stats = stats.get(robot).copied().unwrap_or_default();
             let robot_gate = delivery.gate(robot);
             let gate = robot_gate.view(instant_now);
+            // A pool's window is its robots' windows together.
+            let members = robots.get(robot).and_then(|r| r.pool_members());
+            let in_window = |name: &String| delivery.gate(name).view(instant_now).in_window;
             RobotQueue {
                 configured: robots.contains_key(robot),
                 depth: robot_stats.depth,
                 oldest_age_seconds: robot_stats
                     .oldest
                     .map(|t| now.duration_since(t).as_secs_f64().max(0.0)),
-                sent_in_window: gate.in_window,
-                rate_limit: robots.get(robot).map(|r| r.rate_limit.to_string()),
+                sent_in_window: members.map_or(gate.in_window, |m| m.iter().map(in_window).sum()),
+                rate_limit: robots.get(robot).map(|r| match members {
+                    Some(members) => format!("{} × {}", members.len(), r.rate_limit),
+                    None => r.rate_limit.to_string(),
+                }),
                 paused_until: gate.paused_until.and_then(wall),
                 last_delivery: gate.last_delivery,
                 size_budget: robots

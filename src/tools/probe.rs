@@ -40,8 +40,37 @@ pub fn message(robot: &Robot, text: &str) -> Message {
     }
 }
 
-/// Sends the test message with `text` to `robot` under `snapshot`, through `delivery`.
+/// Sends the test message with `text` to `robot` under `snapshot`, through `delivery`; to
+/// each robot of a pool, delivered only when every one delivered it.
 pub async fn send(delivery: &Delivery, snapshot: &Snapshot, robot: &Robot, text: &str) -> Probe {
+    let Some(members) = robot.pool_members() else {
+        return send_one(delivery, snapshot, robot, text).await;
+    };
+    let mut report = format!(
+        "{} is a pool: each of its robots is sent the test message.\n",
+        robot.name
+    );
+    let mut outcome = Passed::Delivered { messages: 0 };
+    for member in members.iter().filter_map(|m| snapshot.config.robots.get(m)) {
+        let probe = send_one(delivery, snapshot, member, text).await;
+        let _ = write!(report, "\nrobot {}: {}", member.name, probe.report);
+        outcome = match (outcome, probe.outcome) {
+            (Passed::Delivered { messages }, Passed::Delivered { .. }) => Passed::Delivered {
+                messages: messages + 1,
+            },
+            (Passed::Delivered { .. }, failed) => failed,
+            (failed, _) => failed,
+        };
+    }
+    Probe {
+        delivered: matches!(outcome, Passed::Delivered { .. }),
+        report,
+        outcome,
+    }
+}
+
+/// [`send`] to one robot.
+async fn send_one(delivery: &Delivery, snapshot: &Snapshot, robot: &Robot, text: &str) -> Probe {
     let message = message(robot, text);
     let outcome = match passthrough::send_message(
         delivery,

@@ -22,6 +22,7 @@ mod flapping;
 mod limits;
 mod migration;
 mod operations;
+mod pools;
 mod reliability;
 mod self_monitoring;
 mod slow_disk;

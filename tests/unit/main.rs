@@ -37,6 +37,7 @@ mod oncall;
 mod openapi_answers;
 mod passthrough;
 mod payload;
+mod pools;
 mod queue;
 mod rate_window;
 mod render;

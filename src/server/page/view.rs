@@ -109,6 +109,8 @@ struct RobotView {
     last_delivery: Option<String>,
     last_error: Option<LastError>,
     dead_letters: usize,
+    /// A pool's robots, each with why it is passed over (`None` while it is up).
+    members: Vec<(String, Option<String>)>,
 }
 
 /// A robot's last failure, its time as the page shows times.
@@ -298,7 +300,14 @@ fn robots(app: &App, snapshot: &Snapshot) -> Vec<RobotView> {
                 .cluster
                 .as_ref()
                 .and_then(|cluster| cluster.room(&queue.robot));
+            let now = tokio::time::Instant::now();
+            let pools = &app.delivery.pools;
+            let members = robot.and_then(|r| r.pool_members()).unwrap_or_default();
             RobotView {
+                members: members
+                    .iter()
+                    .map(|m| (m.clone(), pools.why_down(&app.delivery.gates, m, now)))
+                    .collect(),
                 configured: queue.configured,
                 url: robot.map(|r| r.redacted_url()).unwrap_or_default(),
                 signed: robot.is_some_and(|r| r.is_signed()),

@@ -330,6 +330,20 @@ impl FakeDingTalk {
         self.shared.lock().openapi.add(app);
     }
 
+    /// Deletes the webhook robot of `token`, as removing it from its group does: its
+    /// requests are answered 300001 "token is not exist" from now on.
+    pub fn delete_robot(&self, token: &str) {
+        self.shared.lock().robots.remove(token);
+    }
+
+    /// Blocks the webhook robot of `token` for its `block_for` from now, as DingTalk does
+    /// a robot that sent too fast: 130101 to everything until then.
+    pub fn block_robot(&self, token: &str) {
+        if let Some(robot) = self.shared.lock().robots.get_mut(token) {
+            robot.block(Instant::now());
+        }
+    }
+
     /// Makes every access token given out so far invalid, as if DingTalk had revoked them.
     pub fn revoke_tokens(&self) {
         self.shared.lock().openapi.revoke_tokens();

@@ -43,6 +43,11 @@ impl RobotState {
         }
     }
 
+    /// Blocks the robot from `now` for its `block_for`.
+    pub(super) fn block(&mut self, now: Instant) {
+        self.blocked_since = Some(now);
+    }
+
     /// Counts a request against the rate limit, blocking the robot when it is exceeded.
     fn admit(&mut self, now: Instant) -> Result<(), Answer> {
         if let Some(since) = self.blocked_since {
