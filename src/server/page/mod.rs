@@ -7,7 +7,9 @@
 //! Redis URL has its password masked.
 
 mod markdown;
+mod robots;
 mod samples;
+mod shown;
 mod view;
 
 use std::collections::BTreeMap;

@@ -1,9 +1,11 @@
 //! What the status page shows, gathered for `page.html`: the views and the functions
 //! that build them from the running service.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Serialize;
 
+use super::robots::{RobotView, robots};
+use super::shown::local;
 use super::{markdown, samples};
 use crate::app::App;
 use crate::dingtalk::stream::StreamState;
@@ -92,36 +94,6 @@ struct FailureView {
 }
 
 #[derive(Serialize)]
-struct RobotView {
-    name: String,
-    configured: bool,
-    url: String,
-    signed: bool,
-    app: Option<String>,
-    keywords: Vec<String>,
-    msgtype: Option<MsgType>,
-    rate_limit: Option<String>,
-    sent_in_window: usize,
-    cluster_room: Option<usize>,
-    paused_until: Option<String>,
-    depth: usize,
-    oldest_age: Option<String>,
-    last_delivery: Option<String>,
-    last_error: Option<LastError>,
-    dead_letters: usize,
-    /// A pool's robots, each with why it is passed over (`None` while it is up).
-    members: Vec<(String, Option<String>)>,
-}
-
-/// A robot's last failure, its time as the page shows times.
-#[derive(Serialize)]
-struct LastError {
-    error: String,
-    hint: String,
-    at: String,
-}
-
-#[derive(Serialize)]
 struct ClusterView {
     redis: String,
     reachable: bool,
@@ -164,13 +136,6 @@ struct MessageView {
     text: String,
     buttons: Vec<Button>,
     body: String,
-}
-
-/// `at` to the second in the config's `timezone`, as templates show times.
-fn local(at: Timestamp, snapshot: &Snapshot) -> String {
-    at.to_zoned_datetime(snapshot.config.timezone.clone())
-        .strftime("%Y-%m-%d %H:%M:%S %Z")
-        .to_string()
 }
 
 /// The page's status part at `now`, with the outcome of a test message if one was sent.
@@ -288,52 +253,6 @@ fn on_call(
         episodes,
         error,
     })
-}
-
-fn robots(app: &App, snapshot: &Snapshot) -> Vec<RobotView> {
-    let dead = app.delivery.queue.dead_counts();
-    api::queue_report(app, snapshot)
-        .into_iter()
-        .map(|queue| {
-            let robot = snapshot.config.robots.get(&queue.robot);
-            let room = snapshot
-                .cluster
-                .as_ref()
-                .and_then(|cluster| cluster.room(&queue.robot));
-            let now = tokio::time::Instant::now();
-            let pools = &app.delivery.pools;
-            let members = robot.and_then(|r| r.pool_members()).unwrap_or_default();
-            RobotView {
-                members: members
-                    .iter()
-                    .map(|m| (m.clone(), pools.why_down(&app.delivery.gates, m, now)))
-                    .collect(),
-                configured: queue.configured,
-                url: robot.map(|r| r.redacted_url()).unwrap_or_default(),
-                signed: robot.is_some_and(|r| r.is_signed()),
-                app: robot.and_then(|r| r.app_note()),
-                keywords: robot.map(|r| r.keywords.clone()).unwrap_or_default(),
-                msgtype: robot.map(|r| r.msgtype),
-                rate_limit: queue.rate_limit,
-                sent_in_window: queue.sent_in_window,
-                cluster_room: room,
-                paused_until: queue.paused_until.map(|at| local(at, snapshot)),
-                depth: queue.depth,
-                oldest_age: queue.oldest_age_seconds.map(|seconds| {
-                    let whole = SignedDuration::from_secs(seconds as i64);
-                    format!("{whole:#}")
-                }),
-                last_delivery: queue.last_delivery.map(|at| local(at, snapshot)),
-                last_error: queue.last_error.map(|error| LastError {
-                    at: local(error.at, snapshot),
-                    error: error.error,
-                    hint: error.hint,
-                }),
-                dead_letters: dead.get(&queue.robot).copied().unwrap_or(0),
-                name: queue.robot,
-            }
-        })
-        .collect()
 }
 
 fn strategies(app: &App, snapshot: &Snapshot, now: Timestamp) -> Vec<StrategyView> {
