@@ -170,6 +170,19 @@ impl Config {
     /// A one-line summary for `check` and the start-up log.
     pub fn summary(&self) -> String {
         let signed = self.robots.values().filter(|r| r.is_signed()).count();
+        let pool_count = self
+            .robots
+            .values()
+            .filter(|r| r.pool_members().is_some())
+            .count();
+        let pools = match pool_count {
+            0 => String::new(),
+            count => format!(", {count} pools"),
+        };
+        let grafana_signed = match self.sources.grafana_hmac {
+            Some(_) => ", Grafana's webhooks signed",
+            None => "",
+        };
         let apps = match self.robots.values().filter(|r| r.is_app()).count() {
             0 => String::new(),
             apps => format!(", {apps} of applications"),
@@ -199,9 +212,9 @@ impl Config {
             None => String::new(),
         };
         format!(
-            "{}: {} robots ({} signed{apps}), {} strategies, {queue}, listen {}{auth}{cluster}{actions}",
+            "{}: {} robots ({} signed{apps}){pools}, {} strategies, {queue}, listen {}{auth}{grafana_signed}{cluster}{actions}",
             self.file.display(),
-            self.robots.len(),
+            self.robots.len() - pool_count,
             signed,
             self.strategies.len(),
             self.listen

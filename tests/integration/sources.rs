@@ -274,3 +274,41 @@ async fn render_reads_each_source() {
         wrong.stderr
     );
 }
+
+#[tokio::test]
+async fn the_preview_has_a_sample_of_each_source_and_reads_a_pasted_payload_as_its_source() {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "")).await;
+    let form = Some("application/x-www-form-urlencoded");
+    for (sample, shown) in [
+        ("grafana", "values: B=92.6, C=1"),
+        ("hertzbeat", "CPU usage of db-1 is 93.5%, above 90%"),
+    ] {
+        let (status, page) = bridge
+            .post("/preview", format!("sample={sample}&payload="), form)
+            .await;
+        assert_eq!(status, 200, "{sample}");
+        assert!(
+            page.contains("class=\"bubble\"") && page.contains(shown),
+            "{sample}: {page}"
+        );
+    }
+    let pasted: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("source", "hertzbeat")
+        .append_pair("payload", &data("sources/hertzbeat-strict.json"))
+        .finish();
+    let (status, page) = bridge.post("/preview", pasted.clone(), form).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Disk /data of web-2 is 95% full"), "{page}");
+    // The same payload read as Alertmanager's is not one.
+    let (status, page) = bridge
+        .post(
+            "/preview",
+            pasted.replace("source=hertzbeat", "source=alertmanager"),
+            form,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("invalid Alertmanager payload"), "{page}");
+    assert!(dingtalk.requests().is_empty(), "a preview sends nothing");
+}

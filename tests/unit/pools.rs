@@ -35,6 +35,11 @@ fn a_pool_is_a_robot_strategies_name_with_its_members_settings() {
     assert_eq!(pool.redacted_url(), "pool of ops-a, ops-b, ops-c");
     assert!(!pool.is_app() && pool.commands.is_none());
     assert_eq!(config.strategies[0].robots, ["pool:ops"]);
+    let summary = config.summary();
+    assert!(
+        summary.contains(": 3 robots (1 signed), 1 pools, 1 strategies"),
+        "{summary}"
+    );
 }
 
 #[test]
