@@ -39,6 +39,7 @@ pub use http::HttpLimits;
 pub use pools::POOL_PREFIX;
 pub use source_map::{Path, Position, Segment, SourceMap};
 pub use sources::{GRAFANA_SIGNATURE_HEADER, GrafanaHmac, Sources};
+pub use tree::read_yaml;
 pub use values::duration as parse_duration;
 
 use crate::dingtalk::{MsgType, Robot, Secret};
@@ -354,22 +355,8 @@ pub fn load_with_env(
     let map = match SourceMap::parse(&text) {
         Ok(map) => map,
         Err(e) => {
-            let position = e
-                .location()
-                .map(|l| Position {
-                    line: l.line() as u32,
-                    column: l.column() as u32,
-                })
-                .unwrap_or_default();
-            // Without the snippet: it could show an expanded secret.
-            let message = e.without_snippet().to_string();
-            let message = message.lines().next().unwrap_or("invalid YAML");
-            // The position is already in front of the message.
-            let message = match message.rfind(" at line ") {
-                Some(at) => &message[..at],
-                None => message,
-            };
-            return fail(position, message.to_owned());
+            let (position, message) = tree::yaml_error(&e);
+            return fail(position, message);
         }
     };
     let raw: RawConfig = match tree::read(&map, &text) {

@@ -5,7 +5,9 @@
 //! Why not the YAML deserializer itself: the config's types are read once per start or
 //! reload, and each type the YAML parser's deserializer is built for costs several
 //! kilobytes of binary; read from the tree, they cost a fraction of that (issue 23 needed
-//! the room). The YAML parser still reads the text, once, into the tree.
+//! the room). The YAML parser still reads the text, once, into the tree. The web
+//! configuration and `migrate`'s input are read the same way ([`read_yaml`]; issue 24
+//! needed the room).
 //!
 //! A plain scalar is typed by what asks for it, as YAML deserializers do: `mobile:
 //! 13800000001` is a string to a string field. Its text is taken from the document, so
@@ -66,6 +68,44 @@ pub(super) fn read<'de, T: de::Deserialize<'de>>(
         text: None,
         source: text,
     })
+}
+
+/// Where the YAML parser's `error` is, and what it is in one line. Without the snippet of
+/// the text: it could show an expanded secret.
+pub(super) fn yaml_error(error: &serde_saphyr::Error) -> (Position, String) {
+    let position = error
+        .location()
+        .map(|l| Position {
+            line: l.line() as u32,
+            column: l.column() as u32,
+        })
+        .unwrap_or_default();
+    let message = error.without_snippet().to_string();
+    let message = message.lines().next().unwrap_or("invalid YAML");
+    // The position is said apart from the message.
+    let message = match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => message,
+    };
+    (position, message.to_owned())
+}
+
+/// Reads `T` from the YAML `text` as `config.yaml` is read: parsed once into the tree,
+/// then typed from it (this module), so that the binary holds one YAML deserializer whatever
+/// it reads (the web configuration, `migrate`'s input). An error reads `line L, column
+/// C: what is wrong`.
+pub fn read_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let located = |position: Position, message: String| {
+        format!(
+            "line {}, column {}: {message}",
+            position.line, position.column
+        )
+    };
+    let map = SourceMap::parse(text).map_err(|e| {
+        let (position, message) = yaml_error(&e);
+        located(position, message)
+    })?;
+    read(&map, text).map_err(|e| located(e.position.unwrap_or_default(), e.message))
 }
 
 /// One value of the tree as a deserializer.

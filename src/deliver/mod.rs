@@ -112,14 +112,13 @@ impl Delivery {
                 self.metrics.retire_robot(&robot);
             }
         }
-        let members: Vec<(&str, &str, bool)> = snapshot
-            .config
-            .robots
-            .values()
-            .filter_map(|pool| Some((pool.name.as_str(), pool.pool_members()?)))
-            .flat_map(|(pool, members)| members.iter().map(move |m| (pool, m.as_str())))
-            .map(|(pool, m)| (pool, m, self.pools.is_up(&self.gates, m, instant)))
-            .collect();
+        let mut members = Vec::new();
+        for pool in snapshot.config.robots.values() {
+            for member in pool.pool_members().unwrap_or_default() {
+                let up = self.pools.is_up(&self.gates, member, instant);
+                members.push((pool.name.as_str(), member.as_str(), up));
+            }
+        }
         self.metrics.pools.set_members(&members);
     }
 

@@ -99,7 +99,7 @@ impl Members {
                 (rank, usize::MAX - room, robot.clone(), slot.max(rank.1))
             })
             .collect();
-        ranked.sort_by_key(|(rank, fuller, _, _)| (*rank, *fuller));
+        ranked.sort_unstable_by_key(|(rank, fuller, _, _)| (*rank, *fuller));
         ranked
             .into_iter()
             .map(|(_, _, robot, ready)| (robot, ready))

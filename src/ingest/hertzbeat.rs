@@ -175,7 +175,10 @@ fn time(value: Option<&Value>, zone: &TimeZone, field: &str) -> Result<Option<Ti
     let parsed = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(text)) if text.trim().is_empty() => return Ok(None),
-        Some(Value::String(text)) => DateTime::strptime("%Y-%m-%d %H:%M:%S", text.trim())
+        // jiff's ISO 8601 reading takes a space between date and time.
+        Some(Value::String(text)) => text
+            .trim()
+            .parse::<DateTime>()
             .ok()
             .and_then(|civil| zone.to_timestamp(civil).ok())
             .or_else(|| text.trim().parse::<Timestamp>().ok())

@@ -125,8 +125,7 @@ pub fn migrate(file: &Path) -> Result<String, MigrateError> {
     let text = std::fs::read_to_string(file).map_err(|e| error(format!("cannot read: {e}")))?;
     // No unknown keys to report: prometheus-webhook-dingtalk reads its file with
     // `yaml.UnmarshalStrict`, so a file it runs with has none.
-    let value: Value =
-        serde_saphyr::from_str(&text).map_err(|e| error(e.without_snippet().to_string()))?;
+    let value: Value = crate::config::read_yaml(&text).map_err(error)?;
     let source = Source::from_value(&value);
     if source.targets.is_empty() {
         return Err(error("no `targets:`, nothing to migrate".to_owned()));

@@ -52,14 +52,13 @@ pub async fn send(delivery: &Delivery, snapshot: &Snapshot, robot: &Robot, text:
     );
     let mut outcome = Passed::Delivered { messages: 0 };
     for member in members.iter().filter_map(|m| snapshot.config.robots.get(m)) {
-        let probe = send_one(delivery, snapshot, member, text).await;
+        let probe = Box::pin(send_one(delivery, snapshot, member, text)).await;
         let _ = write!(report, "\nrobot {}: {}", member.name, probe.report);
         outcome = match (outcome, probe.outcome) {
             (Passed::Delivered { messages }, Passed::Delivered { .. }) => Passed::Delivered {
                 messages: messages + 1,
             },
-            (Passed::Delivered { .. }, failed) => failed,
-            (failed, _) => failed,
+            (Passed::Delivered { .. }, failed) | (failed, _) => failed,
         };
     }
     Probe {

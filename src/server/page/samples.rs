@@ -34,7 +34,7 @@ pub(super) fn source_of(name: &str) -> Source {
 pub(super) fn sample(name: &str, now: Timestamp, hertzbeat_zone: &TimeZone) -> Option<String> {
     let started = now - SignedDuration::from_mins(17);
     match name {
-        "grafana" => return grafana(started),
+        "grafana" => return Some(grafana(started)),
         "hertzbeat" => return Some(hertzbeat(started, hertzbeat_zone)),
         _ => {}
     }
@@ -129,43 +129,50 @@ pub(super) fn sample(name: &str, now: Timestamp, hertzbeat_zone: &TimeZone) -> O
 /// webhook notifier documentation (grafana.com/docs/grafana/latest/alerting/configure-
 /// notifications/manage-contact-points/integrations/webhook-notifier/), with a panel
 /// image as Grafana attaches it when image rendering is set up.
-fn grafana(started: Timestamp) -> Option<String> {
-    let grafana = "https://grafana.example.com";
-    let body = json!({
-        "receiver": "dingtalk",
-        "status": "firing",
-        "orgId": 1,
-        "alerts": [{
-            "status": "firing",
-            "labels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1"},
-            "annotations": {
-                "summary": "Memory usage of us-1 is above 90 %",
-                "runbook_url": "https://runbooks.example.com/memory",
-            },
-            "startsAt": started.to_string(),
-            "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": format!("{grafana}/alerting/grafana/f7a2c1/view?orgId=1"),
-            "fingerprint": "c6eadffa33fcdf37",
-            "silenceURL": format!("{grafana}/alerting/silence/new?alertmanager=grafana&matcher=alertname%3DHigh+memory+usage&matcher=team%3Dblue&matcher=zone%3Dus-1&orgId=1"),
-            "dashboardURL": format!("{grafana}/d/a1b2c3?orgId=1"),
-            "panelURL": format!("{grafana}/d/a1b2c3?orgId=1&viewPanel=4"),
-            "values": {"B": 92.6, "C": 1},
-            "valueString": "[ var='B' labels={zone=us-1} value=92.6 ], [ var='C' labels={zone=us-1} value=1 ]",
-            "imageURL": format!("{grafana}/public/img/attachments/p4.png"),
-        }],
-        "groupLabels": {"alertname": "High memory usage"},
-        "commonLabels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1"},
-        "commonAnnotations": {},
-        "externalURL": format!("{grafana}/"),
-        "version": "1",
-        "groupKey": "{}/{}:{alertname=\"High memory usage\"}",
-        "truncatedAlerts": 0,
-        "title": "[FIRING:1] High memory usage (blue us-1)",
-        "state": "alerting",
-        "message": "**Firing**\n\nValue: B=92.6, C=1\nLabels:\n - alertname = High memory usage\n",
-    });
-    serde_json::to_string_pretty(&body).ok()
+fn grafana(started: Timestamp) -> String {
+    // Written out rather than built with `json!`, which takes kilobytes of code per body.
+    format!(
+        r#"{{
+  "receiver": "dingtalk",
+  "status": "firing",
+  "orgId": 1,
+  "alerts": [
+    {{
+      "status": "firing",
+      "labels": {{ "alertname": "High memory usage", "team": "blue", "zone": "us-1" }},
+      "annotations": {{
+        "summary": "Memory usage of us-1 is above 90 %",
+        "runbook_url": "https://runbooks.example.com/memory"
+      }},
+      "startsAt": "{started}",
+      "endsAt": "0001-01-01T00:00:00Z",
+      "generatorURL": "{GRAFANA}/alerting/grafana/f7a2c1/view?orgId=1",
+      "fingerprint": "c6eadffa33fcdf37",
+      "silenceURL": "{GRAFANA}/alerting/silence/new?alertmanager=grafana&matcher=alertname%3DHigh+memory+usage&matcher=team%3Dblue&matcher=zone%3Dus-1&orgId=1",
+      "dashboardURL": "{GRAFANA}/d/a1b2c3?orgId=1",
+      "panelURL": "{GRAFANA}/d/a1b2c3?orgId=1&viewPanel=4",
+      "values": {{ "B": 92.6, "C": 1 }},
+      "valueString": "[ var='B' labels={{zone=us-1}} value=92.6 ], [ var='C' labels={{zone=us-1}} value=1 ]",
+      "imageURL": "{GRAFANA}/public/img/attachments/p4.png"
+    }}
+  ],
+  "groupLabels": {{ "alertname": "High memory usage" }},
+  "commonLabels": {{ "alertname": "High memory usage", "team": "blue", "zone": "us-1" }},
+  "commonAnnotations": {{}},
+  "externalURL": "{GRAFANA}/",
+  "version": "1",
+  "groupKey": "{{}}/{{}}:{{alertname=\"High memory usage\"}}",
+  "truncatedAlerts": 0,
+  "title": "[FIRING:1] High memory usage (blue us-1)",
+  "state": "alerting",
+  "message": "**Firing**\n\nValue: B=92.6, C=1\nLabels:\n - alertname = High memory usage\n"
+}}
+"#
+    )
 }
+
+/// The Grafana of the sample.
+const GRAFANA: &str = "https://grafana.example.com";
 
 /// What HertzBeat's webhook template (`2-WebhookTemplate.txt`) writes, with times in
 /// `zone`, for one firing alert without annotations: the comma after `startAt` it leaves is kept, as HertzBeat sends it.

@@ -87,7 +87,7 @@ fn load(file: &Path) -> Result<(WebConfig, Vec<PathBuf>), WebConfigError> {
         message,
     };
     let text = std::fs::read_to_string(file).map_err(|e| error(format!("cannot read it: {e}")))?;
-    let raw: RawWebConfig = serde_saphyr::from_str(&text).map_err(|e| error(e.to_string()))?;
+    let raw: RawWebConfig = crate::config::read_yaml(&text).map_err(error)?;
     let dir = file.parent().unwrap_or(Path::new("."));
     let mut read = vec![file.to_owned()];
     let transport = match &raw.tls_server_config {
