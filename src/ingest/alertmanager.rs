@@ -182,8 +182,14 @@ impl Notification {
 /// Parses an Alertmanager webhook body, answering with a one-line reason when it is not
 /// a notification.
 pub fn parse(body: &[u8]) -> Result<Notification, PayloadError> {
+    read(body, Source::Alertmanager)
+}
+
+/// Reads `body` as the payload `source` sends in Alertmanager's shape (Alertmanager's own,
+/// Grafana's): a notification with at least one alert, marked as from `source`.
+pub(super) fn read(body: &[u8], source: Source) -> Result<Notification, PayloadError> {
     let invalid = |reason: String| PayloadError {
-        from: Source::Alertmanager,
+        from: source,
         reason,
     };
     let mut notification: Notification =
@@ -191,6 +197,6 @@ pub fn parse(body: &[u8]) -> Result<Notification, PayloadError> {
     if notification.alerts.is_empty() {
         return Err(invalid("`alerts` is empty".to_owned()));
     }
-    notification.source = Source::Alertmanager;
+    notification.source = source;
     Ok(notification)
 }

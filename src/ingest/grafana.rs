@@ -27,16 +27,7 @@ pub const MAX_SKEW_SECONDS: i64 = 300;
 
 /// Parses a Grafana webhook body, answering with a one-line reason when it is not one.
 pub fn parse(body: &[u8]) -> Result<Notification, PayloadError> {
-    let invalid = |reason: String| PayloadError {
-        from: Source::Grafana,
-        reason,
-    };
-    let mut notification: Notification =
-        serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
-    if notification.alerts.is_empty() {
-        return Err(invalid("`alerts` is empty".to_owned()));
-    }
-    notification.source = Source::Grafana;
+    let mut notification = super::alertmanager::read(body, Source::Grafana)?;
     notification.group_key = format!("{GROUP_KEY_PREFIX}{}", notification.group_key);
     for alert in &mut notification.alerts {
         if alert.fingerprint.is_empty() {
