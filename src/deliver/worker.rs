@@ -102,7 +102,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, queue_name: String) {
             continue;
         };
         if slot > now {
-            // Waited for without the queue_name, and looked at again with the config then in
+            // Waited for without the lane, and looked at again with the config then in
             // force.
             tokio::time::sleep_until(slot).await;
             continue;

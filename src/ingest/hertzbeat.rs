@@ -4,14 +4,15 @@
 //! `hertzbeat-manager/src/main/resources/templates/2-WebhookTemplate.txt`, sent as is by
 //! `hertzbeat-alerter/.../notice/impl/WebHookAlertNotifyHandlerImpl.java`):
 //! `title`, `status`, `commonLabels`, `alerts` (each `labels`, `content`, `triggerTimes`,
-//! `startAt`, `activeAt`, `endAt`, `annotations`; releases before it named the last four
-//! `triggerCount`, `startTime`, `lastTrigger`, `endTime`, and both are read) and
+//! `startAt`, `activeAt`, `endAt`, `annotations`; another version of the template names
+//! the four `triggerCount`, `startTime`, `lastTrigger`, `endTime`, and both are read) and
 //! `commonAnnotations`. Times are `yyyy-MM-dd HH:mm:ss` in the HertzBeat server's zone
 //! (`sources.hertzbeat.timezone` here); a number is read as epoch milliseconds.
 //!
 //! The template's output is not always strict JSON: an optional field left out leaves
 //! its comma behind (`"startAt": "…",` before `}` when an alert has no `activeAt`,
-//! `endAt` or annotations, or `, ,` when it has one). [`drop_stray_commas`] removes
+//! `endAt` or annotations, or a line of a lone comma after one ending in a comma when it
+//! has them). [`drop_stray_commas`] removes
 //! exactly those commas before parsing; anything else that is not JSON is refused.
 //!
 //! What HertzBeat does not send is derived: each alert's fingerprint from its labels

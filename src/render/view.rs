@@ -228,9 +228,9 @@ impl<'a> AlertView<'a> {
                     .unwrap_or(group.now)
                     .duration_since(alert.starts_at),
             ),
-            silence_url: match (alert.silence_url.as_str(), group.source) {
-                ("", "alertmanager") => silence_url(&group.external_url, &alert.labels),
-                (own, _) => own.to_owned(),
+            silence_url: match group.source {
+                "alertmanager" => silence_url(&group.external_url, &alert.labels),
+                _ => alert.silence_url.clone(),
             },
             dashboard_url: &alert.dashboard_url,
             panel_url: &alert.panel_url,
