@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::{Delivery, Failure};
 use crate::dingtalk::{Retry, Robot, SendError};
-use crate::limit::{self, Gates};
+use crate::limit::{self, Gate, Gates};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
@@ -61,6 +61,21 @@ struct Health {
     failing: Option<(Instant, u32)>,
 }
 
+impl Health {
+    /// Since when and why DingTalk refused the robot, while that still passes it over at
+    /// `now` (for [`REFUSED_FOR`]).
+    fn refused_at(&self, now: Instant) -> Option<&(Instant, String)> {
+        self.refused
+            .as_ref()
+            .filter(|(since, _)| now < *since + REFUSED_FOR)
+    }
+
+    /// Until when it is backed off and after how many failures, while that is after `now`.
+    fn failing_at(&self, now: Instant) -> Option<(Instant, u32)> {
+        self.failing.filter(|(until, _)| *until > now)
+    }
+}
+
 /// The health of every pool member, by robot name.
 #[derive(Debug, Default)]
 pub struct Members(Mutex<BTreeMap<String, Health>>);
@@ -90,11 +105,12 @@ impl Members {
                 let gate = gates.gate(&robot.name);
                 let slot = gate.next_slot(robot.rate_limit, now);
                 let room = gate.room(robot.rate_limit, now);
-                let known = health.get(&robot.name).cloned().unwrap_or_default();
-                let rank = match (known.refused, known.failing) {
-                    (Some((since, _)), _) if now < since + REFUSED_FOR => (2, since),
-                    (_, Some((until, _))) if until > now => (1, until),
-                    _ => (0, slot),
+                let known = health.get(&robot.name);
+                let refused = known.and_then(|h| h.refused_at(now));
+                let rank = match (refused, known.and_then(|h| h.failing_at(now))) {
+                    (Some((since, _)), _) => (2, *since),
+                    (None, Some((until, _))) => (1, until),
+                    (None, None) => (0, slot),
                 };
                 (rank, usize::MAX - room, robot.clone(), slot.max(rank.1))
             })
@@ -108,38 +124,41 @@ impl Members {
 
     /// Whether `member` is neither refused nor failing at `now`, and its gate not paused.
     pub fn is_up(&self, gates: &Gates, member: &str, now: Instant) -> bool {
-        self.why_down(gates, member, now).is_none()
+        let held = self
+            .lock()
+            .get(member)
+            .is_some_and(|h| h.refused_at(now).is_some() || h.failing_at(now).is_some());
+        !held && !gates.is_paused(member, now)
     }
 
     /// Why `member` is passed over at `now`, for the status page; `None` while it is up.
     pub fn why_down(&self, gates: &Gates, member: &str, now: Instant) -> Option<String> {
         let health = self.lock().get(member).cloned().unwrap_or_default();
-        match (health.refused, health.failing) {
-            (Some((since, why)), _) if now < since + REFUSED_FOR => {
-                let again = (since + REFUSED_FOR)
-                    .saturating_duration_since(now)
-                    .as_secs();
-                Some(format!("refused: {why}; tried again in {again}s"))
-            }
-            (_, Some((until, failures))) if until > now => Some(format!(
-                "failing ({failures} in a row); tried again in {}s",
-                until.saturating_duration_since(now).as_secs()
-            )),
-            _ if gates.is_paused(member, now) => Some("paused by DingTalk".to_owned()),
-            _ => None,
+        if let Some((since, why)) = health.refused_at(now) {
+            let again = (*since + REFUSED_FOR)
+                .saturating_duration_since(now)
+                .as_secs();
+            return Some(format!("refused: {why}; tried again in {again}s"));
         }
+        if let Some((until, failures)) = health.failing_at(now) {
+            let again = until.saturating_duration_since(now).as_secs();
+            return Some(format!(
+                "failing ({failures} in a row); tried again in {again}s"
+            ));
+        }
+        gates
+            .is_paused(member, now)
+            .then(|| "paused by DingTalk".to_owned())
     }
 
     /// Whether a member of `members` other than `member` is not refused at `now`: one
     /// that may still deliver what `member` cannot.
     pub fn another_can_deliver(&self, members: &[String], member: &str, now: Instant) -> bool {
         let health = self.lock();
-        members.iter().filter(|m| *m != member).any(|m| {
-            health
-                .get(m)
-                .and_then(|h| h.refused.as_ref())
-                .is_none_or(|(since, _)| now >= *since + REFUSED_FOR)
-        })
+        members
+            .iter()
+            .filter(|m| *m != member)
+            .any(|m| health.get(m).is_none_or(|h| h.refused_at(now).is_none()))
     }
 
     /// Notes that `member` of `pool` delivered: whatever was wrong with it is over.
@@ -159,13 +178,14 @@ impl Members {
         (pool, member): (&str, &str),
         error: &SendError,
         backoff: impl Fn(u32) -> Duration,
-    ) -> Skip {
+    ) {
         let now = Instant::now();
+        let why = error.to_string();
         let skip = {
             let mut health = self.lock();
             let entry = health.entry(member.to_owned()).or_default();
             if error.is_robots_fault() {
-                entry.refused = Some((now, error.to_string()));
+                entry.refused = Some((now, why.clone()));
                 Skip::Refused
             } else {
                 let failures = entry.failing.map_or(0, |(_, n)| n) + 1;
@@ -173,8 +193,7 @@ impl Members {
                 Skip::Failing
             }
         };
-        self.skipped(metrics, (pool, member), skip, &error.to_string());
-        skip
+        self.skipped(metrics, (pool, member), skip, &why);
     }
 
     /// Logs and counts that `member` of `pool` was passed over for `skip`.
@@ -190,37 +209,40 @@ impl Members {
     }
 }
 
-/// What sends the next message of the queue of `queued_for` (a robot, or a pool), and
-/// when it may: the robot itself, or the member [`Members::order`] puts first. `None`
-/// for a pool none of whose members is configured.
+/// What sends the next message of the queue of `queued_for` (a robot, or a pool), its
+/// gate, and when it may: the robot itself, or the member [`Members::order`] puts first.
+/// `None` for a pool none of whose members is configured.
 pub(super) fn sender(
     delivery: &Delivery,
     snapshot: &Snapshot,
     queued_for: &Arc<Robot>,
     now: Instant,
-) -> Option<(Arc<Robot>, Instant)> {
-    match queued_for.pool_members() {
-        None => {
-            let gate = delivery.gate(&queued_for.name);
-            Some((
-                queued_for.clone(),
-                gate.next_slot(queued_for.rate_limit, now),
-            ))
-        }
+) -> Option<(Arc<Robot>, Arc<Gate>, Instant)> {
+    let (robot, ready) = match queued_for.pool_members() {
+        None => (queued_for.clone(), None),
         Some(members) => {
             let order = delivery
                 .pools
                 .order(snapshot, &delivery.gates, members, now);
-            order.into_iter().next()
+            let (member, ready) = order.into_iter().next()?;
+            (member, Some(ready))
         }
-    }
+    };
+    let gate = delivery.gate(&robot.name);
+    let ready = ready.unwrap_or_else(|| gate.next_slot(robot.rate_limit, now));
+    Some((robot, gate, ready))
 }
 
-/// How many more sends the window of `queued_for` takes now: a robot's own room, or the
-/// room of a pool's members that are up, together.
-pub(super) fn room(delivery: &Delivery, snapshot: &Snapshot, queued_for: &Robot) -> usize {
+/// How many more sends the window of `queued_for` takes now: a robot's own room (in
+/// `gate`, its own), or the room of a pool's members that are up, together.
+pub(super) fn room(
+    delivery: &Delivery,
+    snapshot: &Snapshot,
+    queued_for: &Robot,
+    gate: &Gate,
+) -> usize {
     let Some(members) = queued_for.pool_members() else {
-        return limit::room(snapshot, &delivery.gate(&queued_for.name), queued_for);
+        return limit::room(snapshot, gate, queued_for);
     };
     let now = Instant::now();
     members

@@ -95,7 +95,7 @@ pub(super) async fn run(delivery: Arc<Delivery>, queue_name: String) {
             continue;
         };
         let now = Instant::now();
-        let Some((robot_config, slot)) = pool::sender(&delivery, &snapshot, &queued_for, now)
+        let Some((robot_config, gate, slot)) = pool::sender(&delivery, &snapshot, &queued_for, now)
         else {
             // A pool none of whose robots is configured: validation refuses it.
             tokio::time::sleep(MAX_BACKOFF).await;
@@ -108,9 +108,8 @@ pub(super) async fn run(delivery: Arc<Delivery>, queue_name: String) {
             continue;
         }
 
-        let gate = delivery.gate(&robot_config.name);
         let held = gate.lane().await;
-        let room = pool::room(&delivery, &snapshot, &queued_for);
+        let room = pool::room(&delivery, &snapshot, &queued_for, &gate);
         let chosen = choose(
             &delivery,
             &snapshot,
