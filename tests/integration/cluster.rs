@@ -47,7 +47,7 @@ async fn three_replicas_at_20_a_minute() -> (Redis, FakeDingTalk, Vec<Bridge>) {
 }
 
 /// Posts `count` groups named `{prefix}NNN`, one alert each, round-robin to `bridges`.
-async fn storm(bridges: &[Bridge], prefix: &str, count: usize) -> Vec<String> {
+pub(crate) async fn storm(bridges: &[Bridge], prefix: &str, count: usize) -> Vec<String> {
     let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:03}")).collect();
     for (i, name) in names.iter().enumerate() {
         bridges[i % bridges.len()]

@@ -6,9 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::{Bridge, FakeDingTalk, FakeRobot, Redis, Request, payload};
+use testkit::{Bridge, FakeDingTalk, FakeRobot, Redis, Request};
 
 use crate::BINARY;
+use crate::cluster::storm;
 use crate::delivery::wait_for_every_name;
 
 const WINDOW: Duration = Duration::from_secs(2);
@@ -49,17 +50,6 @@ async fn fake() -> FakeDingTalk {
     FakeDingTalk::start(robots).await
 }
 
-/// Posts `count` groups named `{prefix}NN`, one alert each, round-robin to `bridges`.
-async fn storm(bridges: &[&Bridge], prefix: &str, count: usize) -> Vec<String> {
-    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i:02}")).collect();
-    for (i, name) in names.iter().enumerate() {
-        bridges[i % bridges.len()]
-            .notify(&payload("firing", &[(name, &[])]))
-            .await;
-    }
-    names
-}
-
 /// The most requests of `requests` accepted within one rolling `window`, whatever robot.
 fn most_delivered_in_any_window(requests: &[Request], window: Duration) -> usize {
     let times: Vec<Instant> = requests
@@ -96,7 +86,7 @@ async fn a_storm_on_a_pool_spreads_over_its_robots_within_each_window() {
     let dingtalk = fake().await;
     let bridge = Bridge::start(BINARY, &pool_config(&dingtalk.api_url(), "")).await;
 
-    let names = storm(&[&bridge], "Spread", 12).await;
+    let names = storm(std::slice::from_ref(&bridge), "Spread", 12).await;
 
     let requests = wait_for_every_name(&dingtalk, &names, WAIT).await;
     assert_each_robot_within_its_window(&dingtalk);
@@ -121,7 +111,7 @@ async fn a_robot_deleted_mid_storm_leaves_its_messages_to_the_others() {
     let dingtalk = fake().await;
     let bridge = Bridge::start(BINARY, &pool_config(&dingtalk.api_url(), "")).await;
 
-    let mut names = storm(&[&bridge], "Before", 6).await;
+    let mut names = storm(std::slice::from_ref(&bridge), "Before", 6).await;
     dingtalk
         .wait_until("ops-b delivered one", WAIT, |r| {
             r.iter()
@@ -129,7 +119,7 @@ async fn a_robot_deleted_mid_storm_leaves_its_messages_to_the_others() {
         })
         .await;
     dingtalk.delete_robot("b-token");
-    names.extend(storm(&[&bridge], "After", 18).await);
+    names.extend(storm(std::slice::from_ref(&bridge), "After", 18).await);
 
     wait_for_every_name(&dingtalk, &names, WAIT).await;
     bridge.wait_idle().await;
@@ -170,7 +160,7 @@ async fn a_robot_blocked_by_dingtalk_leaves_the_others_carrying_on() {
     let bridge = Bridge::start(BINARY, &pool_config(&dingtalk.api_url(), "")).await;
     dingtalk.block_robot("a-token");
 
-    let names = storm(&[&bridge], "Blocked", 12).await;
+    let names = storm(std::slice::from_ref(&bridge), "Blocked", 12).await;
 
     wait_for_every_name(&dingtalk, &names, WAIT).await;
     bridge.wait_idle().await;
@@ -201,12 +191,12 @@ async fn two_replicas_sharing_redis_keep_every_robot_of_a_pool_within_its_window
         redis.url()
     );
     let config = pool_config(&dingtalk.api_url(), &cluster);
-    let (one, two) = (
+    let replicas = [
         Bridge::start(BINARY, &config).await,
         Bridge::start(BINARY, &config).await,
-    );
+    ];
 
-    let names = storm(&[&one, &two], "Shared", 30).await;
+    let names = storm(&replicas, "Shared", 30).await;
 
     wait_for_every_name(&dingtalk, &names, WAIT).await;
     assert_each_robot_within_its_window(&dingtalk);

@@ -40,6 +40,14 @@ strategies:
     )
 }
 
+/// A fake DingTalk with the robot `ops`, and a bridge sending everything to it with `extra`
+/// under `sources:`.
+async fn start(extra: &str) -> (FakeDingTalk, Bridge) {
+    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
+    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), extra)).await;
+    (dingtalk, bridge)
+}
+
 /// `message` (title, a blank line, text) with the time since the alerts started masked:
 /// the golden files were rendered at a fixed instant, the run is now.
 fn masked(message: &str) -> String {
@@ -55,8 +63,7 @@ fn masked(message: &str) -> String {
 
 #[tokio::test]
 async fn grafana_and_hertzbeat_payloads_arrive_as_their_golden_messages_once() {
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
-    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "")).await;
+    let (dingtalk, bridge) = start("").await;
 
     let json = Some("application/json");
     for (path, payload) in [
@@ -106,8 +113,7 @@ async fn grafana_and_hertzbeat_payloads_arrive_as_their_golden_messages_once() {
 
 #[tokio::test]
 async fn bad_bodies_are_refused_with_a_reason_and_counted_by_source() {
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
-    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "")).await;
+    let (dingtalk, bridge) = start("").await;
     let json = Some("application/json");
 
     let (status, answer) = bridge.post("/grafana", "not json", json).await;
@@ -155,11 +161,10 @@ fn signature(secret: &str, signed: &[u8]) -> String {
 #[tokio::test]
 async fn a_configured_grafana_signature_is_required_and_never_shown() {
     let secret = "grafana-shared-secret";
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
     let extra = format!(
         "  grafana:\n    hmac_secret: {secret}\n    timestamp_header: X-Grafana-Alert-Timestamp"
     );
-    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), &extra)).await;
+    let (dingtalk, bridge) = start(&extra).await;
     let body = data("sources/grafana.json");
     let url = format!("{}/grafana", bridge.url);
     let now = jiff::Timestamp::now().as_second().to_string();
@@ -227,8 +232,7 @@ async fn a_configured_grafana_signature_is_required_and_never_shown() {
 
 #[tokio::test]
 async fn render_reads_each_source() {
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
-    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "")).await;
+    let (_dingtalk, bridge) = start("").await;
     for (source, file, expected) in [
         ("grafana", "grafana.json", "![panel]"),
         (
@@ -277,8 +281,7 @@ async fn render_reads_each_source() {
 
 #[tokio::test]
 async fn the_preview_has_a_sample_of_each_source_and_reads_a_pasted_payload_as_its_source() {
-    let dingtalk = FakeDingTalk::start(vec![FakeRobot::new("ops-token")]).await;
-    let bridge = Bridge::start(BINARY, &config(&dingtalk.api_url(), "")).await;
+    let (dingtalk, bridge) = start("").await;
     let form = Some("application/x-www-form-urlencoded");
     for (sample, shown) in [
         ("grafana", "values: B=92.6, C=1"),
