@@ -57,5 +57,6 @@ pub mod render;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+pub mod storage;
 pub mod stream;
 pub mod tools;

@@ -14,15 +14,21 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
+use crate::storage::{self, Format};
 
 /// Acknowledgements: group id to the JSON of its [`Held`] acknowledgement.
-const ACKS: TableDefinition<&str, &[u8]> = TableDefinition::new("acks");
+const ACKS: storage::Table = TableDefinition::new("acks");
 /// The file's name in the queue directory.
 const FILE_NAME: &str = "state.redb";
+/// The file's format: version 1 added the format record.
+const FORMAT: Format = Format {
+    version: 1,
+    migrations: &[storage::record_only],
+};
 
 /// Who took a group on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,29 +82,21 @@ impl Acks {
         std::fs::create_dir_all(dir).map_err(|e| AckError(format!("{}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
         let fail = |e: &dyn std::fmt::Display| AckError(format!("{}: {e}", path.display()));
-        let database = Database::create(&path).map_err(|e| fail(&e))?;
-        let txn = database.begin_write().map_err(|e| fail(&e))?;
-        txn.open_table(ACKS).map_err(|e| fail(&e))?;
-        txn.commit().map_err(|e| fail(&e))?;
+        let database = storage::open(&path, &FORMAT, &[ACKS]).map_err(|e| fail(&e))?;
         let mut held = BTreeMap::new();
-        let txn = database.begin_read().map_err(|e| fail(&e))?;
-        let table = txn.open_table(ACKS).map_err(|e| fail(&e))?;
-        for entry in table.iter().map_err(|e| fail(&e))? {
-            let (key, value) = entry.map_err(|e| fail(&e))?;
-            match serde_json::from_slice::<Held>(value.value()) {
+        for (group, value) in storage::read_all(&database, ACKS).map_err(|e| fail(&e))? {
+            match serde_json::from_slice::<Held>(&value) {
                 Ok(ack) => {
-                    held.insert(key.value().to_owned(), ack);
+                    held.insert(group, ack);
                 }
                 Err(error) => tracing::warn!(
                     message = "Skipping an acknowledgement that cannot be read.",
                     file = %path.display(),
-                    group = key.value(),
+                    group,
                     %error,
                 ),
             }
         }
-        drop(table);
-        drop(txn);
         Ok(Acks {
             held: Mutex::new(held),
             file: Some(Arc::new(database)),
@@ -225,29 +223,9 @@ impl Acks {
         let Some(database) = self.file.clone() else {
             return Ok(());
         };
-        let group = group.to_owned();
         let json = held.map(|held| serde_json::to_vec(held).unwrap_or_default());
-        let written = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
-            let txn = database.begin_write()?;
-            {
-                let mut table = txn.open_table(ACKS)?;
-                match &json {
-                    Some(json) => {
-                        table.insert(group.as_str(), json.as_slice())?;
-                    }
-                    None => {
-                        table.remove(group.as_str())?;
-                    }
-                }
-            }
-            txn.commit()?;
-            Ok(())
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(AckError(error.to_string())),
-            Err(error) => Err(AckError(error.to_string())),
-        }
+        storage::write(database, ACKS, vec![(group.to_owned(), json)])
+            .await
+            .map_err(AckError)
     }
 }

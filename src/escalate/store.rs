@@ -13,15 +13,21 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, TableDefinition};
 
 use crate::cluster::Cluster;
+use crate::storage::{self, Format};
 
 /// Field to value (UTF-8; bytes, the type the other state tables have, so redb's code
 /// for them is shared).
-const FIELDS: TableDefinition<&str, &[u8]> = TableDefinition::new("escalations");
+const FIELDS: storage::Table = TableDefinition::new("escalations");
 /// The file's name in the queue directory.
 const FILE_NAME: &str = "escalations.redb";
+/// The file's format: version 1 added the format record.
+const FORMAT: Format = Format {
+    version: 1,
+    migrations: &[storage::record_only],
+};
 /// The Redis hash, under the cluster's key prefix.
 const HASH: &str = "escalations";
 
@@ -54,20 +60,12 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
         let fail = |e: &dyn std::fmt::Display| StoreError(format!("{}: {e}", path.display()));
-        let database = Database::create(&path).map_err(|e| fail(&e))?;
-        let txn = database.begin_write().map_err(|e| fail(&e))?;
-        txn.open_table(FIELDS).map_err(|e| fail(&e))?;
-        txn.commit().map_err(|e| fail(&e))?;
-        let txn = database.begin_read().map_err(|e| fail(&e))?;
-        let table = txn.open_table(FIELDS).map_err(|e| fail(&e))?;
-        let mut local = BTreeMap::new();
-        for entry in table.iter().map_err(|e| fail(&e))? {
-            let (field, value) = entry.map_err(|e| fail(&e))?;
-            let value = String::from_utf8_lossy(value.value()).into_owned();
-            local.insert(field.value().to_owned(), value);
-        }
-        drop(table);
-        drop(txn);
+        let database = storage::open(&path, &FORMAT, &[FIELDS]).map_err(|e| fail(&e))?;
+        let local = storage::read_all(&database, FIELDS)
+            .map_err(|e| fail(&e))?
+            .into_iter()
+            .map(|(field, value)| (field, String::from_utf8_lossy(&value).into_owned()))
+            .collect();
         Ok(Store {
             local: Mutex::new(local),
             file: Some(Arc::new(database)),
@@ -141,27 +139,13 @@ impl Store {
     /// in memory.
     async fn write(&self, changes: Vec<(String, Option<String>)>) -> Result<(), StoreError> {
         if let Some(database) = self.file.clone() {
-            let changes = changes.clone();
-            let written = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
-                let txn = database.begin_write()?;
-                {
-                    let mut table = txn.open_table(FIELDS)?;
-                    for (field, value) in &changes {
-                        match value {
-                            Some(value) => table.insert(field.as_str(), value.as_bytes())?,
-                            None => table.remove(field.as_str())?,
-                        };
-                    }
-                }
-                txn.commit()?;
-                Ok(())
-            })
-            .await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(StoreError(error.to_string())),
-                Err(error) => return Err(StoreError(error.to_string())),
-            }
+            let bytes = changes
+                .iter()
+                .map(|(field, value)| (field.clone(), value.clone().map(String::into_bytes)))
+                .collect();
+            storage::write(database, FIELDS, bytes)
+                .await
+                .map_err(StoreError)?;
         }
         let mut local = self.local();
         for (field, value) in changes {

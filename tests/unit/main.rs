@@ -45,6 +45,7 @@ mod route;
 mod scripted;
 mod sign;
 mod sources;
+mod storage;
 mod supersede;
 mod templates;
 mod web_config;

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use redb::Database;
+use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
@@ -27,6 +27,7 @@ use crate::dingtalk::card::{self, CardCall};
 use crate::dingtalk::{Endpoint, Message, Retry, Robot, SendError, Sender};
 use crate::ingest::{Notification, Status};
 use crate::queue::GroupSummary;
+use crate::storage::{self, Format};
 
 mod shelf;
 
@@ -34,6 +35,15 @@ use shelf::Shelf;
 
 /// The file's name in the queue directory.
 const FILE_NAME: &str = "cards.redb";
+/// The file's format: version 1 added the format record.
+const FORMAT: Format = Format {
+    version: 1,
+    migrations: &[storage::record_only],
+};
+/// The table (and, with `cluster:`, the Redis hash) of the cards: group to card.
+const CARDS: &str = "cards";
+/// The table (and Redis hash) of the notifications cards are drawn from.
+const SOURCES: &str = "card-sources";
 /// The largest notification kept to draw its card again when the group is acknowledged
 /// or silenced; a larger group's card changes with its next notification only.
 const MAX_SOURCE_BYTES: usize = 256 * 1024;
@@ -102,8 +112,8 @@ impl Cards {
     /// Cards in memory only (no `queue_dir`): a restart sends new cards.
     pub fn in_memory() -> Self {
         Cards {
-            cards: Shelf::in_memory("cards"),
-            sources: Shelf::in_memory("card-sources"),
+            cards: Shelf::in_memory(CARDS),
+            sources: Shelf::in_memory(SOURCES),
             touched: Mutex::default(),
         }
     }
@@ -113,10 +123,12 @@ impl Cards {
         let path = dir.join(FILE_NAME);
         let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
         std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        let database = Arc::new(Database::create(&path).map_err(|e| fail(&e))?);
+        let tables = [CARDS, SOURCES].map(TableDefinition::new);
+        let database = storage::open(&path, &FORMAT, &tables).map_err(|e| fail(&e))?;
+        let database = Arc::new(database);
         Ok(Cards {
-            cards: Shelf::open("cards", database.clone()).map_err(|e| fail(&e))?,
-            sources: Shelf::open("card-sources", database).map_err(|e| fail(&e))?,
+            cards: Shelf::open(CARDS, database.clone()).map_err(|e| fail(&e))?,
+            sources: Shelf::open(SOURCES, database).map_err(|e| fail(&e))?,
             touched: Mutex::default(),
         })
     }

@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cluster::Cluster;
+use crate::storage;
 
 /// Records of one kind by key: see the module documentation.
 #[derive(Debug)]
@@ -33,19 +34,10 @@ impl<T: Clone + Serialize + DeserializeOwned> Shelf<T> {
 
     /// A shelf kept in table `name` of `database` too, read whole now (at start).
     pub(super) fn open(name: &'static str, database: Arc<Database>) -> Result<Self, redb::Error> {
-        let table = TableDefinition::<&str, &[u8]>::new(name);
-        let txn = database.begin_write()?;
-        txn.open_table(table)?;
-        txn.commit()?;
-        let mut held = HashMap::new();
-        let txn = database.begin_read()?;
-        for entry in txn.open_table(table)?.iter()? {
-            let (key, value) = entry?;
-            if let Ok(record) = serde_json::from_slice::<T>(value.value()) {
-                held.insert(key.value().to_owned(), record);
-            }
-        }
-        drop(txn);
+        let held = storage::read_all(&database, TableDefinition::new(name))?
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, serde_json::from_slice::<T>(&value).ok()?)))
+            .collect();
         Ok(Shelf {
             name,
             held: Mutex::new(held),
@@ -121,12 +113,10 @@ impl<T: Clone + Serialize + DeserializeOwned> Shelf<T> {
             let _ = cluster.hash_set(self.name, key, json.as_deref()).await;
         }
         if let Some(database) = self.file.clone() {
-            let (name, owned) = (self.name, key.to_owned());
-            let json = json.clone();
-            let written =
-                tokio::task::spawn_blocking(move || write(&database, name, &owned, json)).await;
-            if let Ok(Err(error)) | Err(error) = written.map_err(|e| e.to_string()) {
-                tracing::error!(message = "Cannot write to cards.redb.", table = name, %error);
+            let change = (key.to_owned(), json.clone().map(String::into_bytes));
+            let written = storage::write(database, TableDefinition::new(self.name), vec![change]);
+            if let Err(error) = written.await {
+                tracing::error!(message = "Cannot write to cards.redb.", table = self.name, %error);
             }
         }
         match record {
@@ -134,24 +124,4 @@ impl<T: Clone + Serialize + DeserializeOwned> Shelf<T> {
             None => self.held().remove(key),
         };
     }
-}
-
-fn write(database: &Database, name: &str, key: &str, json: Option<String>) -> Result<(), String> {
-    let written = (|| -> Result<(), redb::Error> {
-        let txn = database.begin_write()?;
-        {
-            let mut table = txn.open_table(TableDefinition::<&str, &[u8]>::new(name))?;
-            match &json {
-                Some(json) => {
-                    table.insert(key, json.as_bytes())?;
-                }
-                None => {
-                    table.remove(key)?;
-                }
-            }
-        }
-        txn.commit()?;
-        Ok(())
-    })();
-    written.map_err(|e| e.to_string())
 }

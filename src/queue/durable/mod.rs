@@ -26,6 +26,7 @@
 //! not read, or take over a file another process has open.
 
 mod codec;
+mod format;
 mod open;
 
 use std::fmt::Display;

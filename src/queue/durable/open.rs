@@ -15,8 +15,10 @@ use jiff::Timestamp;
 use redb::backends::FileBackend;
 use redb::{Builder, Database, DatabaseError, StorageError, TableError};
 
+use super::format::FORMAT;
 use super::{CACHE_BYTES, DEAD, DurableStore, FILE_NAME, PENDING};
 use crate::queue::QueueError;
+use crate::storage::{self, FormatError};
 
 /// A queue file that could not be opened and was moved aside.
 #[derive(Debug, Clone)]
@@ -213,6 +215,7 @@ pub(super) fn open(
 
 /// Opens or creates the database and its tables, checking the file's integrity.
 fn open_database(path: &Path, create: &Create) -> Result<Database, OpenFailure> {
+    storage::refuse_newer(path, &FORMAT).map_err(|e| fatal(&e))?;
     let file = open_file(path).map_err(|e| fatal(&e))?;
     let mut builder = Builder::new();
     builder
@@ -230,6 +233,7 @@ fn open_database(path: &Path, create: &Create) -> Result<Database, OpenFailure> 
     };
     let tables = catch_unwind(AssertUnwindSafe(|| -> Result<(), OpenFailure> {
         let txn = db.begin_write().map_err(|e| fatal(&e))?;
+        storage::settle(&txn, path, &FORMAT).map_err(classify_format)?;
         txn.open_table(PENDING).map_err(classify_table)?;
         txn.open_table(DEAD).map_err(classify_table)?;
         txn.commit().map_err(|e| fatal(&e))
@@ -269,6 +273,20 @@ fn classify_table(error: TableError) -> OpenFailure {
         TableError::Storage(storage) => classify_storage(&storage),
         // A table of the same name with other types, or a multimap: someone else's database.
         other => OpenFailure::Unreadable(other.to_string()),
+    }
+}
+
+/// Whether an error settling the file's format means it is not a queue file: a newer
+/// release's file is left where it is.
+fn classify_format(error: FormatError) -> OpenFailure {
+    match error {
+        FormatError::Redb(
+            redb::Error::TableTypeMismatch { .. }
+            | redb::Error::TableIsMultimap(_)
+            | redb::Error::TableIsNotMultimap(_)
+            | redb::Error::Corrupted(_),
+        ) => OpenFailure::Unreadable(error.to_string()),
+        other => fatal(&other),
     }
 }
 
