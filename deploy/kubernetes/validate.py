@@ -9,9 +9,10 @@ renders the manifests; then
 
 - every built-in object is validated with kubernetes-validate in strict mode (unknown
   fields fail) against the oldest and the newest Kubernetes version we support;
-- every Prometheus Operator object (ServiceMonitor, PrometheusRule) is validated by
-  crd-validate/validate.mjs against the schemas of @kubernetes-models/prometheus-operator
-  (install it with `npm ci --prefix deploy/kubernetes/crd-validate`; .ci/run does);
+- every Prometheus Operator object (ServiceMonitor, PrometheusRule, AlertmanagerConfig)
+  is validated by crd-validate/validate.mjs against the schemas of
+  @kubernetes-models/prometheus-operator (install it with
+  `npm ci --prefix deploy/kubernetes/crd-validate`; .ci/run does);
 - checks no schema can make: the probes, the security context, the config mount, the
   queue volume, the shutdown grace period, the image tag, what the Services, the
   ServiceMonitor and the PodDisruptionBudget select, and that probes and scrapes speak

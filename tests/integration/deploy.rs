@@ -205,6 +205,7 @@ fn validator_passes_for_every_kustomize_directory() {
         assert!(output.contains(&format!("== {directory}")), "{output}");
     }
     assert!(output.contains("ok      ServiceMonitor/"), "{output}");
+    assert!(output.contains("ok      AlertmanagerConfig/"), "{output}");
     assert!(output.contains("ok      StatefulSet/"), "{output}");
     assert!(
         output.contains("ok      Deployment/alertmanager-dingtalk-redis"),
@@ -238,7 +239,12 @@ fn production_with_the_prometheus_operator_component_validates() {
     kustomization("prometheus-operator-tls");
     let (success, output) = validator(&[&dir]);
     assert!(success, "{output}");
-    for kind in ["StatefulSet", "ServiceMonitor", "PrometheusRule"] {
+    for kind in [
+        "StatefulSet",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "AlertmanagerConfig",
+    ] {
         assert!(
             output.contains(&format!("ok      {kind}/")),
             "{kind}:\n{output}"
@@ -250,6 +256,150 @@ fn production_with_the_prometheus_operator_component_validates() {
     assert!(
         output.contains("endpoint scheme is http, but the bridge serves HTTPS"),
         "{output}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The namespace the manifests' host names carry (the certificate's name in web.yml, the
+/// AlertmanagerConfig's webhook URL): docs/deploy.md applies them with `-n monitoring`.
+const NAMESPACE: &str = "monitoring";
+
+/// The one webhook of the AlertmanagerConfig that `directory` renders, after checking
+/// that its route sends to that webhook's receiver and that its URL is the bridge's
+/// Alertmanager endpoint on the base Service,
+/// `SCHEME://NAME.NAMESPACE.svc:PORT/alertmanager`, with the Service's name and the
+/// number of its port `http`.
+fn alertmanager_webhook<'a>(objects: &'a [Value], directory: &str, scheme: &str) -> &'a Value {
+    let config = find(objects, "AlertmanagerConfig", "alertmanager-dingtalk")
+        .unwrap_or_else(|| panic!("{directory}: no AlertmanagerConfig alertmanager-dingtalk"));
+    assert_eq!(
+        config["apiVersion"], "monitoring.coreos.com/v1alpha1",
+        "{directory}: {config}"
+    );
+    let receivers = config["spec"]["receivers"].as_array().expect("receivers");
+    assert_eq!(receivers.len(), 1, "{directory}: {config}");
+    assert_eq!(
+        config["spec"]["route"]["receiver"], receivers[0]["name"],
+        "{directory}: the route must send to the bridge's receiver: {config}"
+    );
+    let webhooks = receivers[0]["webhookConfigs"]
+        .as_array()
+        .expect("webhookConfigs");
+    assert_eq!(webhooks.len(), 1, "{directory}: {config}");
+    let webhook = &webhooks[0];
+
+    let service = find(objects, "Service", "alertmanager-dingtalk")
+        .unwrap_or_else(|| panic!("{directory}: no Service alertmanager-dingtalk"));
+    let name = service["metadata"]["name"].as_str().unwrap();
+    let port = service["spec"]["ports"]
+        .as_array()
+        .and_then(|ports| ports.iter().find(|p| p["name"] == "http"))
+        .unwrap_or_else(|| panic!("{directory}: the Service has no port `http`"))["port"]
+        .as_u64()
+        .expect("a port number");
+    assert_eq!(
+        webhook["url"],
+        format!("{scheme}://{name}.{NAMESPACE}.svc:{port}/alertmanager"),
+        "{directory}: {webhook}"
+    );
+    // As deploy/alertmanager/alertmanager.yml: the bridge decides per strategy whether
+    // resolved alerts are sent, and routes every alert of a group.
+    assert_eq!(
+        webhook["sendResolved"].as_bool(),
+        Some(true),
+        "{directory}: {webhook}"
+    );
+    assert_eq!(webhook["maxAlerts"], 0, "{directory}: {webhook}");
+    webhook
+}
+
+/// components/prometheus-operator's AlertmanagerConfig posts to the bridge's Service at
+/// `/alertmanager`: over plain HTTP without a token on the base, which serves that; and,
+/// with components/prometheus-operator-tls on the production overlay, over HTTPS,
+/// checking the certificate against the CA of the Secret the bridge serves it from, with
+/// the bearer token of the Secret and key the bridge reads its own copy from.
+#[test]
+fn the_alertmanager_config_posts_to_the_bridges_service() {
+    let directory = "overlays/prometheus-operator";
+    let objects = render(directory);
+    let webhook = alertmanager_webhook(&objects, directory, "http");
+    assert!(
+        webhook.get("httpConfig").is_none(),
+        "{directory}: the base requires no token and serves no TLS: {webhook}"
+    );
+
+    let (dir, kubernetes) = temp_kustomization_dir("deploy-production-alertmanagerconfig");
+    let text = format!(
+        "resources:\n  - {kubernetes}/overlays/production\n\
+         components:\n  - {kubernetes}/components/prometheus-operator-tls\n"
+    );
+    std::fs::write(dir.join("kustomization.yaml"), text).unwrap();
+    let directory = dir.to_str().unwrap();
+    let objects = render(directory);
+    let webhook = alertmanager_webhook(&objects, directory, "https");
+    let http = &webhook["httpConfig"];
+
+    // The bearer token: the Secret and key mounted where auth.bearer_token_file reads it.
+    let authorization = &http["authorization"];
+    assert_eq!(authorization["type"], "Bearer", "{webhook}");
+    let credentials = &authorization["credentials"];
+    assert_eq!(
+        credentials["name"], "alertmanager-dingtalk-tokens",
+        "{webhook}"
+    );
+    assert_eq!(credentials["key"], "bearer-token", "{webhook}");
+    let config: Value =
+        serde_saphyr::from_str(&rendered_config(&objects, directory)).expect("config is YAML");
+    let token_file = config["auth"]["bearer_token_file"]
+        .as_str()
+        .expect("production requires a bearer token (auth.bearer_token_file)");
+    let (token_dir, token_name) = token_file.rsplit_once('/').expect("an absolute path");
+    let workload = workload(&objects, directory);
+    let (volume, _) = volume_at(workload, token_dir)
+        .unwrap_or_else(|| panic!("nothing is mounted at {token_dir}"));
+    assert_eq!(
+        volume["secret"]["secretName"], credentials["name"],
+        "{volume}"
+    );
+    let item = volume["secret"]["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["path"] == token_name))
+        .unwrap_or_else(|| panic!("the token volume lists no {token_name}: {volume}"));
+    assert_eq!(item["key"], credentials["key"], "{volume}");
+
+    // TLS: the CA of the certificate Secret that the bridge's web configuration serves,
+    // for the name the certificate is issued for, which the ServiceMonitor checks too.
+    let tls = &http["tlsConfig"];
+    assert_eq!(
+        tls["ca"]["secret"]["name"], "alertmanager-dingtalk-tls",
+        "{webhook}"
+    );
+    assert_eq!(tls["ca"]["secret"]["key"], "ca.crt", "{webhook}");
+    assert!(tls.get("insecureSkipVerify").is_none(), "{webhook}");
+    assert_eq!(
+        tls["serverName"],
+        format!("alertmanager-dingtalk.{NAMESPACE}.svc"),
+        "{webhook}"
+    );
+    let monitor =
+        find(&objects, "ServiceMonitor", "alertmanager-dingtalk").expect("the ServiceMonitor");
+    assert_eq!(
+        tls["serverName"], monitor["spec"]["endpoints"][0]["tlsConfig"]["serverName"],
+        "{monitor}"
+    );
+    let web_config = container_arg(container(workload), "--web.config.file")
+        .expect("production serves HTTPS (--web.config.file)");
+    let (web_dir, _) = web_config.rsplit_once('/').expect("an absolute path");
+    let (volume, _) =
+        volume_at(workload, web_dir).unwrap_or_else(|| panic!("nothing is mounted at {web_dir}"));
+    let serves_from_ca_secret = volume["projected"]["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|source| source["secret"]["name"] == tls["ca"]["secret"]["name"]);
+    assert!(
+        serves_from_ca_secret,
+        "the bridge's certificate must come from the Secret whose CA Alertmanager checks: {volume}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
