@@ -14,7 +14,7 @@ use crate::{BINARY, QUIET, QUIET_WITHIN};
 
 const WAIT: Duration = Duration::from_secs(30);
 const KEY: &str = "a-test-key-of-at-least-32-bytes-0123456789";
-const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+pub(crate) const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 
 fn config(api_url: &str, actions: &str) -> String {
     format!(
@@ -76,20 +76,25 @@ fn links(message: &Request) -> Vec<(String, String)> {
     found
 }
 
-/// The path of the link labelled `label` in `message`.
-fn link_path(message: &Request, bridge: &Bridge, label: &str) -> String {
-    let url = links(message)
+/// The address of the link labelled `label` in `message`.
+pub(crate) fn link_url(message: &Request, label: &str) -> String {
+    links(message)
         .into_iter()
         .find(|(l, _)| l == label)
         .unwrap_or_else(|| panic!("no [{label}] link in {:?}", message.text()))
-        .1;
+        .1
+}
+
+/// The path of the link labelled `label` in `message`.
+fn link_path(message: &Request, bridge: &Bridge, label: &str) -> String {
+    let url = link_url(message, label);
     url.strip_prefix(&bridge.url)
         .unwrap_or_else(|| panic!("{url} is not the bridge's"))
         .to_owned()
 }
 
 /// The `form_token` of the action page `page`.
-fn form_token(page: &str) -> String {
+pub(crate) fn form_token(page: &str) -> String {
     let marker = "name=\"form_token\" value=\"";
     let start = page.find(marker).expect("a form") + marker.len();
     page[start..].split('"').next().unwrap().to_owned()
@@ -104,7 +109,8 @@ fn messages_about(requests: &[Request], name: &str) -> Vec<Request> {
         .collect()
 }
 
-async fn first_message(dingtalk: &FakeDingTalk, name: &str) -> Request {
+/// The first message about `name` delivered.
+pub(crate) async fn first_message(dingtalk: &FakeDingTalk, name: &str) -> Request {
     let requests = dingtalk
         .wait_until(&format!("a message about {name}"), WAIT, |r| {
             !messages_about(r, name).is_empty()
