@@ -24,8 +24,10 @@ use std::sync::Arc;
 
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-/// The format record: key [`VERSION`] to the file's format version.
-const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");
+/// The format record: key [`VERSION`] to the file's format version, in decimal (a
+/// [`Table`] like the small files' own, so redb's code for it is shared: a table of
+/// another type would add tens of KiB to the binary).
+const FORMAT: Table = TableDefinition::new("format");
 /// The key of the version in [`FORMAT`].
 const VERSION: &str = "version";
 
@@ -82,7 +84,7 @@ pub fn refuse_newer(path: &Path, format: &Format) -> Result<(), FormatError> {
             .ok()?;
         let txn = database.begin_read().ok()?;
         let table = txn.open_table(FORMAT).ok()?;
-        table.get(VERSION).ok()?.map(|v| v.value())
+        parse_version(table.get(VERSION).ok()??.value())
     }));
     match read {
         Ok(Some(found)) if found > format.version => Err(FormatError::Newer {
@@ -116,8 +118,9 @@ pub fn settle(txn: &WriteTransaction, path: &Path, format: &Format) -> Result<()
         }
     }
     let mut table = txn.open_table(FORMAT).map_err(redb::Error::from)?;
+    let version = format.version.to_string();
     table
-        .insert(VERSION, format.version)
+        .insert(VERSION, version.as_bytes())
         .map_err(redb::Error::from)?;
     Ok(())
 }
@@ -130,8 +133,17 @@ fn recorded(txn: &WriteTransaction) -> Result<Option<u64>, redb::Error> {
     }
     // Created, empty, when missing: version 0.
     let table = txn.open_table(FORMAT)?;
-    let version = table.get(VERSION)?.map_or(0, |v| v.value());
-    Ok(Some(version))
+    let Some(recorded) = table.get(VERSION)? else {
+        return Ok(Some(0));
+    };
+    parse_version(recorded.value())
+        .map(Some)
+        .ok_or_else(|| redb::Error::Corrupted("the format version is not a number".to_owned()))
+}
+
+/// A recorded version.
+fn parse_version(recorded: &[u8]) -> Option<u64> {
+    std::str::from_utf8(recorded).ok()?.parse().ok()
 }
 
 /// Opens or creates `path` for writing, settles its format and creates `tables`, in one

@@ -355,7 +355,7 @@ fn records_a_version(bytes: &[u8]) -> bool {
     let database = redb::Database::create(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&database).unwrap();
     let recorded = txn
-        .open_table(redb::TableDefinition::<&str, u64>::new("format"))
+        .open_table(redb::TableDefinition::<&str, &[u8]>::new("format"))
         .is_ok();
     drop((txn, database));
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,7 +13,7 @@ use alertmanager_dingtalk::storage::{self, Format, FormatError};
 use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 
 /// The format record, as the files hold it.
-const FORMAT: TableDefinition<&str, u64> = TableDefinition::new("format");
+const FORMAT: TableDefinition<&str, &[u8]> = TableDefinition::new("format");
 const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
 
 /// The queue file release 313bcee left: three messages pending for `ops`, one dead letter.
@@ -46,7 +46,13 @@ fn version(path: &Path) -> Option<u64> {
     let database = Database::create(path).unwrap();
     let txn = database.begin_read().unwrap();
     let table = txn.open_table(FORMAT).ok()?;
-    table.get("version").unwrap().map(|v| v.value())
+    let version = table.get("version").unwrap()?;
+    Some(
+        std::str::from_utf8(version.value())
+            .unwrap()
+            .parse()
+            .unwrap(),
+    )
 }
 
 fn set_version(path: &Path, version: u64) {
@@ -54,7 +60,7 @@ fn set_version(path: &Path, version: u64) {
     let txn = database.begin_write().unwrap();
     txn.open_table(FORMAT)
         .unwrap()
-        .insert("version", version)
+        .insert("version", version.to_string().as_bytes())
         .unwrap();
     txn.commit().unwrap();
 }
