@@ -55,7 +55,7 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         metrics: &Metrics,
     ) -> Result<Self, SnapshotError> {
-        let client = dingtalk::Client::new(config.timeout, config.proxy_url.as_ref())?;
+        let client = dingtalk::Client::new(config.timeout, &config.proxy)?;
         let kept = previous
             .and_then(|p| p.cluster.clone())
             .filter(|cluster| Some(cluster.config()) == config.cluster.as_ref());

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use crate::config::ClusterConfig;
 use crate::dingtalk::RateLimit;
 pub use claims::Claim;
+use connection::Target;
 use scripts::Scripts;
 
 /// How often a replica renews its membership and uploads its sends, and asks again for
@@ -70,7 +71,7 @@ pub enum Slot {
 /// The shared state of a cluster of replicas, in one Redis. See the module documentation.
 pub struct Cluster {
     config: ClusterConfig,
-    client: redis::Client,
+    target: Target,
     scripts: Scripts,
     connection: RwLock<Option<ConnectionManager>>,
     connecting: tokio::sync::Mutex<()>,
@@ -101,14 +102,14 @@ pub struct ClusterError {
 impl Cluster {
     /// The cluster of `config`, reporting reachability in `up`. Connects on first use.
     pub fn new(config: ClusterConfig, up: Gauge) -> Result<Self, ClusterError> {
-        let client = redis::Client::open(config.redis_url.expose()).map_err(|e| ClusterError {
+        let target = Target::of(&config).map_err(|e| ClusterError {
             url: config.redis_url.to_string(),
             message: e.to_string(),
         })?;
         up.set(1);
         Ok(Cluster {
             config,
-            client,
+            target,
             scripts: Scripts::default(),
             connection: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),

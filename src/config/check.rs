@@ -61,12 +61,14 @@ impl Checker {
                 "dingtalk.monthly_call_quota must be at least 1 (leave it out for no quota)",
             );
         }
-        let proxy_url = match raw.dingtalk.proxy_url.as_deref().filter(|p| !p.is_empty()) {
-            Some(proxy) => self
-                .check(&dingtalk.key("proxy_url"), http_url(proxy))
-                .map(Some),
-            None => Some(None),
-        };
+        let proxy = self.proxy(
+            &dingtalk,
+            (
+                raw.dingtalk.proxy_url.clone(),
+                raw.dingtalk.proxy_url_file.clone(),
+            ),
+            raw.dingtalk.no_proxy.clone(),
+        );
         let shutdown_timeout = self.check(
             &top.key("delivery").key("shutdown_timeout"),
             duration(raw.delivery.shutdown_timeout.as_deref().unwrap_or("10s")),
@@ -269,7 +271,7 @@ impl Checker {
             api_url: api_url?,
             monthly_call_quota,
             timeout: timeout?,
-            proxy_url: proxy_url?,
+            proxy: proxy?,
             shutdown_timeout: shutdown_timeout?,
             dedup_window: dedup_window?,
             mode: raw.delivery.mode,

@@ -1,6 +1,6 @@
 //! Validation of `cluster:`, the Redis that replicas share: the URL (inline or from a
-//! file), the key prefix, how many replicas share a robot, and the timeout of one Redis
-//! operation. Nothing here connects.
+//! file), the Sentinels that name its master if it has them, the key prefix, how many
+//! replicas share a robot, and the timeout of one Redis operation. Nothing here connects.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +11,7 @@ use url::Url;
 
 use super::Path;
 use super::checker::Checker;
-use super::raw::RawCluster;
+use super::raw::{RawCluster, RawSentinel};
 use crate::dingtalk::Robot;
 
 /// The key prefix when `cluster.key_prefix` is not given.
@@ -30,6 +30,18 @@ pub struct ClusterConfig {
     pub replicas: u32,
     /// Longest wait for one Redis operation before falling back to local state.
     pub timeout: Duration,
+    /// With Redis Sentinel: where the master is asked for. `redis_url` then gives the
+    /// master's credentials, database and TLS, not its address.
+    pub sentinel: Option<SentinelConfig>,
+}
+
+/// `cluster.sentinel:`: the Sentinels that name the current master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelConfig {
+    /// The master's name in the Sentinels' configuration (`sentinel monitor <name> …`).
+    pub master_name: String,
+    /// The Sentinels, as `host:port`.
+    pub addresses: Vec<String>,
 }
 
 /// A `redis://` or `rediss://` URL, shown without its password.
@@ -111,12 +123,54 @@ impl Checker {
             &at.key("timeout"),
             raw.timeout.as_deref().unwrap_or("500ms"),
         );
+        let sentinel = match raw.sentinel {
+            Some(sentinel) => Some(self.sentinel(&at.key("sentinel"), sentinel)?),
+            None => None,
+        };
         Some(Some(ClusterConfig {
             redis_url: redis_url?,
             key_prefix,
             replicas: replicas?,
             timeout: timeout?,
+            sentinel,
         }))
+    }
+
+    /// `cluster.sentinel:`: a master name and at least one `host:port`.
+    fn sentinel(&mut self, at: &Path, raw: RawSentinel) -> Option<SentinelConfig> {
+        let master_name = raw.master_name.filter(|name| !name.trim().is_empty());
+        if master_name.is_none() {
+            self.error(at, "cluster.sentinel needs `master_name`, the name the Sentinels monitor the master by");
+        }
+        if raw.addresses.is_empty() {
+            self.error(
+                at,
+                "cluster.sentinel needs `addresses`: at least one Sentinel as host:port",
+            );
+        }
+        let mut addresses_ok = true;
+        for (index, address) in raw.addresses.iter().enumerate() {
+            let port = address.rsplit_once(':').and_then(|(host, port)| {
+                (!host.is_empty())
+                    .then(|| port.parse::<u16>().ok())
+                    .flatten()
+            });
+            if port.is_none() {
+                self.error(
+                    &at.key("addresses").index(index),
+                    format!(
+                        "Sentinel address {address:?} is not host:port (e.g. redis-sentinel:26379)"
+                    ),
+                );
+                addresses_ok = false;
+            }
+        }
+        let master_name = master_name?;
+        let addresses = raw.addresses;
+        (addresses_ok && !addresses.is_empty()).then_some(SentinelConfig {
+            master_name,
+            addresses,
+        })
     }
 
     /// Each of `replicas` must keep at least one send of every robot's window while Redis

@@ -14,6 +14,7 @@ mod env;
 mod http;
 mod oncall;
 mod pools;
+mod proxy;
 mod raw;
 mod robots;
 mod source_map;
@@ -33,7 +34,7 @@ use jiff::tz::TimeZone;
 use url::Url;
 
 pub use actions::{ActionsConfig, AlertmanagerConfig, Authorization, MIN_KEY_BYTES};
-pub use cluster::{ClusterConfig, DEFAULT_KEY_PREFIX, RedisUrl};
+pub use cluster::{ClusterConfig, DEFAULT_KEY_PREFIX, RedisUrl, SentinelConfig};
 pub use env::{EnvError, expand as expand_env};
 pub use http::HttpLimits;
 pub use pools::POOL_PREFIX;
@@ -42,7 +43,7 @@ pub use sources::{GRAFANA_SIGNATURE_HEADER, GrafanaHmac, Sources};
 pub use tree::read_yaml;
 pub use values::duration as parse_duration;
 
-use crate::dingtalk::{MsgType, Robot, Secret};
+use crate::dingtalk::{MsgType, Proxy, Robot, Secret};
 use crate::oncall::Schedules;
 use crate::render::Renderer;
 use crate::route::{LabelMentions, Strategy};
@@ -79,8 +80,9 @@ pub struct Config {
     pub monthly_call_quota: Option<u64>,
     /// Timeout of one request to DingTalk.
     pub timeout: Duration,
-    /// Proxy for requests to DingTalk, if configured.
-    pub proxy_url: Option<Url>,
+    /// The proxy of every call to DingTalk: `dingtalk.proxy_url` with `no_proxy`, or the
+    /// environment's.
+    pub proxy: Proxy,
     /// How long shutdown waits for pending messages.
     pub shutdown_timeout: Duration,
     /// Identical notifications within this window are sent once (Alertmanager HA pairs).

@@ -67,6 +67,8 @@ pub(super) struct RawDingTalk {
     pub openapi_url: Option<String>,
     pub timeout: Option<String>,
     pub proxy_url: Option<String>,
+    pub proxy_url_file: Option<String>,
+    pub no_proxy: Option<Vec<String>>,
     pub monthly_call_quota: Option<u64>,
 }
 
@@ -117,6 +119,15 @@ pub(super) struct RawCluster {
     pub key_prefix: Option<String>,
     pub replicas: Option<u64>,
     pub timeout: Option<String>,
+    pub sentinel: Option<RawSentinel>,
+}
+
+/// `cluster.sentinel:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawSentinel {
+    pub master_name: Option<String>,
+    pub addresses: Vec<String>,
 }
 
 /// `alertmanager:`

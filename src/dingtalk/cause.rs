@@ -68,6 +68,8 @@ pub enum Answer {
     BadAnswer,
     /// The request did not complete.
     Network,
+    /// The HTTP proxy refused to carry the request.
+    Proxy,
     /// A message longer than the OpenAPI's `msgParam` takes, not sent.
     TooLong,
 }
@@ -98,6 +100,7 @@ impl Answer {
             (Answer::OtherBareStatus, SendError::Http(_))
             | (Answer::BadAnswer, SendError::BadAnswer(_))
             | (Answer::Network, SendError::Network(_))
+            | (Answer::Proxy, SendError::Proxy(_))
             | (Answer::TooLong, SendError::TooLong { .. }) => true,
             _ => false,
         }
@@ -355,6 +358,15 @@ pub const CAUSES: &[Cause] = &[
         retry: Retry::Shorter,
         hint: "its alerts are sent again in shorter messages, and later messages to this robot \
                are kept shorter",
+        app_hint: None,
+    },
+    Cause {
+        answers: &[Answer::Proxy, Answer::BareStatus(407)],
+        meaning: "the HTTP proxy refused to carry the request (HTTP 407: it wants \
+                  credentials, or refused the ones given; or it refused the tunnel to DingTalk)",
+        retry: Retry::Later,
+        hint: "check the credentials in dingtalk.proxy_url (or HTTPS_PROXY), and that the \
+               proxy lets this host CONNECT to DingTalk on port 443",
         app_hint: None,
     },
     Cause {

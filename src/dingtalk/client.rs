@@ -11,8 +11,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::answer::{classify, openapi_error};
 use super::app::{App, STREAM_OPEN_PATH, TOKEN_PATH};
 use super::card::CardCall;
+use super::proxy::{self, Proxy};
 use super::token::Tokens;
 use super::{AppRobot, Call, Endpoint, Robot, Secret, SendError, SendFuture, Sender, Webhook};
 
@@ -26,6 +28,8 @@ pub struct Client {
     http: reqwest::Client,
     tokens: Arc<Tokens>,
     counted: Option<OnCall>,
+    /// For the connections the client does not make itself (the Stream's WebSocket).
+    proxy: Proxy,
 }
 
 impl std::fmt::Debug for Client {
@@ -45,9 +49,8 @@ pub type OnCall = Arc<dyn Fn(Call) + Send + Sync>;
 pub struct ClientError(String);
 
 impl Client {
-    /// A client with the configured timeout and optional proxy (otherwise the
-    /// `HTTP(S)_PROXY` environment is honoured).
-    pub fn new(timeout: Duration, proxy: Option<&Url>) -> Result<Self, ClientError> {
+    /// A client with the configured timeout, through `proxy`.
+    pub fn new(timeout: Duration, proxy: &Proxy) -> Result<Self, ClientError> {
         // reqwest is built without a default crypto provider; install ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
         // DingTalk's APIs do not redirect; a session webhook that does is not followed.
@@ -55,10 +58,11 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .user_agent(concat!("alertmanager-dingtalk/", env!("CARGO_PKG_VERSION")));
-        if let Some(proxy) = proxy {
-            let proxy = reqwest::Proxy::all(proxy.as_str())
-                .map_err(|e| ClientError(e.without_url().to_string()))?;
-            builder = builder.proxy(proxy);
+        let rules = proxy
+            .for_requests()
+            .map_err(|e| ClientError(e.without_url().to_string()))?;
+        if let Some(rules) = rules {
+            builder = builder.proxy(rules);
         }
         let http = builder
             .build()
@@ -67,6 +71,7 @@ impl Client {
             http,
             tokens: Arc::default(),
             counted: None,
+            proxy: proxy.clone(),
         })
     }
 
@@ -76,6 +81,11 @@ impl Client {
             counted: Some(on_call),
             ..self
         }
+    }
+
+    /// The proxy, for a connection the client does not make itself.
+    pub(super) fn proxy(&self) -> &Proxy {
+        &self.proxy
     }
 
     fn count(&self, call: Call) {
@@ -302,6 +312,9 @@ pub(super) fn app_robot(robot: &Robot, api: Call) -> Result<&AppRobot, SendError
 /// reqwest's errors name the URL, which carries the token: strip it, and keep the chain
 /// of causes, which is where "connection refused" or "timed out" is said.
 fn network_error(error: reqwest::Error) -> SendError {
+    if let Some(refused) = proxy::refusal(&error) {
+        return SendError::Proxy(refused.to_owned());
+    }
     let timed_out = error.is_timeout();
     let error = error.without_url();
     let mut reason = if timed_out {
@@ -316,85 +329,4 @@ fn network_error(error: reqwest::Error) -> SendError {
         source = cause.source();
     }
     SendError::Network(reason)
-}
-
-/// DingTalk's answer body. `errcode` has been seen both as a number and as a string.
-#[derive(Deserialize)]
-struct Answer {
-    errcode: Errcode,
-    #[serde(default)]
-    errmsg: String,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Errcode {
-    Number(i64),
-    Text(String),
-}
-
-/// The OpenAPI's error body.
-#[derive(Deserialize)]
-struct OpenApiAnswer {
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    requestid: String,
-}
-
-/// The failure of an OpenAPI `call` that answered `status` and `body`.
-fn openapi_error(call: Call, status: u16, body: &[u8]) -> SendError {
-    match serde_json::from_slice::<OpenApiAnswer>(body) {
-        Ok(answer) => SendError::OpenApi {
-            call,
-            status,
-            code: answer.code,
-            message: answer.message,
-            request_id: answer.requestid,
-        },
-        // These answers are not quoted: they may hold a token or ticket in a shape not
-        // understood.
-        Err(_) if (200..300).contains(&status) && call == Call::StreamOpen => {
-            SendError::BadAnswer("a connection answer without endpoint and ticket".into())
-        }
-        Err(_) if (200..300).contains(&status) && call == Call::AccessToken => {
-            SendError::BadAnswer("an access-token answer without accessToken and expireIn".into())
-        }
-        Err(_) if (200..300).contains(&status) => SendError::BadAnswer(excerpt(body)),
-        Err(_) => SendError::Http(status),
-    }
-}
-
-/// Turns a webhook's HTTP status and body into the send's outcome.
-pub fn classify(status: u16, body: &[u8]) -> Result<(), SendError> {
-    let answer = serde_json::from_slice::<Answer>(body).ok();
-    let Some(answer) = answer else {
-        if status == 200 {
-            return Err(SendError::BadAnswer(excerpt(body)));
-        }
-        return Err(SendError::Http(status));
-    };
-    let errcode = match answer.errcode {
-        Errcode::Number(n) => n,
-        Errcode::Text(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| SendError::BadAnswer(excerpt(body)))?,
-    };
-    match errcode {
-        0 if status == 200 => Ok(()),
-        0 => Err(SendError::Http(status)),
-        errcode => Err(SendError::Rejected {
-            errcode,
-            errmsg: answer.errmsg,
-        }),
-    }
-}
-
-/// The start of an unexpected answer, for the log line.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text: String = text.chars().take(200).collect();
-    text.replace('\n', " ")
 }

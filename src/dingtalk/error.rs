@@ -37,6 +37,8 @@ pub enum SendError {
     BadAnswer(String),
     /// The request did not complete: connection, TLS or timeout.
     Network(String),
+    /// The HTTP proxy refused to carry the request: why.
+    Proxy(String),
     /// The OpenAPI refused a call for an application robot.
     OpenApi {
         /// Which call.
@@ -130,6 +132,7 @@ impl SendError {
             SendError::Http(status) => format!("http_{status}"),
             SendError::BadAnswer(_) => "bad_answer".to_owned(),
             SendError::Network(_) => "network".to_owned(),
+            SendError::Proxy(_) => "proxy".to_owned(),
             SendError::OpenApi { status, code, .. } if code.is_empty() => format!("http_{status}"),
             SendError::OpenApi { code, .. } => code.clone(),
             SendError::TooLong { .. } => "too_long".to_owned(),
@@ -149,6 +152,7 @@ impl fmt::Display for SendError {
             SendError::Http(status) => write!(f, "DingTalk answered HTTP {status}"),
             SendError::BadAnswer(body) => write!(f, "unexpected answer from DingTalk: {body}"),
             SendError::Network(reason) => write!(f, "request to DingTalk failed: {reason}"),
+            SendError::Proxy(reason) => write!(f, "request to DingTalk failed: {reason}"),
             SendError::OpenApi {
                 call,
                 status,

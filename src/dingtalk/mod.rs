@@ -12,6 +12,7 @@
 //! Credentials live in [`Secret`]s, which implement `Debug` as `***` and no `Display`, so a
 //! credential can only reach a log through [`Secret::expose`].
 
+mod answer;
 pub mod app;
 pub mod card;
 mod cause;
@@ -20,6 +21,7 @@ pub mod ding;
 mod error;
 mod limits;
 pub mod markdown;
+mod proxy;
 pub mod sign;
 pub mod stream;
 pub mod token;
@@ -31,14 +33,16 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
+pub use answer::classify;
 pub use app::{App, AppRobot};
 pub use cause::{Answer, CAUSES, Cause};
-pub use client::{Client, ClientError, OnCall, classify};
+pub use client::{Client, ClientError, OnCall};
 pub use error::{Call, Retry, SendError};
 pub use limits::{
     MAX_BUTTON_BYTES, MAX_MESSAGE_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES, MESSAGE_BUDGET,
     MIN_BUDGET, RateLimit,
 };
+pub use proxy::Proxy;
 pub use webhook::Webhook;
 
 /// What delivery needs from DingTalk: send one encoded message to one robot. The retry

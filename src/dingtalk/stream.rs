@@ -195,33 +195,34 @@ async fn connect(client: &Client, app: &App) -> Result<WebSocketStream<Box<dyn I
     let mut url = Url::parse(&endpoint)
         .map_err(|e| format!("the gateway's endpoint {endpoint:?} is not a URL: {e}"))?;
     url.query_pairs_mut().append_pair("ticket", ticket.expose());
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(url))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(client, url))
         .await
         .map_err(|_| format!("connecting to {endpoint} timed out"))?
         .map_err(|e| format!("connecting to {endpoint}: {e}"))
 }
 
-/// The TCP connection, TLS for `wss://`, and the WebSocket handshake to `url`.
-async fn handshake(url: Url) -> Result<WebSocketStream<Box<dyn Io>>, String> {
+/// The TCP connection (through `client`'s proxy, if any), TLS for `wss://`, and the
+/// WebSocket handshake to `url`.
+async fn handshake(client: &Client, url: Url) -> Result<WebSocketStream<Box<dyn Io>>, String> {
     let host = url.host_str().ok_or("no host")?.to_owned();
     let port = url.port_or_known_default().ok_or("no port")?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let stream: Box<dyn Io> = match url.scheme() {
-        "ws" => Box::new(tcp),
-        "wss" => {
-            use rustls_platform_verifier::ConfigVerifierExt as _;
-            let config =
-                rustls::ClientConfig::with_platform_verifier().map_err(|e| e.to_string())?;
-            let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| e.to_string())?;
-            Box::new(tls)
-        }
+    let secure = match url.scheme() {
+        "ws" => false,
+        "wss" => true,
         other => return Err(format!("scheme {other}:// is not a WebSocket")),
+    };
+    let tcp = client.proxy().connect(&host, port, secure).await?;
+    let stream: Box<dyn Io> = if secure {
+        use rustls_platform_verifier::ConfigVerifierExt as _;
+        let config = rustls::ClientConfig::with_platform_verifier().map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        Box::new(tls)
+    } else {
+        Box::new(tcp)
     };
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))

@@ -791,7 +791,11 @@ fn production_lets_only_alertmanager_and_prometheus_in_and_the_bridge_out_to_dns
             .flat_map(|rule| rule["ports"].as_array().unwrap().iter())
             .filter_map(|port| port["port"].as_i64())
             .collect();
-        assert_eq!(egress_ports, [53, 53, 443, 9093, 6379], "{directory}");
+        assert_eq!(
+            egress_ports,
+            [53, 53, 443, 9093, 6379, 26379],
+            "{directory}"
+        );
     }
 }
 

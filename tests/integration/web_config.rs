@@ -20,14 +20,16 @@ struct Pki {
     client_key: String,
 }
 
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+/// A CA named `name`.
+pub(crate) fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
     CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
 }
 
-fn signed(
+/// A certificate for `names` that `issuer` signed, and its key: PEM.
+pub(crate) fn signed(
     issuer: &CertifiedIssuer<'static, KeyPair>,
     names: &[&str],
     cn: &str,

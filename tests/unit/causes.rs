@@ -65,6 +65,8 @@ const EXPECTED: &[(Answer, Retry)] = &[
     ),
     (Answer::OtherCode, Retry::Never),
     (Answer::TooLong, Retry::Shorter),
+    (Answer::Proxy, Retry::Later),
+    (Answer::BareStatus(407), Retry::Later),
     (Answer::BareStatus(404), Retry::Never),
     (Answer::OtherBareStatus, Retry::Never),
     (Answer::BadAnswer, Retry::Later),
@@ -127,6 +129,7 @@ fn samples(answer: Answer) -> Vec<SendError> {
         ],
         Answer::BadAnswer => vec![SendError::BadAnswer("<html>".to_owned())],
         Answer::Network => vec![SendError::Network("connection refused".to_owned())],
+        Answer::Proxy => vec![SendError::Proxy("the proxy refused".to_owned())],
         Answer::TooLong => vec![SendError::TooLong {
             bytes: 16_000,
             limit: 15_000,
@@ -249,6 +252,7 @@ fn label(answer: &Answer) -> String {
         Answer::OtherBareStatus => "any other `http_<status>`".to_owned(),
         Answer::BadAnswer => "`bad_answer`".to_owned(),
         Answer::Network => "`network`".to_owned(),
+        Answer::Proxy => "`proxy`".to_owned(),
         Answer::TooLong => "`too_long`".to_owned(),
     }
 }

@@ -864,3 +864,73 @@ fn a_value_of_the_wrong_type_is_reported_at_its_line() {
         &[(4, "invalid type: string \"maybe\", expected a boolean")],
     );
 }
+
+#[test]
+fn the_proxy_comes_inline_or_from_a_file_and_shows_no_password() {
+    let config = check_ok(&format!(
+        "dingtalk:\n  proxy_url: \"http://bridge:s3cret@proxy.internal:3128\"\n  no_proxy: [\".svc\", 10.0.0.0/8]\n{MINIMAL}"
+    ));
+    assert_eq!(
+        config.proxy.to_string(),
+        "http://bridge:***@proxy.internal:3128/ (not for .svc, 10.0.0.0/8)"
+    );
+    assert!(!format!("{:?}", config.proxy).contains("s3cret"));
+    assert_eq!(check_ok(MINIMAL).proxy.to_string(), "from the environment");
+
+    let dir = TempDir::new();
+    dir.write("proxy-url", "http://bridge:s3cret@proxy.internal:3128\n");
+    let file = dir.write(
+        "config.yaml",
+        &format!("dingtalk:\n  proxy_url_file: proxy-url\n{MINIMAL}"),
+    );
+    let config = load_with_env(&file, environment).unwrap();
+    assert_eq!(
+        config.proxy.to_string(),
+        "http://bridge:***@proxy.internal:3128/"
+    );
+}
+
+#[test]
+fn proxy_mistakes_are_reported_with_their_lines() {
+    check_errors(
+        &format!("dingtalk:\n  no_proxy: [localhost]\n{MINIMAL}"),
+        &[(2, "dingtalk.no_proxy applies to dingtalk.proxy_url")],
+    );
+    check_errors(
+        &format!(
+            "dingtalk:\n  proxy_url: \"socks5://proxy:1080\"\n  proxy_url_file: proxy-url\n{MINIMAL}"
+        ),
+        &[(1, "has both `proxy_url` and `proxy_url_file`")],
+    );
+    check_errors(
+        &format!("dingtalk:\n  proxy_url: \"socks5://proxy:1080\"\n{MINIMAL}"),
+        &[(2, "URL scheme must be http or https")],
+    );
+}
+
+#[test]
+fn sentinels_name_the_master_and_mistakes_are_reported_with_their_lines() {
+    let config = check_ok(&format!(
+        "{MINIMAL}cluster:\n  redis_url: \"redis://:s3cret@mymaster/0\"\n  sentinel:\n    master_name: mymaster\n    addresses: [\"sentinel-0:26379\", \"10.0.0.7:26379\"]\n"
+    ));
+    let sentinel = config.cluster.unwrap().sentinel.unwrap();
+    assert_eq!(sentinel.master_name, "mymaster");
+    assert_eq!(sentinel.addresses, ["sentinel-0:26379", "10.0.0.7:26379"]);
+
+    check_errors(
+        &format!(
+            "{MINIMAL}cluster:\n  redis_url: \"redis://mymaster/0\"\n  sentinel:\n    addresses: [\"sentinel-0\", \":26379\"]\n"
+        ),
+        &[
+            (9, "cluster.sentinel needs `master_name`"),
+            (10, "\"sentinel-0\" is not host:port"),
+            (10, "\":26379\" is not host:port"),
+        ],
+    );
+    check_errors(
+        &format!(
+            "{MINIMAL}cluster:\n  redis_url: \"redis://mymaster/0\"\n  sentinel:\n    master_name: mymaster\n"
+        ),
+        &[(9, "needs `addresses`")],
+    );
+}

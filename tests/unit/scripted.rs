@@ -247,8 +247,11 @@ fn runtime(config: Config, dingtalk: &Arc<Scripted>) -> Snapshot {
         config,
         sender: dingtalk.clone(),
         // Never called: every send goes through `sender`.
-        dingtalk: alertmanager_dingtalk::dingtalk::Client::new(Duration::from_secs(1), None)
-            .expect("a client"),
+        dingtalk: alertmanager_dingtalk::dingtalk::Client::new(
+            Duration::from_secs(1),
+            &alertmanager_dingtalk::dingtalk::Proxy::from_env(),
+        )
+        .expect("a client"),
         cluster: None,
         alertmanager: None,
         calls: alertmanager_dingtalk::metrics::quota::Calls::new(

@@ -29,6 +29,17 @@ impl Redis {
         Redis::start_with(|_| Vec::new())
     }
 
+    /// Starts a replica of the Redis on loopback port `master`.
+    pub fn start_replica_of(master: u16) -> Redis {
+        Redis::start_with(|_| {
+            vec![
+                "--replicaof".to_owned(),
+                "127.0.0.1".to_owned(),
+                master.to_string(),
+            ]
+        })
+    }
+
     /// Like [`start`](Self::start), with the extra arguments `args` gives for the
     /// server's directory (where it may write certificates first): a TLS port, ACL
     /// users. The plain port stays open to the default user, for the kit's own checks.
@@ -128,6 +139,24 @@ impl Redis {
         });
     }
 
+    /// Waits until this replica has synchronised with its master (`master_link_status:up`).
+    pub fn wait_in_sync(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let info = "*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n";
+        while !self
+            .command(info)
+            .is_some_and(|answer| answer.contains("master_link_status:up"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the replica on {} did not synchronise:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// How many keys Redis holds (`DBSIZE`), 0 when it cannot be asked.
     pub fn keys(&self) -> u64 {
         self.command("*1\r\n$6\r\nDBSIZE\r\n")
@@ -145,15 +174,19 @@ impl Redis {
             .is_some_and(|answer| answer.starts_with("+PONG"))
     }
 
-    /// Sends one command in RESP and reads the first answer.
     fn command(&self, resp: &str) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        stream.write_all(resp.as_bytes()).ok()?;
-        let mut answer = [0u8; 256];
-        let read = stream.read(&mut answer).ok()?;
-        Some(String::from_utf8_lossy(&answer[..read]).into_owned())
+        command(self.port, resp)
     }
+}
+
+/// Sends one command in RESP to the server on loopback `port` and reads the first answer.
+pub(crate) fn command(port: u16, resp: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(resp.as_bytes()).ok()?;
+    let mut answer = [0u8; 256];
+    let read = stream.read(&mut answer).ok()?;
+    Some(String::from_utf8_lossy(&answer[..read]).into_owned())
 }
 
 impl Drop for Redis {

@@ -38,11 +38,13 @@ use openapi::{GROUP_PATH, OpenApi, TOKEN_PATH};
 use rules::{Answer, Call, MAX_MESSAGE_BYTES, RobotState};
 use server::{accept_loop, bind};
 use stream::StreamState;
+use tls::Transport;
 
 pub use cards::FakeCard;
 pub use ding::{FakeDing, FakeOneToOneMessage};
 pub use openapi::{FakeApp, MAX_MSG_PARAM_BYTES};
 pub use stream::{BOT_MESSAGE_TOPIC, BotMessage, SessionReply, StreamAck, StreamOpen};
+pub use tls::FakeTls;
 
 mod cards;
 mod ding;
@@ -50,6 +52,7 @@ mod openapi;
 mod rules;
 mod server;
 mod stream;
+mod tls;
 
 /// Path of the robot API on the fake server.
 const PATH: &str = "/robot/send";
@@ -258,7 +261,13 @@ impl FakeDingTalk {
     /// Starts a server on an ephemeral 127.0.0.1 port serving these robots, recording
     /// every request.
     pub async fn start(robots: Vec<FakeRobot>) -> FakeDingTalk {
-        FakeDingTalk::launch(robots, None)
+        FakeDingTalk::launch(robots, None, None)
+    }
+
+    /// Like [`start`](Self::start), serving HTTPS (and `wss://` on the Stream port) as
+    /// `tls` says: its URLs name `tls.host`.
+    pub async fn start_https(robots: Vec<FakeRobot>, tls: FakeTls) -> FakeDingTalk {
+        FakeDingTalk::launch(robots, None, Some(tls))
     }
 
     /// Starts a server for load: like [`start`](Self::start), but it keeps no request, so
@@ -269,10 +278,14 @@ impl FakeDingTalk {
         robots: Vec<FakeRobot>,
         on_delivered: impl Fn(&Request) + Send + Sync + 'static,
     ) -> FakeDingTalk {
-        FakeDingTalk::launch(robots, Some(Box::new(on_delivered)))
+        FakeDingTalk::launch(robots, Some(Box::new(on_delivered)), None)
     }
 
-    fn launch(robots: Vec<FakeRobot>, on_delivered: Option<OnDelivered>) -> FakeDingTalk {
+    fn launch(
+        robots: Vec<FakeRobot>,
+        on_delivered: Option<OnDelivered>,
+        tls: Option<FakeTls>,
+    ) -> FakeDingTalk {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("bind the fake DingTalk server on 127.0.0.1");
         let addr = listener
@@ -287,8 +300,18 @@ impl FakeDingTalk {
             .into_iter()
             .map(|robot| (robot.token.clone(), RobotState::new(robot)))
             .collect();
+        let transport = Transport::new(tls.as_ref());
+        let host = tls.map_or_else(|| addr.ip().to_string(), |tls| tls.host);
+        let ws_scheme = if transport.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        let ws_origin = format!("{ws_scheme}://{host}:{}", stream_addr.port());
         let shared = Arc::new(Shared {
             addr,
+            host,
+            transport,
             runtime: tokio::runtime::Handle::current(),
             mode: watch::Sender::new(Mode::Normal),
             changed: Notify::new(),
@@ -300,7 +323,7 @@ impl FakeDingTalk {
                 openapi: OpenApi::default(),
                 cards: Cards::default(),
                 dings: Dings::default(),
-                stream: StreamState::new(stream_addr),
+                stream: StreamState::new(ws_origin),
                 requests: Vec::new(),
                 counts: Counts::default(),
                 last_activity: Instant::now(),
@@ -315,14 +338,17 @@ impl FakeDingTalk {
         }
     }
 
-    /// The robot endpoint, `http://127.0.0.1:PORT/robot/send`.
+    /// The robot endpoint, `http://127.0.0.1:PORT/robot/send` (`https://HOST:PORT/...`
+    /// for an HTTPS fake).
     pub fn api_url(&self) -> String {
-        format!("http://{}{PATH}", self.shared.addr)
+        format!("{}{PATH}", self.openapi_url())
     }
 
     /// The OpenAPI's address for application robots, `http://127.0.0.1:PORT`.
     pub fn openapi_url(&self) -> String {
-        format!("http://{}", self.shared.addr)
+        let shared = &self.shared;
+        let scheme = shared.transport.scheme();
+        format!("{scheme}://{}:{}", shared.host, shared.addr.port())
     }
 
     /// Serves an internal application and its robots from now on.
@@ -532,6 +558,10 @@ impl Drop for FakeDingTalk {
 /// State shared by the handle, the accept loop and the connection tasks.
 struct Shared {
     addr: SocketAddr,
+    /// The host name in its URLs.
+    host: String,
+    /// Plain, or behind TLS.
+    transport: Transport,
     runtime: tokio::runtime::Handle,
     mode: watch::Sender<Mode>,
     /// Signalled whenever a request is recorded or answered.

@@ -23,6 +23,7 @@ use super::cards::{CARD_SEND_PATH, CARD_UPDATE_PATH};
 use super::ding::{DING_READ_PATH, DING_SEND_PATH, ONE_TO_ONE_PATH};
 use super::openapi::{self, GROUP_PATH, TOKEN_HEADER};
 use super::rules::{Answer, Call};
+use super::tls::Conn;
 use super::{Mode, POLL_INTERVAL, Request, Shared};
 
 /// Binds a listener with `SO_REUSEADDR` (set by std on Unix) so the port can be re-bound.
@@ -75,7 +76,12 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
         match accepted {
             Ok((stream, _)) => {
                 shared.lock().connections += 1;
-                tokio::spawn(serve_connection(Arc::clone(&shared), stream));
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    if let Some(conn) = shared.transport.accept(stream).await {
+                        serve_connection(shared, conn).await;
+                    }
+                });
             }
             Err(err) => {
                 eprintln!("fake DingTalk: accept failed: {err}");
@@ -86,7 +92,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
 }
 
 /// Serves one (keep-alive) connection until it ends or the fake starts refusing.
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
+async fn serve_connection(shared: Arc<Shared>, stream: Conn) {
     let mut mode = shared.mode.subscribe();
     let service = {
         let shared = Arc::clone(&shared);

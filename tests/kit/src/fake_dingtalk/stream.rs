@@ -33,14 +33,13 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -49,6 +48,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::openapi::{self, check_request};
 use super::rules::{Answer, Call, fail, now_ms};
+use super::tls::Conn;
 use super::{FakeDingTalk, POLL_INTERVAL, Shared, State};
 
 /// Path of the gateway's connection open, on the fake's HTTP port.
@@ -261,8 +261,8 @@ struct Session {
 
 /// Stream mode's part of the fake's state.
 pub(super) struct StreamState {
-    /// Where the WebSocket listens.
-    ws_addr: SocketAddr,
+    /// Where the WebSocket listens: `ws://HOST:PORT` (`wss://` behind TLS).
+    ws_origin: String,
     /// Whether opens are answered HTTP 503.
     refuse_opens: bool,
     opens: Vec<StreamOpen>,
@@ -279,10 +279,10 @@ pub(super) struct StreamState {
 }
 
 impl StreamState {
-    /// No connection yet; the WebSocket listens on `ws_addr`.
-    pub(super) fn new(ws_addr: SocketAddr) -> Self {
+    /// No connection yet; the WebSocket listens at `ws_origin`.
+    pub(super) fn new(ws_origin: String) -> Self {
         StreamState {
-            ws_addr,
+            ws_origin,
             refuse_opens: false,
             opens: Vec::new(),
             tickets: HashMap::new(),
@@ -459,7 +459,7 @@ fn open(state: &mut State, call: &Call) -> Answer {
                 subscriptions: subscriptions.clone(),
             },
         );
-        let endpoint = format!("ws://{}{CONNECT_PATH}", state.stream.ws_addr);
+        let endpoint = format!("{}{CONNECT_PATH}", state.stream.ws_origin);
         Answer::OpenApi(
             StatusCode::OK,
             json!({ "endpoint": endpoint, "ticket": ticket }),
@@ -503,7 +503,12 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((tcp, _)) => {
-                tokio::spawn(serve(Arc::clone(&shared), tcp));
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    if let Some(conn) = shared.transport.accept(tcp).await {
+                        serve(shared, conn).await;
+                    }
+                });
             }
             Err(err) => {
                 eprintln!("fake DingTalk: Stream accept failed: {err}");
@@ -515,7 +520,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 
 /// Serves one WebSocket connection: the handshake takes its ticket, then frames go out
 /// and acks come in until either side ends it.
-async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
+async fn serve(shared: Arc<Shared>, tcp: Conn) {
     let mut ticket = None;
     // The error type is tungstenite's: the refusal is the HTTP response itself.
     #[allow(clippy::result_large_err)]
@@ -577,7 +582,7 @@ enum Next {
 async fn run(
     shared: &Shared,
     number: usize,
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<Conn>,
     inbox: &mut mpsc::UnboundedReceiver<Push>,
 ) {
     // The `disconnect` awaiting its ack, and when to close without it.
@@ -599,7 +604,7 @@ async fn run(
 
 /// Sends what was pushed; a `disconnect` starts `closing`.
 async fn pushed(
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<Conn>,
     push: Option<Push>,
     closing: &mut Option<(String, tokio::time::Instant)>,
 ) -> Next {
@@ -651,7 +656,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 /// Closes the connection with a close frame, still recording what arrives until the
 /// client answers it or [`CLOSE_GRACE`] is over.
-async fn close(shared: &Shared, number: usize, ws: &mut WebSocketStream<TcpStream>) {
+async fn close(shared: &Shared, number: usize, ws: &mut WebSocketStream<Conn>) {
     if ws.close(None).await.is_err() {
         return;
     }
@@ -689,6 +694,12 @@ impl FakeDingTalk {
     /// can watch a client retry.
     pub fn refuse_stream_opens(&self, refuse: bool) {
         self.shared.lock().stream.refuse_opens = refuse;
+    }
+
+    /// Where the Stream WebSocket listens: `ws://HOST:PORT`, or `wss://` for an HTTPS
+    /// fake.
+    pub fn stream_origin(&self) -> String {
+        self.shared.lock().stream.ws_origin.clone()
     }
 
     /// How many Stream connections (WebSockets) are open now.
