@@ -429,3 +429,54 @@ async fn a_migration_killed_halfway_leaves_a_file_the_next_start_migrates_and_de
         )
         .await;
 }
+
+#[tokio::test]
+async fn a_state_file_of_a_newer_release_stops_the_start_and_is_left_as_it_was() {
+    let dingtalk = fixture_dingtalk().await;
+    let dir = testkit::temp_dir("newer-format");
+    std::fs::create_dir_all(dir.join("data/queue")).unwrap();
+    std::fs::write(dir.join("config.yaml"), fixture_config(&dingtalk)).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE_DIR);
+    let queue = dir.join("data/queue/queue.redb");
+    std::fs::copy(fixture.join("queue.redb"), &queue).unwrap();
+    {
+        let database = redb::Database::create(&queue).unwrap();
+        let txn = database.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("format"))
+            .unwrap()
+            .insert("version", b"2".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(&queue).unwrap();
+
+    let output = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || {
+            testkit::run_command(
+                BINARY,
+                &dir,
+                &["--config", "config.yaml", "--listen", "127.0.0.1:0"],
+                &[],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!output.success, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("format version 2 is newer than this release reads (up to 1)"),
+        "{}",
+        output.stderr
+    );
+    assert!(std::fs::read(&queue).unwrap() == before, "the file changed");
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("data/queue"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["queue.redb"], "nothing moved aside or added");
+    let _ = std::fs::remove_dir_all(&dir);
+}
