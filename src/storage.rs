@@ -9,7 +9,7 @@
 //! release's version; an older one is migrated — each step of [`Format::migrations`], then
 //! the new version — in that same transaction, so a crash at any point leaves either the
 //! old file or the migrated one, and the next start migrates again if need be. A file
-//! without table `format` is version 0: every release up to issue 25 wrote that, back to
+//! without table `format` is version 0: every release before issue 25 wrote that, back to
 //! commit 313bcee, whose queue `tests/integration/upgrade.rs` still delivers. A newer file
 //! that was not closed cleanly cannot be read without redb's repair, which writes; it is
 //! repaired, then refused by [`settle`].
