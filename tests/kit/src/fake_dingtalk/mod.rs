@@ -302,11 +302,7 @@ impl FakeDingTalk {
             .collect();
         let transport = Transport::new(tls.as_ref());
         let host = tls.map_or_else(|| addr.ip().to_string(), |tls| tls.host);
-        let ws_scheme = if transport.scheme() == "https" {
-            "wss"
-        } else {
-            "ws"
-        };
+        let ws_scheme = transport.websocket_scheme();
         let ws_origin = format!("{ws_scheme}://{host}:{}", stream_addr.port());
         let shared = Arc::new(Shared {
             addr,
@@ -344,7 +340,8 @@ impl FakeDingTalk {
         format!("{}{PATH}", self.openapi_url())
     }
 
-    /// The OpenAPI's address for application robots, `http://127.0.0.1:PORT`.
+    /// The OpenAPI's address for application robots, `http://127.0.0.1:PORT`
+    /// (`https://HOST:PORT` for an HTTPS fake).
     pub fn openapi_url(&self) -> String {
         let shared = &self.shared;
         let scheme = shared.transport.scheme();

@@ -61,6 +61,14 @@ impl Transport {
         }
     }
 
+    /// `ws` or `wss`.
+    pub(super) fn websocket_scheme(&self) -> &'static str {
+        match self {
+            Transport::Plain => "ws",
+            Transport::Tls(_) => "wss",
+        }
+    }
+
     /// `tcp` as served: `None` when the TLS handshake failed.
     pub(super) async fn accept(&self, tcp: TcpStream) -> Option<Conn> {
         match self {
