@@ -55,7 +55,7 @@ pub struct MessageLabels {
 pub struct ErrorLabels {
     /// Robot name.
     pub robot: String,
-    /// DingTalk's errcode, or `http_NNN`, `network`, `bad_answer`.
+    /// DingTalk's errcode, or `http_NNN`, `network`, `proxy`, `bad_answer`.
     pub errcode: String,
 }
 
