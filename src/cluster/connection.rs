@@ -35,7 +35,7 @@ impl Target {
             return redis::Client::open(config.redis_url.expose()).map(Target::Direct);
         };
         // The master's credentials, database and TLS come from redis_url; its address
-        // from the Sentinels, reached in the same scheme.
+        // from the Sentinels, reached in the same scheme, with their own password.
         let info = config.redis_url.expose().into_connection_info()?;
         let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
         let mut node = SentinelNodeConnectionInfo::default()
@@ -44,11 +44,21 @@ impl Target {
             node = node.set_tls_mode(TlsMode::Secure);
         }
         let scheme = if tls { "rediss" } else { "redis" };
-        let addresses: Vec<String> = sentinel
-            .addresses
-            .iter()
-            .map(|address| format!("{scheme}://{address}"))
-            .collect();
+        let mut addresses = Vec::with_capacity(sentinel.addresses.len());
+        for address in &sentinel.addresses {
+            let mut url = url::Url::parse(&format!("{scheme}://{address}")).map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "invalid Sentinel address",
+                    e.to_string(),
+                ))
+            })?;
+            if let Some(password) = &sentinel.password {
+                // Cannot fail: the URL has a host.
+                let _ = url.set_password(Some(password.expose()));
+            }
+            addresses.push(url);
+        }
         let client = SentinelClient::build(
             addresses,
             &sentinel.master_name,

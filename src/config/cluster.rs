@@ -12,7 +12,7 @@ use url::Url;
 use super::Path;
 use super::checker::Checker;
 use super::raw::{RawCluster, RawSentinel};
-use crate::dingtalk::Robot;
+use crate::dingtalk::{Robot, Secret};
 
 /// The key prefix when `cluster.key_prefix` is not given.
 pub const DEFAULT_KEY_PREFIX: &str = "alertmanager-dingtalk";
@@ -42,6 +42,8 @@ pub struct SentinelConfig {
     pub master_name: String,
     /// The Sentinels, as `host:port`.
     pub addresses: Vec<String>,
+    /// The password the Sentinels require (their `requirepass`), if any.
+    pub password: Option<Secret>,
 }
 
 /// A `redis://` or `rediss://` URL, shown without its password.
@@ -165,11 +167,16 @@ impl Checker {
                 addresses_ok = false;
             }
         }
+        let given = (raw.password, raw.password_file);
+        let password = self
+            .inline_or_file(at, "cluster.sentinel", "password", given)
+            .map(|(_, password)| Secret::new(password));
         let master_name = master_name?;
         let addresses = raw.addresses;
         (addresses_ok && !addresses.is_empty()).then_some(SentinelConfig {
             master_name,
             addresses,
+            password,
         })
     }
 

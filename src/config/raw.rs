@@ -5,7 +5,8 @@
 //! rejected by serde: [`is_unknown`] finds each key of the file no type takes, so that
 //! every one is reported with its location. The keys a type takes are those serde's
 //! derive gives it (asked of it by [`fields`]); which type takes the mapping at a path is
-//! [`known_keys`], which must follow the nesting of the types below.
+//! [`known_keys`], which must follow the nesting of the types below. (Over 400 lines: every
+//! raw type is here, so that `known_keys` names them all in one place.)
 
 use std::collections::BTreeMap;
 
@@ -128,6 +129,8 @@ pub(super) struct RawCluster {
 pub(super) struct RawSentinel {
     pub master_name: Option<String>,
     pub addresses: Vec<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
 }
 
 /// `alertmanager:`
@@ -341,6 +344,7 @@ fn known_keys(path: &[Segment]) -> Option<&'static [&'static str]> {
         "dingtalk" => fields::<RawDingTalk>(),
         "delivery" => fields::<RawDelivery>(),
         "cluster" => fields::<RawCluster>(),
+        "cluster.sentinel" => fields::<RawSentinel>(),
         "sources" => fields::<RawSources>(),
         "sources.grafana" => fields::<RawGrafana>(),
         "sources.hertzbeat" => fields::<RawHertzBeat>(),

@@ -916,6 +916,23 @@ fn sentinels_name_the_master_and_mistakes_are_reported_with_their_lines() {
     let sentinel = config.cluster.unwrap().sentinel.unwrap();
     assert_eq!(sentinel.master_name, "mymaster");
     assert_eq!(sentinel.addresses, ["sentinel-0:26379", "10.0.0.7:26379"]);
+    assert!(sentinel.password.is_none());
+
+    let dir = TempDir::new();
+    dir.write("sentinel-password", "sentinel-s3cret\n");
+    let file = dir.write(
+        "config.yaml",
+        &format!(
+            "{MINIMAL}cluster:\n  redis_url: \"redis://mymaster/0\"\n  sentinel:\n    master_name: mymaster\n    addresses: [\"sentinel-0:26379\"]\n    password_file: sentinel-password\n"
+        ),
+    );
+    let config = load_with_env(&file, environment).unwrap();
+    let sentinel = config.cluster.unwrap().sentinel.unwrap();
+    assert_eq!(
+        sentinel.password.as_ref().unwrap().expose(),
+        "sentinel-s3cret"
+    );
+    assert!(!format!("{sentinel:?}").contains("s3cret"));
 
     check_errors(
         &format!(
@@ -932,5 +949,11 @@ fn sentinels_name_the_master_and_mistakes_are_reported_with_their_lines() {
             "{MINIMAL}cluster:\n  redis_url: \"redis://mymaster/0\"\n  sentinel:\n    master_name: mymaster\n"
         ),
         &[(9, "needs `addresses`")],
+    );
+    check_errors(
+        &format!(
+            "{MINIMAL}cluster:\n  redis_url: \"redis://mymaster/0\"\n  sentinel:\n    master_name: mymaster\n    addresses: [\"s:26379\"]\n    passwd: x\n"
+        ),
+        &[(12, "passwd")],
     );
 }

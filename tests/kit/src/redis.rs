@@ -181,10 +181,23 @@ impl Redis {
 
 /// Sends one command in RESP to the server on loopback `port` and reads the first answer.
 pub(crate) fn command(port: u16, resp: &str) -> Option<String> {
+    command_as(port, None, resp)
+}
+
+/// Like [`command`], after `AUTH` with `password` when one is given.
+pub(crate) fn command_as(port: u16, password: Option<&str>, resp: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    stream.write_all(resp.as_bytes()).ok()?;
     let mut answer = [0u8; 256];
+    if let Some(password) = password {
+        let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len());
+        stream.write_all(auth.as_bytes()).ok()?;
+        let read = stream.read(&mut answer).ok()?;
+        if !answer[..read].starts_with(b"+OK") {
+            return None;
+        }
+    }
+    stream.write_all(resp.as_bytes()).ok()?;
     let read = stream.read(&mut answer).ok()?;
     Some(String::from_utf8_lossy(&answer[..read]).into_owned())
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::daemon::installed;
-use crate::redis::command;
+use crate::redis::command_as;
 use crate::scratch::{free_port, temp_dir};
 
 /// The name the Sentinels know the master by.
@@ -16,14 +16,16 @@ pub const MASTER_NAME: &str = "mymaster";
 /// Sentinels the test controls; killed, their directories removed, when dropped.
 pub struct Sentinels {
     sentinels: Vec<(Child, PathBuf, u16)>,
+    /// What they require of clients and of each other, if anything.
+    password: Option<String>,
 }
 
 impl Sentinels {
     /// Starts `count` Sentinels (`redis-sentinel`, or `$REDIS_SENTINEL`) watching the
     /// master on loopback port `master` as [`MASTER_NAME`], with a quorum of a majority;
-    /// they take a master that answered nothing for a second as down. Waits until each
-    /// names the master.
-    pub fn start(master: u16, count: usize) -> Sentinels {
+    /// they take a master that answered nothing for a second as down, and require
+    /// `password` (`requirepass`) if one is given. Waits until each names the master.
+    pub fn start(master: u16, count: usize, password: Option<&str>) -> Sentinels {
         let bin = installed(
             "REDIS_SENTINEL",
             "/usr/bin/redis-sentinel",
@@ -35,7 +37,7 @@ impl Sentinels {
                 let dir = temp_dir("sentinel");
                 let port = free_port();
                 // Sentinel rewrites its config file: it must be its own and writable.
-                let config = format!(
+                let mut config = format!(
                     "port {port}\nbind 127.0.0.1\ndir {dir}\n\
                      sentinel monitor {MASTER_NAME} 127.0.0.1 {master} {quorum}\n\
                      sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
@@ -43,6 +45,9 @@ impl Sentinels {
                      sentinel parallel-syncs {MASTER_NAME} 1\n",
                     dir = dir.display()
                 );
+                if let Some(password) = password {
+                    config.push_str(&format!("requirepass {password}\n"));
+                }
                 fs::write(dir.join("sentinel.conf"), config).expect("write sentinel.conf");
                 let log = File::create(dir.join("sentinel.log")).expect("sentinel log file");
                 let child = Command::new(&bin)
@@ -56,7 +61,10 @@ impl Sentinels {
                 (child, dir, port)
             })
             .collect();
-        let sentinels = Sentinels { sentinels };
+        let sentinels = Sentinels {
+            sentinels,
+            password: password.map(str::to_owned),
+        };
         sentinels.wait_for_master(master, Duration::from_secs(10));
         sentinels
     }
@@ -75,7 +83,7 @@ impl Sentinels {
             "*3\r\n$8\r\nSENTINEL\r\n$23\r\nget-master-addr-by-name\r\n${}\r\n{MASTER_NAME}\r\n",
             MASTER_NAME.len()
         );
-        let answer = command(self.sentinels[index].2, &resp)?;
+        let answer = command_as(self.sentinels[index].2, self.password.as_deref(), &resp)?;
         // *2 $9 127.0.0.1 $N PORT
         answer.lines().nth(4)?.trim().parse().ok()
     }
