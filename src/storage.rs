@@ -146,9 +146,13 @@ fn parse_version(recorded: &[u8]) -> Option<u64> {
     std::str::from_utf8(recorded).ok()?.parse().ok()
 }
 
-/// Opens or creates `path` for writing, settles its format and creates `tables`, in one
-/// transaction. Errors name nothing but what went wrong; the caller names the file.
+/// Opens or creates `path` (and its directory) for writing, settles its format and creates
+/// `tables`, in one transaction. Errors name nothing but what went wrong; the caller names
+/// the file.
 pub fn open(path: &Path, format: &Format, tables: &[Table]) -> Result<Database, FormatError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(redb::Error::Io)?;
+    }
     refuse_newer(path, format)?;
     let database = Database::create(path).map_err(redb::Error::from)?;
     let txn = database.begin_write().map_err(redb::Error::from)?;

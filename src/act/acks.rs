@@ -79,7 +79,6 @@ impl Acks {
 
     /// Acknowledgements kept in `dir/state.redb` too, read whole now (at start).
     pub fn open(dir: &Path) -> Result<Self, AckError> {
-        std::fs::create_dir_all(dir).map_err(|e| AckError(format!("{}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
         let fail = |e: &dyn std::fmt::Display| AckError(format!("{}: {e}", path.display()));
         let database = storage::open(&path, &FORMAT, &[ACKS]).map_err(|e| fail(&e))?;

@@ -57,7 +57,6 @@ impl Store {
 
     /// Fields kept in `dir/escalations.redb` too, read whole now (at start).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
         let fail = |e: &dyn std::fmt::Display| StoreError(format!("{}: {e}", path.display()));
         let database = storage::open(&path, &FORMAT, &[FIELDS]).map_err(|e| fail(&e))?;

@@ -122,7 +122,6 @@ impl Cards {
     pub fn open(dir: &Path) -> Result<Self, String> {
         let path = dir.join(FILE_NAME);
         let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
         let tables = [CARDS, SOURCES].map(TableDefinition::new);
         let database = storage::open(&path, &FORMAT, &tables).map_err(|e| fail(&e))?;
         let database = Arc::new(database);
