@@ -12,10 +12,11 @@ use jiff::civil::Weekday;
 use crate::webhook;
 
 /// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
+/// A fresh directory under the system temp dir, removed when dropped.
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "alertmanager-dingtalk-unit-{}-{}",
@@ -24,6 +25,10 @@ impl TempDir {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {

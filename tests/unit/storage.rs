@@ -2,8 +2,7 @@
 //! transaction and read, a newer one is refused with both versions named and left exactly
 //! as it was, by every file the bridge keeps.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use alertmanager_dingtalk::act::Acks;
 use alertmanager_dingtalk::deliver::cards::Cards;
@@ -12,34 +11,14 @@ use alertmanager_dingtalk::queue::{DurableStore, Store};
 use alertmanager_dingtalk::storage::{self, Format, FormatError};
 use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 
+use crate::config::TempDir;
+
 /// The format record, as the files hold it.
 const FORMAT: TableDefinition<&str, &[u8]> = TableDefinition::new("format");
 const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
 
 /// The queue file release 313bcee left: three messages pending for `ops`, one dead letter.
 const OLD_QUEUE: &[u8] = include_bytes!("../data/queue-313bcee/queue.redb");
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "am-dingtalk-storage-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The version `path` records; `None` without the record.
 fn version(path: &Path) -> Option<u64> {
@@ -77,12 +56,12 @@ fn listing(dir: &Path) -> Vec<String> {
 
 #[test]
 fn the_queue_313bcee_wrote_is_migrated_once_and_read() {
-    let dir = TempDir::new("old-queue");
-    let file = dir.0.join("queue.redb");
+    let dir = TempDir::new();
+    let file = dir.path().join("queue.redb");
     std::fs::write(&file, OLD_QUEUE).unwrap();
     assert_eq!(version(&file), None, "the fixture has no format record");
 
-    let (store, recovery) = DurableStore::open(&dir.0).unwrap();
+    let (store, recovery) = DurableStore::open(dir.path()).unwrap();
     assert!(recovery.is_none());
     let pending = store.oldest("ops", 10).unwrap();
     let names: Vec<&str> = pending
@@ -103,19 +82,19 @@ fn the_queue_313bcee_wrote_is_migrated_once_and_read() {
     assert_eq!(json["summary"]["group_key"], "", "{json}");
     drop((table, txn, database));
 
-    let (store, _) = DurableStore::open(&dir.0).unwrap();
+    let (store, _) = DurableStore::open(dir.path()).unwrap();
     assert_eq!(store.oldest("ops", 10).unwrap(), pending);
 }
 
 #[test]
 fn a_new_file_records_this_releases_version() {
-    let dir = TempDir::new("new");
-    drop(DurableStore::open(&dir.0).unwrap());
-    drop(Acks::open(&dir.0).unwrap());
-    drop(Cards::open(&dir.0).unwrap());
-    drop(escalate::Store::open(&dir.0).unwrap());
+    let dir = TempDir::new();
+    drop(DurableStore::open(dir.path()).unwrap());
+    drop(Acks::open(dir.path()).unwrap());
+    drop(Cards::open(dir.path()).unwrap());
+    drop(escalate::Store::open(dir.path()).unwrap());
     for name in ["queue.redb", "state.redb", "cards.redb", "escalations.redb"] {
-        assert_eq!(version(&dir.0.join(name)), Some(1), "{name}");
+        assert_eq!(version(&dir.path().join(name)), Some(1), "{name}");
     }
 }
 
@@ -137,19 +116,23 @@ fn open_all(dir: &Path) -> Vec<(&'static str, Option<String>)> {
 
 #[test]
 fn a_file_a_newer_release_wrote_is_refused_naming_both_versions_and_left_as_it_was() {
-    let dir = TempDir::new("newer");
-    assert!(open_all(&dir.0).iter().all(|(_, error)| error.is_none()));
+    let dir = TempDir::new();
+    assert!(
+        open_all(dir.path())
+            .iter()
+            .all(|(_, error)| error.is_none())
+    );
     let names = ["queue.redb", "state.redb", "cards.redb", "escalations.redb"];
     for name in names {
-        set_version(&dir.0.join(name), 7);
+        set_version(&dir.path().join(name), 7);
     }
     let before: Vec<Vec<u8>> = names
         .iter()
-        .map(|name| std::fs::read(dir.0.join(name)).unwrap())
+        .map(|name| std::fs::read(dir.path().join(name)).unwrap())
         .collect();
-    let listed = listing(&dir.0);
+    let listed = listing(dir.path());
 
-    for (name, error) in open_all(&dir.0) {
+    for (name, error) in open_all(dir.path()) {
         let error = error.unwrap_or_else(|| panic!("{name} was opened"));
         assert!(error.contains(name), "{error}");
         assert!(
@@ -159,11 +142,11 @@ fn a_file_a_newer_release_wrote_is_refused_naming_both_versions_and_left_as_it_w
     }
     for (name, bytes) in names.iter().zip(&before) {
         assert!(
-            std::fs::read(dir.0.join(name)).unwrap() == *bytes,
+            std::fs::read(dir.path().join(name)).unwrap() == *bytes,
             "{name} changed"
         );
     }
-    assert_eq!(listing(&dir.0), listed, "nothing moved aside or added");
+    assert_eq!(listing(dir.path()), listed, "nothing moved aside or added");
 }
 
 fn fails_halfway(txn: &WriteTransaction) -> Result<(), redb::Error> {
@@ -174,8 +157,8 @@ fn fails_halfway(txn: &WriteTransaction) -> Result<(), redb::Error> {
 
 #[test]
 fn a_migration_that_fails_leaves_the_older_file_as_it_was() {
-    let dir = TempDir::new("halfway");
-    let file = dir.0.join("queue.redb");
+    let dir = TempDir::new();
+    let file = dir.path().join("queue.redb");
     std::fs::write(&file, OLD_QUEUE).unwrap();
     let format = Format {
         version: 1,
@@ -194,6 +177,6 @@ fn a_migration_that_fails_leaves_the_older_file_as_it_was() {
     let table = txn.open_table(PENDING).unwrap();
     assert!(table.get(("ops", 999)).unwrap().is_none());
     drop((table, txn, database));
-    let (store, _) = DurableStore::open(&dir.0).unwrap();
+    let (store, _) = DurableStore::open(dir.path()).unwrap();
     assert_eq!(store.oldest("ops", 10).unwrap().len(), 3);
 }
