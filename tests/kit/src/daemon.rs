@@ -149,3 +149,19 @@ pub fn installed(env_var: &str, default: &str, package: &str) -> PathBuf {
     );
     bin
 }
+
+/// Polls `ready` every 20 ms until it holds or `timeout` passes; whether it held. For the
+/// servers started without [`Daemon`] (Redis, its Sentinels, the proxy), from a test's
+/// own thread.
+pub(crate) fn poll_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -7,9 +7,9 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::daemon::installed;
+use crate::daemon::{installed, poll_until};
 use crate::scratch::{free_port, temp_dir};
 
 /// A Redis server the test controls; killed, its directory removed, when dropped.
@@ -110,16 +110,12 @@ impl Redis {
             .spawn()
             .expect("spawn redis-server");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers_ping() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING on port {}:\n{}",
-                self.port,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            poll_until(Duration::from_secs(10), || self.answers_ping()),
+            "redis-server did not answer PING on port {}:\n{}",
+            self.port,
+            self.log()
+        );
     }
 
     /// Makes the server answer nothing for `duration` (`DEBUG SLEEP`), as a Redis stuck
@@ -141,20 +137,17 @@ impl Redis {
 
     /// Waits until this replica has synchronised with its master (`master_link_status:up`).
     pub fn wait_in_sync(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
         let info = "*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n";
-        while !self
-            .command(info)
-            .is_some_and(|answer| answer.contains("master_link_status:up"))
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the replica on {} did not synchronise:\n{}",
-                self.port,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let in_sync = || {
+            self.command(info)
+                .is_some_and(|answer| answer.contains("master_link_status:up"))
+        };
+        assert!(
+            poll_until(Duration::from_secs(10), in_sync),
+            "the replica on {} did not synchronise:\n{}",
+            self.port,
+            self.log()
+        );
     }
 
     /// How many keys Redis holds (`DBSIZE`), 0 when it cannot be asked.

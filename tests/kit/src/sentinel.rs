@@ -4,9 +4,9 @@
 use std::fs::{self, File};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::daemon::installed;
+use crate::daemon::{installed, poll_until};
 use crate::redis::command_as;
 use crate::scratch::{free_port, temp_dir};
 
@@ -91,15 +91,12 @@ impl Sentinels {
     /// Waits until every Sentinel names the master on `port`; panics with their logs
     /// after `timeout`.
     pub fn wait_for_master(&self, port: u16, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while (0..self.sentinels.len()).any(|i| self.master_port(i) != Some(port)) {
-            assert!(
-                Instant::now() < deadline,
-                "the Sentinels do not name the master on {port}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let named = || (0..self.sentinels.len()).all(|i| self.master_port(i) == Some(port));
+        assert!(
+            poll_until(timeout, named),
+            "the Sentinels do not name the master on {port}:\n{}",
+            self.log()
+        );
     }
 
     /// What they logged, for assertion messages.

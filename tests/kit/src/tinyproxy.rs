@@ -5,9 +5,9 @@ use std::fs;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::daemon::installed;
+use crate::daemon::{installed, poll_until};
 use crate::scratch::{free_port, temp_dir};
 
 /// The user name the proxy takes.
@@ -46,15 +46,12 @@ impl Tinyproxy {
             .spawn()
             .expect("spawn tinyproxy");
         let proxy = Tinyproxy { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tinyproxy did not listen on {port}:\n{}",
-                proxy.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let listening = || TcpStream::connect(("127.0.0.1", port)).is_ok();
+        assert!(
+            poll_until(Duration::from_secs(10), listening),
+            "tinyproxy did not listen on {port}:\n{}",
+            proxy.log()
+        );
         proxy
     }
 
